@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs what perceptd needs on Debian 12 and fetches the test fixtures.
+# Idempotent: each step checks first and is skipped when its result is already there, so a
+# second run takes a second or two.
+#
+#   scripts/setup.sh            install what is missing, say what was done
+#   scripts/setup.sh --quiet    the same, silent when nothing was missing
+#
+# Environment:
+#   ONNXRUNTIME_NODE_INSTALL   passed to onnxruntime-node's install script. Default "skip":
+#                              its CUDA/TensorRT provider libraries are not on the npm
+#                              registry. A GPU host sets ONNXRUNTIME_NODE_INSTALL=cuda12.
+#   PERCEPTD_SKIP_APT=1        do not touch Debian packages (non-root developer machines).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+quiet=0
+[[ "${1:-}" == "--quiet" ]] && quiet=1
+say() { [[ $quiet == 1 ]] || echo "setup: $*"; }
+note() { echo "setup: $*" >&2; }
+
+# GStreamer (runtime, plugins incl. libav for AVI/H.264, headers for the native binding),
+# the ONNX checker used by the tests, and the toolchain node-gyp needs.
+APT_PACKAGES=(
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-libav libgstreamer1.0-dev
+  libgstreamer-plugins-base1.0-dev pkg-config g++ make python3 python3-onnx python3-numpy
+)
+
+missing_apt=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing_apt+=("$pkg")
+done
+if ((${#missing_apt[@]})); then
+  if [[ "${PERCEPTD_SKIP_APT:-0}" == 1 ]]; then
+    note "missing Debian packages (PERCEPTD_SKIP_APT=1, not installing): ${missing_apt[*]}"
+  elif [[ $(id -u) -ne 0 ]]; then
+    note "missing Debian packages: ${missing_apt[*]}; run as root or: sudo apt-get install ${missing_apt[*]}"
+    exit 1
+  else
+    note "installing Debian packages: ${missing_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing_apt[@]}" >/dev/null
+  fi
+fi
+
+# npm dependencies. The lock file's hash is remembered so an unchanged tree is not reinstalled.
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+stamp=node_modules/.perceptd-lock-sha256
+if [[ ! -f $stamp || "$(cat "$stamp")" != "$lock_hash" || ! -d node_modules/onnxruntime-node ]]; then
+  note "installing npm dependencies (npm ci)"
+  ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}" npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_hash" >"$stamp"
+fi
+
+# Test fixture: vtest.avi, a 768x576 pedestrian clip shipped in Debian's opencv-doc package.
+# Only the one file is extracted; the .deb is removed afterwards.
+fixtures=.cache/fixtures
+if [[ ! -s $fixtures/vtest.avi ]]; then
+  note "fetching vtest.avi from Debian's opencv-doc package"
+  mkdir -p "$fixtures"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && apt-get download opencv-doc >/dev/null 2>&1) || {
+    # apt-get download needs fresh package lists on a new machine.
+    apt-get update -qq && (cd "$tmp" && apt-get download opencv-doc >/dev/null 2>&1)
+  }
+  dpkg-deb --fsys-tarfile "$tmp"/opencv-doc_*.deb |
+    tar -x -C "$tmp" ./usr/share/doc/opencv-doc/examples/data/vtest.avi
+  mv "$tmp/usr/share/doc/opencv-doc/examples/data/vtest.avi" "$fixtures/vtest.avi.tmp"
+  mv "$fixtures/vtest.avi.tmp" "$fixtures/vtest.avi"
+fi
+
+say "ready (node $(node --version), gstreamer $(gst-launch-1.0 --version 2>/dev/null | sed -n 's/.*version //p' | head -1))"
