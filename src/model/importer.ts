@@ -65,7 +65,10 @@ export const IMPORTS: ImportSpec[] = [
     license: "Apache-2.0",
     upstream: "https://github.com/RangiLyu/nanodet",
     layout: "NCHW",
-    normalisation: { mean: [0, 0, 0], std: [255, 255, 255], colorOrder: "rgb" },
+    // NanoDet's own training pipeline: BGR planes, ImageNet mean/std in 0..255 units (given
+    // per colour here). The experiment confirms it gives the most confident people;
+    // @vladmandic/human feeds RGB / 255, which also works but with lower scores.
+    normalisation: { mean: [123.675, 116.28, 103.53], std: [58.395, 57.12, 57.375], colorOrder: "bgr" },
     resize: "stretch",
     decoder: {
       kind: "nanodet-gfl",
@@ -89,6 +92,7 @@ export const IMPORTS: ImportSpec[] = [
     license: "unspecified upstream (see models/README.md)",
     upstream: "https://github.com/610265158/mobilenetv3_centernet",
     layout: "NHWC",
+    // raw 0..255 RGB, as @vladmandic/human feeds it; every scaled candidate finds nobody
     normalisation: { mean: [0, 0, 0], std: [1, 1, 1], colorOrder: "rgb" },
     resize: "stretch",
     decoder: { kind: "centernet-heads", outputs: { heatmap: "tower_0/keypoints", wh: "tower_0/wh" } },

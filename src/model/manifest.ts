@@ -18,7 +18,7 @@ const dims = z.array(z.number().int().positive());
 
 const normalization = z
   .object({
-    mean: z.tuple([z.number(), z.number(), z.number()]).describe("per channel, in input channel order"),
+    mean: z.tuple([z.number(), z.number(), z.number()]).describe("per colour (r, g, b), whatever the channel order"),
     std: z.tuple([z.number(), z.number(), z.number()]),
   })
   .strict();

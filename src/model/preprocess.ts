@@ -8,7 +8,7 @@ import { dtypeToOnnx } from "./onnx/serialize.ts";
 import { floatTensor, int64Tensor } from "./onnx/tensor.ts";
 
 export interface InputNormalisation {
-  /** per channel, in the order the original graph expects */
+  /** per colour (r, g, b), whatever order the graph wants its channels in */
   mean: [number, number, number];
   std: [number, number, number];
   /** channel order the original graph expects */
@@ -39,10 +39,6 @@ export function bakePreprocessing(src: OnnxGraph, layout: "NCHW" | "NHWC", norm:
     t = out;
   };
   add("Cast", [t], { to: attr.int(dtypeToOnnx("float32")) });
-  if (norm.colorOrder === "bgr") {
-    g.initializers.set("preprocess/bgr_index", int64Tensor([3], [2, 1, 0]));
-    add("Gather", [t, "preprocess/bgr_index"], { axis: attr.int(3) });
-  }
   if (norm.mean.some((m) => m !== 0)) {
     g.initializers.set("preprocess/mean", floatTensor([3], norm.mean));
     add("Sub", [t, "preprocess/mean"]);
@@ -50,6 +46,10 @@ export function bakePreprocessing(src: OnnxGraph, layout: "NCHW" | "NHWC", norm:
   if (norm.std.some((s) => s !== 1)) {
     g.initializers.set("preprocess/inv_std", floatTensor([3], norm.std.map((s) => 1 / s)));
     add("Mul", [t, "preprocess/inv_std"]);
+  }
+  if (norm.colorOrder === "bgr") {
+    g.initializers.set("preprocess/bgr_index", int64Tensor([3], [2, 1, 0]));
+    add("Gather", [t, "preprocess/bgr_index"], { axis: attr.int(3) });
   }
   if (layout === "NCHW") add("Transpose", [t], { perm: attr.ints([0, 3, 1, 2]) });
   // the original input tensor is now produced by the preprocessing chain

@@ -1,0 +1,413 @@
+// `perceptd detect <image|video>`: the detector run offline on one file, for checking a
+// model on real footage and for scripts (--json). Images are decoded in JS; everything
+// that is not a JPEG/PNG goes to GStreamer, so any container it can play works.
+import { open, stat } from "node:fs/promises";
+import { dirname, extname } from "node:path";
+import type { Command } from "commander";
+import * as ort from "onnxruntime-node";
+import { Detector } from "../../infer/detector.ts";
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from "../../infer/session.ts";
+import type { Detection } from "../../infer/types.ts";
+import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
+import { readImageFile, writePng } from "../../ingest/image-file.ts";
+import type { RgbImage } from "../../ingest/rgb-image.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../model/manifest.ts";
+import { drawDetections } from "../annotate.ts";
+
+// ---------------------------------------------------------------------------------------
+// --frames
+
+interface FrameRange {
+  first: number;
+  /** Inclusive; Infinity for an open range ("10-"). */
+  last: number;
+  step: number;
+}
+
+export interface FrameSelection {
+  spec: string;
+  ranges: readonly FrameRange[];
+  /** Highest selectable index; Infinity when a range is open, so the video is read to its end. */
+  last: number;
+  has(index: number): boolean;
+}
+
+const FRAME_ITEM = /^(\d+)(?:-(\d*)(?::(\d+))?)?$/;
+
+/**
+ * Parses N, A-B (inclusive), A-B:S (every S-th frame from A up to B), A- and A-:S (to the
+ * end), comma-separated: "0-40:10" is 0, 10, 20, 30, 40. Frame numbers count from 0.
+ */
+export function parseFrameSpec(spec: string): FrameSelection {
+  const bad = (why: string): Error => new Error(`bad --frames spec ${JSON.stringify(spec)}: ${why}`);
+  const items = spec.split(",").map((s) => s.trim());
+  const ranges: FrameRange[] = [];
+  for (const item of items) {
+    if (item === "") throw bad("empty item; expected e.g. 5, 0-40, 0-40:10 or 100-");
+    const m = FRAME_ITEM.exec(item);
+    if (m === null) {
+      throw bad(`${JSON.stringify(item)} is not N, A-B, A-B:STEP or A- (frame numbers are integers from 0)`);
+    }
+    const first = Number(m[1]);
+    const isRange = item.includes("-");
+    const last = !isRange ? first : m[2] === "" ? Number.POSITIVE_INFINITY : Number(m[2]);
+    const step = m[3] === undefined ? 1 : Number(m[3]);
+    if (!Number.isSafeInteger(first) || (Number.isFinite(last) && !Number.isSafeInteger(last))) {
+      throw bad(`${JSON.stringify(item)}: frame number too large`);
+    }
+    if (last < first) throw bad(`${JSON.stringify(item)}: range ends before it starts`);
+    if (!Number.isSafeInteger(step) || step < 1) throw bad(`${JSON.stringify(item)}: step must be at least 1`);
+    ranges.push({ first, last, step });
+  }
+  return {
+    spec,
+    ranges,
+    last: Math.max(...ranges.map((r) => r.last)),
+    has: (i) => ranges.some((r) => i >= r.first && i <= r.last && (i - r.first) % r.step === 0),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Other option values
+
+interface DetectFlags {
+  model?: string;
+  manifest?: string;
+  json?: boolean;
+  out?: string;
+  scoreThreshold?: string;
+  classes?: string;
+  frames?: string;
+  providers: string;
+}
+
+interface DetectSettings {
+  input: string;
+  modelName?: string;
+  manifestPath: string;
+  json: boolean;
+  out?: string;
+  scoreThreshold?: number;
+  classes?: string[];
+  frames?: FrameSelection;
+  providers: ExecutionProvider[];
+}
+
+// Number() alone accepts "", " ", "0x1" and "Infinity"; a threshold is a plain decimal.
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+function parseScoreThreshold(text: string): number {
+  const v = DECIMAL.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+  if (!(v >= 0 && v <= 1)) {
+    throw new Error(`--score-threshold must be a number in [0, 1], got ${JSON.stringify(text)}`);
+  }
+  return v;
+}
+
+function parseList(flag: string, text: string): string[] {
+  const items = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (items.length === 0) throw new Error(`${flag} needs a comma-separated list, got ${JSON.stringify(text)}`);
+  return items;
+}
+
+function parseProviders(text: string): ExecutionProvider[] {
+  const known: readonly string[] = EXECUTION_PROVIDERS;
+  return parseList("--providers", text).map((p) => {
+    if (!known.includes(p)) {
+      throw new Error(`--providers: unknown execution provider ${JSON.stringify(p)}; known: ${known.join(", ")}`);
+    }
+    return p as ExecutionProvider;
+  });
+}
+
+function settingsFrom(input: string, flags: DetectFlags): DetectSettings {
+  const s: DetectSettings = {
+    input,
+    modelName: flags.model,
+    manifestPath: flags.manifest ?? DEFAULT_MANIFEST_PATH,
+    json: flags.json === true,
+    providers: parseProviders(flags.providers),
+  };
+  if (flags.scoreThreshold !== undefined) s.scoreThreshold = parseScoreThreshold(flags.scoreThreshold);
+  if (flags.classes !== undefined) s.classes = parseList("--classes", flags.classes);
+  if (flags.frames !== undefined) s.frames = parseFrameSpec(flags.frames);
+  if (flags.out !== undefined) {
+    // The file is always PNG; a .jpg name would hold PNG bytes and confuse every viewer.
+    if (extname(flags.out).toLowerCase() !== ".png") {
+      throw new Error(`--out writes a PNG image, so its name must end in .png, got ${JSON.stringify(flags.out)}`);
+    }
+    s.out = flags.out;
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------
+// Input checks
+
+type InputKind = "image" | "video";
+
+async function classifyInput(path: string): Promise<InputKind> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new Error(`${path}: no such file`);
+    throw new Error(`${path}: cannot read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (info.isDirectory()) throw new Error(`${path}: is a directory, expected an image or video file`);
+  if (info.size === 0) throw new Error(`${path}: empty file, expected an image or video`);
+  const head = Buffer.alloc(8);
+  const fh = await open(path, "r");
+  try {
+    await fh.read(head, 0, 8, 0);
+  } finally {
+    await fh.close();
+  }
+  // The same signatures readImageFile sniffs; anything else is GStreamer's to recognise.
+  const jpeg = head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff;
+  const png = head.equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+  return jpeg || png ? "image" : "video";
+}
+
+async function checkOutDir(out: string): Promise<void> {
+  const dir = dirname(out);
+  const info = await stat(dir).catch(() => null);
+  if (info === null || !info.isDirectory()) throw new Error(`--out ${out}: folder ${dir} does not exist`);
+}
+
+// ---------------------------------------------------------------------------------------
+// Output
+
+const round1 = (v: number): number => Math.round(v * 10) / 10;
+const round4 = (v: number): number => Math.round(v * 1e4) / 1e4;
+
+function jsonLine(file: string, frame: number, d: Detection): string {
+  return JSON.stringify({ file, frame, class: d.label, score: round4(d.score), box: d.box.map(round1) });
+}
+
+/** `w` is the class column width, fixed per model so frames line up with each other. */
+function tableLines(frame: number, dets: readonly Detection[], w: number): string[] {
+  const lines: string[] = [];
+  if (dets.length > 0) {
+    lines.push(`${"frame".padStart(6)}  ${"class".padEnd(w)}   score  box x1, y1, x2, y2`);
+    for (const d of dets) {
+      const box = d.box.map((v) => round1(v).toFixed(1).padStart(6)).join(", ");
+      lines.push(`${String(frame).padStart(6)}  ${d.label.padEnd(w)}  ${d.score.toFixed(4)}  ${box}`);
+    }
+  }
+  lines.push(`frame ${frame}: ${summarise(dets)}`);
+  return lines;
+}
+
+function summarise(dets: readonly Detection[]): string {
+  if (dets.length === 0) return "no detections";
+  const counts = new Map<string, number>();
+  for (const d of dets) counts.set(d.label, (counts.get(d.label) ?? 0) + 1);
+  const byClass = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const n = dets.length;
+  return `${n} detection${n === 1 ? "" : "s"} (${byClass.map(([l, c]) => `${l} ${c}`).join(", ")})`;
+}
+
+/** A one-line status on stderr, kept out of the way of stdout lines on the same terminal. */
+class Progress {
+  private shown = false;
+  private lastDraw = 0;
+  constructor(readonly enabled: boolean) {}
+
+  update(text: string): void {
+    if (!this.enabled) return;
+    const now = performance.now();
+    if (now - this.lastDraw < 100) return;
+    this.lastDraw = now;
+    process.stderr.write(`\r\x1b[K${text}`);
+    this.shown = true;
+  }
+
+  clear(): void {
+    if (!this.shown) return;
+    process.stderr.write("\r\x1b[K");
+    this.shown = false;
+    // Redraw on the next update rather than waiting out the throttle.
+    this.lastDraw = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The run
+
+interface FrameResult {
+  index: number;
+  image: RgbImage;
+  detections: Detection[];
+}
+
+async function runDetect(settings: DetectSettings): Promise<void> {
+  const kind = await classifyInput(settings.input);
+  if (kind === "image" && settings.frames !== undefined && !settings.frames.has(0)) {
+    throw new Error(`--frames ${JSON.stringify(settings.frames.spec)} selects no frame of ${settings.input}: an image has only frame 0`);
+  }
+  if (settings.out !== undefined) await checkOutDir(settings.out);
+
+  const manifest = await readManifest(settings.manifestPath);
+  const model = resolveModel(manifest, settings.manifestPath, settings.modelName);
+  // Providers that are not installed make ORT log an error line of its own before we fall
+  // back; the summary reports each failed provider, so only fatal native logs get through.
+  ort.env.logLevel = "fatal";
+  const detector = await Detector.create(model, {
+    scoreThreshold: settings.scoreThreshold,
+    classFilter: settings.classes,
+    executionProviders: settings.providers,
+  });
+
+  let stdoutClosed = false;
+  const onStdoutError = (err: NodeJS.ErrnoException): void => {
+    // `perceptd detect ... --json | head` closes the pipe early; that ends the run, quietly.
+    if (err.code === "EPIPE") stdoutClosed = true;
+    else throw err;
+  };
+  process.stdout.on("error", onStdoutError);
+
+  const progress = new Progress(kind === "video" && !settings.json && process.stderr.isTTY === true);
+  const print = (lines: readonly string[]): void => {
+    if (stdoutClosed || lines.length === 0) return;
+    progress.clear();
+    process.stdout.write(lines.join("\n") + "\n");
+  };
+
+  const classWidth = Math.max(5, ...model.entry.labels.map((l) => l.length));
+  let frames = 0;
+  let sumPre = 0;
+  let sumInfer = 0;
+  let sumDecode = 0;
+  let lastFrame: FrameResult | null = null;
+  const handle = async (index: number, image: RgbImage): Promise<void> => {
+    const { detections, timings } = await detector.detect(image);
+    frames++;
+    sumPre += timings.preprocessMs;
+    sumInfer += timings.inferenceMs;
+    sumDecode += timings.decodeMs;
+    lastFrame = { index, image, detections };
+    if (settings.json) print(detections.map((d) => jsonLine(settings.input, index, d)));
+    else print([...(frames > 1 ? [""] : []), ...tableLines(index, detections, classWidth)]);
+  };
+
+  try {
+    if (kind === "image") {
+      await handle(0, await readImageFile(settings.input));
+    } else {
+      await runVideo(settings, progress, handle, () => stdoutClosed);
+    }
+  } finally {
+    progress.clear();
+    process.stdout.off("error", onStdoutError);
+    await detector.close();
+  }
+
+  // TS cannot see the assignment inside the callback.
+  const last = lastFrame as FrameResult | null;
+  if (settings.out !== undefined && last !== null) {
+    await writePng(settings.out, drawDetections(last.image, last.detections));
+  }
+  if (!settings.json) {
+    const lines = [
+      "",
+      `model ${model.name} (${model.entry.architecture}, ${model.entry.input.width}x${model.entry.input.height} ` +
+        `${model.entry.input.dtype}), execution provider ${detector.provider}, ${frames} frame${frames === 1 ? "" : "s"}, ` +
+        `mean inference ${(sumInfer / frames).toFixed(1)} ms ` +
+        `(preprocess ${(sumPre / frames).toFixed(1)} ms, decode+nms ${(sumDecode / frames).toFixed(1)} ms)`,
+    ];
+    const failed = detector.providerAttempts.filter((a) => a.error !== undefined);
+    if (failed.length > 0) lines.push(`providers not available: ${failed.map((a) => `${a.provider}: ${a.error}`).join("; ")}`);
+    for (const w of detector.warnings) lines.push(`warning: ${w}`);
+    if (settings.out !== undefined && last !== null) {
+      lines.push(`annotated ${kind === "video" ? `frame ${last.index}` : "image"} written to ${settings.out}`);
+    }
+    print(lines);
+  }
+}
+
+async function runVideo(
+  settings: DetectSettings,
+  progress: Progress,
+  handle: (index: number, image: RgbImage) => Promise<void>,
+  stop: () => boolean,
+): Promise<void> {
+  const { input, frames: selection } = settings;
+  let total: number | undefined;
+  if (progress.enabled) {
+    // Only for the progress line's "of ~N"; a failure here is reported by the real read below.
+    total = await probeVideo(input).then((i) => i.frames, () => undefined);
+  }
+  const started = performance.now();
+  let handled = 0;
+  try {
+    for await (const frame of readVideoFrames(input, { select: selection?.has })) {
+      await handle(frame.index, frame.image);
+      handled++;
+      const fps = handled / ((performance.now() - started) / 1000);
+      progress.update(`${input}: frame ${frame.index}${total === undefined ? "" : ` of ~${total}`}, ${fps.toFixed(1)} frames/s`);
+      // Past the last selected frame nothing more can match; stop decoding the rest.
+      if (stop() || (selection !== undefined && frame.index >= selection.last)) break;
+    }
+  } catch (err) {
+    if (handled > 0) throw err;
+    const detail = err instanceof Error ? err.message : String(err);
+    // GStreamer's message already starts with the path; say what we tried first.
+    const why = detail.startsWith(`${input}: `) ? detail.slice(input.length + 2) : detail;
+    throw new Error(`${input}: not a JPEG/PNG image, and GStreamer could not decode it as video: ${why}`, { cause: err });
+  }
+  if (handled === 0) {
+    throw new Error(
+      selection === undefined
+        ? `${input}: GStreamer decoded no video frames from it`
+        : `--frames ${JSON.stringify(selection.spec)} selects no frame of ${input} (it ends before the first selected frame)`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+const HELP_AFTER = `
+Input is told apart by content, not by name: JPEG and PNG files are images (frame 0);
+everything else is decoded as video through GStreamer (AVI, MP4, MKV, ...).
+
+--frames selects video frames by 0-based index, comma-separated:
+  5          frame 5
+  0-40       frames 0 to 40
+  0-40:10    every 10th frame from 0 to 40 (0, 10, 20, 30, 40)
+  100-       frame 100 to the end;  0-:25  every 25th frame
+Default: every frame. Decoding stops after the last selected frame.
+
+--out writes the annotated image as PNG (atomically: a temp file renamed over the
+target). For a video it is the last selected frame, e.g. frame 40 for --frames 0-40:10.
+
+--json prints one JSON object per detection per line, and nothing else, on stdout:
+  {"file":"in.avi","frame":10,"class":"person","score":0.8123,"box":[x1,y1,x2,y2]}
+Boxes are in source pixels rounded to 0.1, scores to 4 decimals.
+
+Exit status: 0 ok, 1 bad input/model/option value, 2 bad command line.
+
+Examples:
+  perceptd detect street.jpg --out street-annotated.png
+  perceptd detect vtest.avi --frames 0-40:10 --classes person
+  perceptd detect vtest.avi --json --model nanodet | jq .score`;
+
+export function register(program: Command): void {
+  program
+    .command("detect")
+    .description("run an object detector on an image or a video file and print what it finds")
+    .argument("<input>", "image (JPEG/PNG) or video file (anything GStreamer decodes)")
+    .option("-m, --model <name>", "model name from the manifest (default: the manifest's default model)")
+    .option("--manifest <path>", "model manifest (default: models/manifest.json of this perceptd)")
+    .option("--json", "JSON lines, one per detection (see below)")
+    .option("-o, --out <file.png>", "write the annotated image (video: the last selected frame) as PNG")
+    .option("-s, --score-threshold <x>", "drop detections scoring at or below x, in [0, 1] (default 0.35)")
+    .option("-c, --classes <list>", "only these class labels, comma-separated, e.g. person,car")
+    .option("-f, --frames <spec>", "video frames to run on, e.g. 0-40:10, 5 or 0,12,30 (default: all)")
+    .option("--providers <list>", "execution providers to try in order", EXECUTION_PROVIDERS.join(","))
+    .addHelpText("after", HELP_AFTER)
+    .action(async (input: string, flags: DetectFlags) => {
+      await runDetect(settingsFrom(input, flags));
+    });
+}

@@ -1,0 +1,72 @@
+// The `perceptd` command line. bin/perceptd.js awaits main() and uses its return value as
+// the exit code, so nothing here calls process.exit: buffered stdout still drains and an
+// embedding caller (the tests) can run main() in-process.
+import { readFileSync } from "node:fs";
+import { Command, CommanderError } from "commander";
+import { register as registerBench } from "./commands/bench.ts";
+import { register as registerDetect } from "./commands/detect.ts";
+import { register as registerModels } from "./commands/models.ts";
+
+export const EXIT_OK = 0;
+/** A run that failed on its input, models or environment. */
+export const EXIT_ERROR = 1;
+/** The command line itself was wrong (unknown option, missing argument). */
+export const EXIT_USAGE = 2;
+
+const DESCRIPTION =
+  "Perception daemon for vehicle edge computers: reads frames from cameras and recordings " +
+  "through GStreamer, runs pruned ONNX object detectors (NanoDet, CenterNet) with ONNX " +
+  "Runtime on TensorRT, CUDA or the CPU, and publishes detections on a ZeroMQ bus with " +
+  "Prometheus metrics. The commands below run the same pipeline offline on files, build " +
+  "and check the shipped models, and benchmark them.";
+
+function packageVersion(): string {
+  try {
+    const pkg: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+    if (typeof pkg === "object" && pkg !== null && "version" in pkg && typeof pkg.version === "string") return pkg.version;
+  } catch {
+    // A damaged package.json must not take the whole CLI down; --version says so instead.
+  }
+  return "unknown";
+}
+
+export function buildProgram(): Command {
+  const program = new Command("perceptd");
+  program
+    .description(DESCRIPTION)
+    .version(packageVersion(), "-V, --version", "print the perceptd version")
+    .helpOption("-h, --help", "show help for a command")
+    .showHelpAfterError("(run with --help for usage)")
+    // Set before the commands are added: subcommands copy these settings when created.
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(s),
+      outputError: (s, write) => write(`perceptd: ${s.replace(/^error: /, "")}`),
+    });
+  registerModels(program);
+  registerBench(program);
+  registerDetect(program);
+  return program;
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** Runs the CLI on argv (without node and script) and returns the exit code; never throws. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    const program = buildProgram();
+    await program.parseAsync([...argv], { from: "user" });
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version arrive here too, with exit code 0; commander printed them already.
+      return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    process.stderr.write(`perceptd: ${errorText(err)}\n`);
+    return EXIT_ERROR;
+  }
+}

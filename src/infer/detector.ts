@@ -1,0 +1,303 @@
+// One model from the manifest, ready to turn RGB frames into detections in source pixels.
+// Everything model-specific (input layout, dtype, normalisation, decoder, output names)
+// comes from the manifest entry and is checked against the ONNX session once, at create,
+// so a mismatched manifest fails at startup with the model's name rather than per frame.
+import * as ort from "onnxruntime-node";
+import { createDecoder, type Decoder } from "./decode/index.ts";
+import { computeLetterbox, toSourceDetections } from "./letterbox.ts";
+import { nms } from "./nms.ts";
+import { createSession, type ExecutionProvider, type ProviderAttempt, type SessionOptions } from "./session.ts";
+import type { Detection, LetterboxTransform, RawTensor } from "./types.ts";
+import { resizeToModel, toNchwFloat, toNhwcFloat, type Triple } from "../ingest/resize.ts";
+import { assertRgbImage, type RgbImage } from "../ingest/rgb-image.ts";
+import { readVerifiedModel, type DecoderSpec, type ModelEntry, type ResolvedModel } from "../model/manifest.ts";
+
+export const DEFAULT_SCORE_THRESHOLD = 0.35;
+export const DEFAULT_IOU_THRESHOLD = 0.5;
+export const DEFAULT_MAX_DETECTIONS = 100;
+/** Grey of the letterbox pads: the YOLO convention, also what resizeToModel defaults to. */
+const PAD_FILL = 114;
+
+export interface DetectorOptions extends Omit<SessionOptions, "source"> {
+  /** Candidates at or below this score are dropped (decoder semantics). Default 0.35. */
+  scoreThreshold?: number;
+  /** Class-aware NMS overlap threshold. Default 0.5. */
+  iouThreshold?: number;
+  /** Labels to keep, e.g. ["person", "car"]; absent keeps all classes. */
+  classFilter?: readonly string[];
+  /** Most detections returned per frame, best first. Default 100. */
+  maxDetections?: number;
+}
+
+export interface DetectTimings {
+  preprocessMs: number;
+  inferenceMs: number;
+  decodeMs: number;
+}
+
+export interface DetectResult {
+  /** In source pixels, after class-aware NMS, best score first. */
+  detections: Detection[];
+  timings: DetectTimings;
+}
+
+export interface Preprocessed {
+  input: ort.Tensor;
+  transform: LetterboxTransform;
+}
+
+function checkUnit(name: string, v: number): number {
+  if (!(typeof v === "number" && v >= 0 && v <= 1)) {
+    throw new RangeError(`Detector: ${name} must be a number in [0, 1], got ${String(v)}`);
+  }
+  return v;
+}
+
+function shapeText(s: readonly (number | string)[]): string {
+  return `[${s.join(", ")}]`;
+}
+
+/** Label -> class ids; a list with duplicates (it happens in merged label sets) maps to each. */
+function resolveClassFilter(model: ResolvedModel, wanted: readonly string[]): ReadonlySet<number> {
+  const labels = model.entry.labels;
+  if (wanted.length === 0) throw new RangeError(`Detector: classFilter is empty; give labels or leave it out`);
+  const ids = new Set<number>();
+  const unknown: string[] = [];
+  for (const w of wanted) {
+    let found = false;
+    labels.forEach((l, i) => {
+      if (l === w) {
+        ids.add(i);
+        found = true;
+      }
+    });
+    if (!found) unknown.push(w);
+  }
+  if (unknown.length > 0) {
+    throw new Error(
+      `model "${model.name}" has no class ${unknown.map((u) => JSON.stringify(u)).join(", ")}; ` +
+        `valid classes: ${[...new Set(labels)].join(", ")}`,
+    );
+  }
+  return ids;
+}
+
+function decoderFor(spec: DecoderSpec): Decoder {
+  // A switch so each createDecoder call sees its kind's output-name type.
+  switch (spec.kind) {
+    case "nanodet-gfl":
+      return createDecoder(spec.kind, spec.outputs);
+    case "centernet-heads":
+      return createDecoder(spec.kind, spec.outputs);
+    case "centernet-detections":
+      return createDecoder(spec.kind, spec.outputs);
+  }
+}
+
+/** The manifest's own consistency, before any session exists. */
+function checkEntry(name: string, entry: ModelEntry): void {
+  const { input } = entry;
+  const expected = input.layout === "NCHW" ? [1, 3, input.height, input.width] : [1, input.height, input.width, 3];
+  if (input.shape.length !== 4 || input.shape.some((d, i) => d !== expected[i])) {
+    throw new Error(
+      `model "${name}": input shape ${shapeText(input.shape)} does not match ${input.layout} ` +
+        `${input.width}x${input.height} (expected ${shapeText(expected)})`,
+    );
+  }
+  if (input.dtype === "uint8" && input.normalization !== null) {
+    throw new Error(
+      `model "${name}": uint8 input with normalization set; normalised values cannot be fed as uint8 ` +
+        `(use normalization: null and bake it into the graph, or a float32 input)`,
+    );
+  }
+}
+
+/** The manifest against what the ONNX file really declares. */
+function checkSession(model: ResolvedModel, session: ort.InferenceSession, decoder: Decoder): void {
+  const { input } = model.entry;
+  const where = `model "${model.name}" (${model.path})`;
+  if (session.inputNames.length !== 1 || session.inputNames[0] !== input.name) {
+    throw new Error(
+      `${where}: the manifest names input "${input.name}", the ONNX graph has inputs ` +
+        `${session.inputNames.map((n) => `"${n}"`).join(", ")}`,
+    );
+  }
+  const meta = session.inputMetadata[0];
+  if (meta.isTensor) {
+    if (meta.type !== input.dtype) {
+      throw new Error(`${where}: the manifest says input dtype ${input.dtype}, the ONNX graph has ${meta.type}`);
+    }
+    // Symbolic dims (strings) accept any size; only fixed ones can disagree.
+    const bad = meta.shape.length !== input.shape.length || meta.shape.some((d, i) => typeof d === "number" && d !== input.shape[i]);
+    if (bad) {
+      throw new Error(
+        `${where}: the manifest says input shape ${shapeText(input.shape)}, the ONNX graph has ${shapeText(meta.shape)}`,
+      );
+    }
+  }
+  const missing = decoder.outputNames.filter((n) => !session.outputNames.includes(n));
+  if (missing.length > 0) {
+    throw new Error(
+      `${where}: decoder ${decoder.kind} needs outputs ${missing.map((n) => `"${n}"`).join(", ")} that the ONNX graph ` +
+        `lacks; it has ${session.outputNames.map((n) => `"${n}"`).join(", ")}`,
+    );
+  }
+}
+
+function toRawTensor(name: string, t: ort.Tensor): RawTensor {
+  const data = t.data;
+  if (data instanceof Float32Array) return { dims: t.dims, data };
+  if (Array.isArray(data)) throw new Error(`output "${name}" is a ${t.type} tensor; detectors need numbers`);
+  // Decoders work in float32; integer outputs (class ids, counts) convert exactly below 2^24.
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = Number(data[i]);
+  return { dims: t.dims, data: out };
+}
+
+/** Degenerate after mapping: the box lay entirely in the letterbox pad and was clamped flat. */
+function hasArea(d: Detection): boolean {
+  return d.box[2] > d.box[0] && d.box[3] > d.box[1];
+}
+
+export class Detector {
+  readonly model: ResolvedModel;
+  /** The execution provider that runs the session. */
+  readonly provider: ExecutionProvider;
+  /** Each provider tried before (and including) the one in use, with its failure. */
+  readonly providerAttempts: readonly ProviderAttempt[];
+  /** Session options that were accepted but could not be applied. */
+  readonly warnings: readonly string[];
+  readonly scoreThreshold: number;
+  readonly iouThreshold: number;
+  readonly maxDetections: number;
+  private readonly session: ort.InferenceSession;
+  private readonly decoder: Decoder;
+  private readonly classFilter: ReadonlySet<number> | undefined;
+  private closed = false;
+
+  private constructor(
+    model: ResolvedModel,
+    created: { session: ort.InferenceSession; provider: ExecutionProvider; tried: ProviderAttempt[]; warnings: string[] },
+    decoder: Decoder,
+    settings: { scoreThreshold: number; iouThreshold: number; maxDetections: number; classFilter?: ReadonlySet<number> },
+  ) {
+    this.model = model;
+    this.session = created.session;
+    this.provider = created.provider;
+    this.providerAttempts = created.tried;
+    this.warnings = created.warnings;
+    this.decoder = decoder;
+    this.scoreThreshold = settings.scoreThreshold;
+    this.iouThreshold = settings.iouThreshold;
+    this.maxDetections = settings.maxDetections;
+    this.classFilter = settings.classFilter;
+  }
+
+  static async create(model: ResolvedModel, opts: DetectorOptions = {}): Promise<Detector> {
+    const { scoreThreshold, iouThreshold, classFilter, maxDetections, ...sessionOpts } = opts;
+    const settings = {
+      scoreThreshold: checkUnit("scoreThreshold", scoreThreshold ?? DEFAULT_SCORE_THRESHOLD),
+      iouThreshold: checkUnit("iouThreshold", iouThreshold ?? DEFAULT_IOU_THRESHOLD),
+      maxDetections: maxDetections ?? DEFAULT_MAX_DETECTIONS,
+      classFilter: classFilter === undefined ? undefined : resolveClassFilter(model, classFilter),
+    };
+    if (!(Number.isInteger(settings.maxDetections) && settings.maxDetections > 0)) {
+      throw new RangeError(`Detector: maxDetections must be a positive integer, got ${String(maxDetections)}`);
+    }
+    checkEntry(model.name, model.entry);
+    const decoder = decoderFor(model.entry.decoder);
+
+    const bytes = await readVerifiedModel(model);
+    const created = await createSession(bytes, { ...sessionOpts, source: model.path });
+    try {
+      checkSession(model, created.session, decoder);
+    } catch (err) {
+      await created.session.release();
+      throw err;
+    }
+    return new Detector(model, created, decoder, settings);
+  }
+
+  /** Resize (stretch or letterbox per the manifest) and lay out one frame as the model input. */
+  preprocess(img: RgbImage): Preprocessed {
+    assertRgbImage(img, `Detector(${this.model.name}).preprocess`);
+    const spec = this.model.entry.input;
+    const transform = computeLetterbox(img.width, img.height, spec.width, spec.height, spec.resize);
+    const resized = resizeToModel(img, transform, PAD_FILL);
+    const order = spec.colorOrder;
+
+    if (spec.dtype === "uint8") {
+      let data = resized.data;
+      if (spec.layout === "NHWC") {
+        if (order === "bgr") {
+          for (let i = 0; i < data.length; i += 3) {
+            const r = data[i];
+            data[i] = data[i + 2];
+            data[i + 2] = r;
+          }
+        }
+      } else {
+        data = planar(resized, order);
+      }
+      return { input: new ort.Tensor("uint8", data, spec.shape), transform };
+    }
+
+    // null: the graph normalises itself and wants plain 0..255 values.
+    const norm = spec.normalization ?? { mean: [0, 0, 0] as Triple, std: [1, 1, 1] as Triple };
+    // The manifest lists mean/std in input channel order; resize.ts takes them as r, g, b.
+    const mean: Triple = order === "bgr" ? [norm.mean[2], norm.mean[1], norm.mean[0]] : norm.mean;
+    const std: Triple = order === "bgr" ? [norm.std[2], norm.std[1], norm.std[0]] : norm.std;
+    const data = spec.layout === "NCHW" ? toNchwFloat(resized, mean, std, order) : toNhwcFloat(resized, mean, std, order);
+    return { input: new ort.Tensor("float32", data, spec.shape), transform };
+  }
+
+  async detect(img: RgbImage): Promise<DetectResult> {
+    const t0 = performance.now();
+    const { input, transform } = this.preprocess(img);
+    const t1 = performance.now();
+    const raw = await this.run(input, this.decoder.outputNames);
+    const t2 = performance.now();
+    const { width, height } = this.model.entry.input;
+    const candidates = this.decoder.decode(raw, {
+      inputWidth: width,
+      inputHeight: height,
+      scoreThreshold: this.scoreThreshold,
+      classFilter: this.classFilter,
+      labels: this.model.entry.labels,
+      nanodetCenterOffset: this.model.entry.decoder.kind === "nanodet-gfl" ? this.model.entry.decoder.centerOffset : undefined,
+    });
+    const inSource = toSourceDetections(candidates, transform).filter(hasArea);
+    const detections = nms(inSource, this.iouThreshold, { classAware: true, maxDetections: this.maxDetections });
+    const t3 = performance.now();
+    return { detections, timings: { preprocessMs: t1 - t0, inferenceMs: t2 - t1, decodeMs: t3 - t2 } };
+  }
+
+  /** Runs the session on a prepared input and returns every output, as float32. */
+  async runRaw(input: ort.Tensor): Promise<Record<string, RawTensor>> {
+    return this.run(input, this.session.outputNames);
+  }
+
+  private async run(input: ort.Tensor, fetches: readonly string[]): Promise<Record<string, RawTensor>> {
+    if (this.closed) throw new Error(`Detector for model "${this.model.name}" is closed`);
+    const results = await this.session.run({ [this.model.entry.input.name]: input }, [...fetches]);
+    const out: Record<string, RawTensor> = {};
+    for (const name of fetches) out[name] = toRawTensor(name, results[name]);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.session.release();
+  }
+}
+
+function planar(img: RgbImage, order: "rgb" | "bgr"): Uint8Array {
+  const plane = img.width * img.height;
+  const out = new Uint8Array(plane * 3);
+  for (let c = 0; c < 3; c++) {
+    const src = order === "rgb" ? c : 2 - c;
+    for (let p = 0, s = src; p < plane; p++, s += 3) out[c * plane + p] = img.data[s];
+  }
+  return out;
+}

@@ -1,0 +1,124 @@
+// ONNX Runtime sessions with an explicit execution-provider fallback chain. ORT's own
+// list (["cuda", "cpu"]) fails as a whole when one provider's library is missing, and
+// never says which provider ended up running the graph; trying each provider alone keeps
+// both facts, so the daemon can report "running on cpu because cuda: <reason>".
+import { stat } from "node:fs/promises";
+import * as ort from "onnxruntime-node";
+
+export const EXECUTION_PROVIDERS = ["tensorrt", "cuda", "cpu"] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+
+export interface SessionOptions {
+  /** Tried one at a time, in this order. Default: tensorrt, cuda, cpu. */
+  executionProviders?: readonly ExecutionProvider[];
+  /** Threads inside one operator; 0 or absent lets ORT decide. */
+  intraOpThreads?: number;
+  /** Threads across independent operators; 0 or absent lets ORT decide. */
+  interOpThreads?: number;
+  /**
+   * TensorRT engine cache folder and FP16 switch. onnxruntime-node 1.30 hands the
+   * TensorRT provider its device id only (and its provider then ignores the ORT_TENSORRT_*
+   * variables), so these cannot take effect yet; a TensorRT session with either set
+   * reports that in `warnings` rather than pretending.
+   */
+  trtCacheDir?: string;
+  trtFp16?: boolean;
+  /** What to call the model in messages when bytes are passed, e.g. its path. */
+  source?: string;
+}
+
+export interface ProviderAttempt {
+  provider: ExecutionProvider;
+  /** Absent for the provider that succeeded. */
+  error?: string;
+}
+
+export interface CreatedSession {
+  session: ort.InferenceSession;
+  provider: ExecutionProvider;
+  /** Every provider tried, in order, ending with the one that worked. */
+  tried: ProviderAttempt[];
+  /** Options that were accepted but could not be applied. */
+  warnings: string[];
+}
+
+function checkThreads(name: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isInteger(value) && value >= 0)) {
+    throw new RangeError(`createSession: ${name} must be a non-negative integer, got ${String(value)}`);
+  }
+}
+
+/** ORT messages can span lines (native log context); one line is enough for a summary. */
+function oneLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.replace(/\s+/g, " ").trim();
+}
+
+// A model that cannot be parsed fails the same way on every provider; recognising it lets
+// the error say "not an ONNX model" instead of blaming three providers for it.
+const MODEL_PROBLEM = /protobuf parsing failed|load model .* failed|failed to load model|invalid_graph|invalid_protobuf|no_model/i;
+
+async function checkModelFile(path: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(code === "ENOENT" ? `model file ${path} does not exist` : `cannot read model file ${path}: ${oneLine(err)}`, {
+      cause: err,
+    });
+  }
+  if (!info.isFile()) throw new Error(`model file ${path} is not a regular file`);
+  if (info.size === 0) throw new Error(`model file ${path} is empty, expected an ONNX model`);
+}
+
+export async function createSession(model: string | Uint8Array, opts: SessionOptions = {}): Promise<CreatedSession> {
+  const providers = opts.executionProviders ?? EXECUTION_PROVIDERS;
+  if (providers.length === 0) throw new RangeError("createSession: executionProviders is empty");
+  for (const p of providers) {
+    if (!(EXECUTION_PROVIDERS as readonly string[]).includes(p)) {
+      throw new RangeError(
+        `createSession: unknown execution provider ${JSON.stringify(p)}; known: ${EXECUTION_PROVIDERS.join(", ")}`,
+      );
+    }
+  }
+  checkThreads("intraOpThreads", opts.intraOpThreads);
+  checkThreads("interOpThreads", opts.interOpThreads);
+
+  const source = typeof model === "string" ? model : (opts.source ?? `in-memory model (${model.byteLength} bytes)`);
+  if (typeof model === "string") await checkModelFile(model);
+  else if (model.byteLength === 0) throw new Error(`${source}: empty model, expected an ONNX model`);
+
+  const base: ort.InferenceSession.SessionOptions = {};
+  if (opts.intraOpThreads !== undefined) base.intraOpNumThreads = opts.intraOpThreads;
+  if (opts.interOpThreads !== undefined) base.interOpNumThreads = opts.interOpThreads;
+
+  const tried: ProviderAttempt[] = [];
+  for (const provider of providers) {
+    const options: ort.InferenceSession.SessionOptions = { ...base, executionProviders: [provider] };
+    try {
+      const session =
+        typeof model === "string"
+          ? await ort.InferenceSession.create(model, options)
+          : await ort.InferenceSession.create(model, options);
+      tried.push({ provider });
+      const warnings: string[] = [];
+      if (provider === "tensorrt" && (opts.trtCacheDir !== undefined || opts.trtFp16 !== undefined)) {
+        warnings.push(
+          `tensorrt: trtCacheDir/trtFp16 not applied: onnxruntime-node ${ort.env.versions.node ?? "?"} passes only ` +
+            `the device id to the TensorRT provider`,
+        );
+      }
+      return { session, provider, tried, warnings };
+    } catch (err) {
+      tried.push({ provider, error: oneLine(err) });
+    }
+  }
+
+  const list = tried.map((t) => `[${t.provider}] ${t.error ?? ""}`).join(", ");
+  const modelProblem = tried.find((t) => t.error !== undefined && MODEL_PROBLEM.test(t.error));
+  if (modelProblem !== undefined) {
+    throw new Error(`${source}: not a valid ONNX model (${modelProblem.error}); tried: ${list}`);
+  }
+  throw new Error(`${source}: no execution provider could create a session. ERR: ${list}`);
+}
