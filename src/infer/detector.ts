@@ -17,6 +17,7 @@ export const DEFAULT_IOU_THRESHOLD = 0.5;
 export const DEFAULT_MAX_DETECTIONS = 100;
 /** Grey of the letterbox pads: the YOLO convention, also what resizeToModel defaults to. */
 const PAD_FILL = 114;
+const IDENTITY_NORMALIZATION: { mean: Triple; std: Triple } = { mean: [0, 0, 0], std: [1, 1, 1] };
 
 export interface DetectorOptions extends Omit<SessionOptions, "source"> {
   /** Candidates at or below this score are dropped (decoder semantics). Default 0.35. */
@@ -242,11 +243,9 @@ export class Detector {
       return { input: new ort.Tensor("uint8", data, spec.shape), transform };
     }
 
-    // null: the graph normalises itself and wants plain 0..255 values.
-    const norm = spec.normalization ?? { mean: [0, 0, 0] as Triple, std: [1, 1, 1] as Triple };
-    // The manifest lists mean/std in input channel order; resize.ts takes them as r, g, b.
-    const mean: Triple = order === "bgr" ? [norm.mean[2], norm.mean[1], norm.mean[0]] : norm.mean;
-    const std: Triple = order === "bgr" ? [norm.std[2], norm.std[1], norm.std[0]] : norm.std;
+    // null: the graph normalises itself and wants plain 0..255 values. Manifest and
+    // resize.ts both give mean/std per colour (r, g, b); colorOrder only orders channels.
+    const { mean, std } = spec.normalization ?? IDENTITY_NORMALIZATION;
     const data = spec.layout === "NCHW" ? toNchwFloat(resized, mean, std, order) : toNhwcFloat(resized, mean, std, order);
     return { input: new ort.Tensor("float32", data, spec.shape), transform };
   }

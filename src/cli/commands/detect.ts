@@ -271,7 +271,8 @@ async function runDetect(settings: DetectSettings): Promise<void> {
   const progress = new Progress(kind === "video" && !settings.json && process.stderr.isTTY === true);
   const print = (lines: readonly string[]): void => {
     if (stdoutClosed || lines.length === 0) return;
-    progress.clear();
+    // Only a shared terminal needs the status line out of the way; redirected output doesn't.
+    if (process.stdout.isTTY === true) progress.clear();
     process.stdout.write(lines.join("\n") + "\n");
   };
 
@@ -335,7 +336,7 @@ async function runVideo(
 ): Promise<void> {
   const { input, frames: selection } = settings;
   let total: number | undefined;
-  if (progress.enabled) {
+  if (progress.enabled && !(selection !== undefined && Number.isFinite(selection.last))) {
     // Only for the progress line's "of ~N"; a failure here is reported by the real read below.
     total = await probeVideo(input).then((i) => i.frames, () => undefined);
   }
@@ -346,7 +347,9 @@ async function runVideo(
       await handle(frame.index, frame.image);
       handled++;
       const fps = handled / ((performance.now() - started) / 1000);
-      progress.update(`${input}: frame ${frame.index}${total === undefined ? "" : ` of ~${total}`}, ${fps.toFixed(1)} frames/s`);
+      const end =
+        selection !== undefined && Number.isFinite(selection.last) ? `/${selection.last}` : total === undefined ? "" : `/~${total}`;
+      progress.update(`${input}: frame ${frame.index}${end}, ${fps.toFixed(1)} frames/s`);
       // Past the last selected frame nothing more can match; stop decoding the rest.
       if (stop() || (selection !== undefined && frame.index >= selection.last)) break;
     }
