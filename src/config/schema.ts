@@ -1,7 +1,20 @@
 // The daemon's configuration: every key, its default, its bounds and its meaning, declared
 // once. YAML files in config/ are checked against this; unknown keys are errors (a typo
 // must not silently fall back to a default).
+//
+// Section defaults use .prefault({}) rather than .default({...}): zod 4 returns a .default()
+// value as is, so a spelled-out section default would be a second, drift-prone copy of the
+// field defaults; .prefault({}) parses {} and so takes every default from the fields.
 import { z } from "zod";
+
+/** Keys whose value is a filesystem path; a relative one is resolved against the folder of the config file it came from (see load.ts). */
+export const filePathKeys = z.registry();
+
+const filePath = (what: string) => {
+  const s = z.string().min(1).describe(what);
+  filePathKeys.add(s);
+  return s;
+};
 
 const ms = (def: number, min: number, max: number, what: string) => z.number().int().min(min).max(max).default(def).describe(`${what} (milliseconds)`);
 
@@ -11,7 +24,16 @@ export const RestartSchema = z
     maxBackoffMs: ms(30_000, 100, 3_600_000, "ceiling of the exponential backoff"),
     jitter: z.number().min(0).max(1).default(0.2).describe("random spread added to each delay, as a fraction of it"),
   })
-  .strict();
+  .strict()
+  .superRefine(backoffWithinCeiling)
+  .describe("restart policy of a live source (v4l2, csi, rtsp, live pipeline) after an error or end of stream");
+
+// A named check on the restart block itself, so it still runs (and is reported) when some
+// other part of the camera is invalid.
+function backoffWithinCeiling(r: { initialBackoffMs: number; maxBackoffMs: number }, ctx: z.RefinementCtx): void {
+  if (r.initialBackoffMs > r.maxBackoffMs)
+    ctx.addIssue({ code: "custom", path: ["initialBackoffMs"], message: `initialBackoffMs (${r.initialBackoffMs}) exceeds maxBackoffMs (${r.maxBackoffMs})` });
+}
 
 const size = {
   width: z.number().int().min(16).max(8192).optional().describe("capture width in pixels (source default if absent)"),
@@ -23,7 +45,7 @@ export const SourceSchema = z.discriminatedUnion("type", [
   z
     .object({
       type: z.literal("file"),
-      path: z.string().min(1).describe("video file GStreamer can decode (AVI, MP4, MKV, ...)"),
+      path: filePath("video file GStreamer can decode (AVI, MP4, MKV, ...)"),
       loop: z.boolean().default(false).describe("start again at the end instead of ending the run"),
       realtime: z.boolean().default(true).describe("pace frames at the file's own frame rate (false: as fast as they decode)"),
     })
@@ -37,7 +59,7 @@ export const SourceSchema = z.discriminatedUnion("type", [
   z
     .object({
       type: z.literal("rtsp"),
-      url: z.string().regex(/^rtsps?:\/\//, "must start with rtsp:// or rtsps://"),
+      url: z.string().regex(/^rtsps?:\/\//, "must start with rtsp:// or rtsps://").describe("stream URL, credentials included if the camera needs them"),
       latencyMs: ms(200, 0, 10_000, "rtspsrc jitter buffer"),
       protocols: z.enum(["tcp", "udp", "auto"]).default("auto").describe("RTP transport"),
     })
@@ -46,9 +68,9 @@ export const SourceSchema = z.discriminatedUnion("type", [
     .object({
       type: z.literal("testsrc"),
       pattern: z.string().default("ball").describe("videotestsrc pattern (ball, smpte, snow, ...)"),
-      width: z.number().int().min(16).max(8192).default(640),
-      height: z.number().int().min(16).max(8192).default(480),
-      framerate: z.number().positive().max(1000).default(30),
+      width: z.number().int().min(16).max(8192).default(640).describe("frame width in pixels"),
+      height: z.number().int().min(16).max(8192).default(480).describe("frame height in pixels"),
+      framerate: z.number().positive().max(1000).default(30).describe("frames per second"),
       numBuffers: z.number().int().positive().optional().describe("end of stream after this many frames (default: endless)"),
     })
     .strict(),
@@ -59,13 +81,13 @@ export const SourceSchema = z.discriminatedUnion("type", [
       live: z.boolean().default(true).describe("treat as a live source: restart on errors and end of stream"),
     })
     .strict(),
-]);
+]).describe("where frames come from; the keys allowed depend on type");
 
 export const CameraSchema = z
   .object({
     id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, "1-32 letters, digits, '_' or '-'").describe("camera id, carried in every frame and bus message"),
     source: SourceSchema,
-    restart: RestartSchema.default(RestartSchema.parse({})),
+    restart: RestartSchema.prefault({}),
   })
   .strict();
 
@@ -75,35 +97,45 @@ export const ConfigSchema = z
   .object({
     log: z
       .object({
-        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
+        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info").describe("least severe level written; SIGHUP re-reads it"),
         format: z.enum(["auto", "json", "pretty"]).default("auto").describe("auto: readable lines on a terminal, JSON otherwise (journald)"),
       })
       .strict()
-      .default({ level: "info", format: "auto" }),
+      .prefault({})
+      .describe("logging on stdout"),
     model: z
       .object({
         name: z.string().optional().describe("manifest name of the model (default: the manifest's default)"),
-        manifest: z.string().optional().describe("path to manifest.json (default: the repository's models/manifest.json)"),
+        manifest: filePath("path to manifest.json (default: the repository's models/manifest.json)").optional(),
         scoreThreshold: z.number().min(0).max(1).default(0.35).describe("detections below this score are dropped"),
         iouThreshold: z.number().min(0).max(1).default(0.5).describe("class-aware NMS overlap threshold"),
         classes: z.array(z.string()).default([]).describe("labels to report (empty: all)"),
         maxDetections: z.number().int().min(1).max(1000).default(100).describe("per frame, after NMS"),
       })
       .strict()
-      .default({ scoreThreshold: 0.35, iouThreshold: 0.5, classes: [], maxDetections: 100 }),
+      .prefault({})
+      .describe("detector model and its post-processing"),
     inference: z
       .object({
         executionProviders: z.array(ExecutionProviderSchema).min(1).default(["cpu"]).describe("tried in order; the first that loads runs"),
         intraOpThreads: z.number().int().min(0).max(256).default(0).describe("ONNX Runtime intra-op threads (0: one per core)"),
-        interOpThreads: z.number().int().min(0).max(256).default(1),
+        interOpThreads: z.number().int().min(0).max(256).default(1).describe("ONNX Runtime inter-op threads (parallel graph branches)"),
         trtFp16: z.boolean().default(true).describe("TensorRT: allow fp16 kernels"),
-        trtCacheDir: z.string().default("/var/cache/perceptd/trt").describe("TensorRT engine cache folder"),
+        trtCacheDir: filePath("TensorRT engine cache folder (engines are built on first run, minutes on a Jetson)").default("/var/cache/perceptd/trt"),
         warmupRuns: z.number().int().min(0).max(100).default(3).describe("inferences on a blank frame before the daemon reports ready"),
         workers: z.enum(["shared", "per-camera"]).default("shared").describe("one inference worker for all cameras, or one each"),
       })
       .strict()
-      .default({ executionProviders: ["cpu"], intraOpThreads: 0, interOpThreads: 1, trtFp16: true, trtCacheDir: "/var/cache/perceptd/trt", warmupRuns: 3, workers: "shared" }),
-    cameras: z.array(CameraSchema).min(1).describe("one entry per camera; ids must be unique"),
+      .prefault({})
+      .describe("ONNX Runtime sessions"),
+    cameras: z
+      .array(CameraSchema)
+      .min(1)
+      // Runs even when some camera is invalid otherwise, so a duplicate id is reported
+      // together with the other problems instead of after they are fixed. (zod still skips
+      // it after an aborting issue inside cameras, such as 1.5 where an integer belongs.)
+      .superRefine(uniqueCameraIds, { when: (payload) => Array.isArray(payload.value) })
+      .describe("one entry per camera; ids must be unique"),
     bus: z
       .object({
         endpoints: z
@@ -114,34 +146,39 @@ export const ConfigSchema = z
         sendHighWaterMark: z.number().int().min(1).max(1_000_000).default(1000).describe("ZMQ_SNDHWM: messages queued per subscriber before drops"),
       })
       .strict()
-      .default({ endpoints: ["tcp://127.0.0.1:5555"], sendHighWaterMark: 1000 }),
+      .prefault({})
+      .describe("ZeroMQ publisher of detections, alerts and health"),
     metrics: z
       .object({
-        enabled: z.boolean().default(true),
+        enabled: z.boolean().default(true).describe("serve Prometheus /metrics and /healthz over HTTP"),
         host: z.string().default("127.0.0.1").describe("bind address of /metrics and /healthz"),
         port: z.number().int().min(0).max(65535).default(9464).describe("0: any free port"),
       })
       .strict()
-      .default({ enabled: true, host: "127.0.0.1", port: 9464 }),
+      .prefault({})
+      .describe("Prometheus metrics and health endpoint"),
     status: z
       .object({
         mode: z.enum(["auto", "on", "off"]).default("auto").describe("live status line on stderr; auto: when stderr is a terminal"),
         intervalMs: ms(1000, 100, 60_000, "status line refresh"),
       })
       .strict()
-      .default({ mode: "auto", intervalMs: 1000 }),
+      .prefault({})
+      .describe("human-readable status line"),
   })
-  .strict()
-  .superRefine((c, ctx) => {
-    const seen = new Map<string, number>();
-    c.cameras.forEach((cam, i) => {
-      const prev = seen.get(cam.id);
-      if (prev !== undefined) ctx.addIssue({ code: "custom", path: ["cameras", i, "id"], message: `camera id "${cam.id}" is also used by cameras[${prev}]` });
-      seen.set(cam.id, i);
-      if (cam.restart.initialBackoffMs > cam.restart.maxBackoffMs)
-        ctx.addIssue({ code: "custom", path: ["cameras", i, "restart", "initialBackoffMs"], message: `camera ${cam.id}: initialBackoffMs exceeds maxBackoffMs` });
-    });
+  .strict();
+
+// Defensive about shapes: with `when` above this also sees cameras that failed validation.
+function uniqueCameraIds(cameras: CameraConfig[], ctx: z.RefinementCtx): void {
+  const seen = new Map<string, number>();
+  cameras.forEach((cam, i) => {
+    const id: unknown = typeof cam === "object" && cam !== null ? cam.id : undefined;
+    if (typeof id !== "string") return;
+    const prev = seen.get(id);
+    if (prev !== undefined) ctx.addIssue({ code: "custom", path: [i, "id"], message: `camera id "${id}" is also used by cameras.${prev}` });
+    else seen.set(id, i);
   });
+}
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type CameraConfig = z.infer<typeof CameraSchema>;

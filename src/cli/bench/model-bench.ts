@@ -85,6 +85,8 @@ export interface ModelBenchRow {
   /** What one run is fed, e.g. "uint8 NHWC 416x416". */
   input: string;
   stats: LatencyStats;
+  /** Every timed run in the order it ran (frame order), for looking at drift and outliers. */
+  samplesMs: number[];
   /** TF.js p50 / this row's p50, both from this run; null where no TF.js row exists. */
   speedupVsTfjs: number | null;
   /** The TF.js row speedupVsTfjs is relative to (-u8 models compare with their parent's graph). */
@@ -397,12 +399,12 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
         );
         for (const t of threadConfigs) {
           const label = t === threads ? "ORT" : "ORT 1 thread";
-          progress({ kind: "load", group: g.root, what: `${m.name} ${label} (${t} thread${t === 1 ? "" : "s"})` });
+          progress({ kind: "load", group: g.root, what: `${m.name} on ORT, ${t} thread${t === 1 ? "" : "s"}` });
           const created = await createSession(bytes, {
             executionProviders: ["cpu"],
             intraOpThreads: t,
-            // The graphs are a single chain and run in ORT's default sequential mode, where
-            // inter-op threads are never used; one keeps the thread count what it says.
+            // ORT's default sequential execution never uses inter-op threads; pinning them to
+            // one leaves intra-op as the only thread count in play, the one the table shows.
             interOpThreads: 1,
             source: m.path,
           });
@@ -423,7 +425,7 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
         }
       }
       if (g.tfjsGraph !== null && tfjs !== null) {
-        progress({ kind: "load", group: g.root, what: `${g.root} TF.js wasm (${relative(process.cwd(), g.tfjsGraph)})` });
+        progress({ kind: "load", group: g.root, what: `${g.root} on TF.js wasm (${relative(process.cwd(), g.tfjsGraph)})` });
         const ref = await tfjs.load(g.tfjsGraph);
         const rootInput = manifest.models[g.root].input;
         if (ref.inputShape.join(",") !== rootInput.shape.join(",")) {
@@ -433,7 +435,11 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
               `says [${rootInput.shape.join(", ")}]; the manifest and the vendored graph disagree`,
           );
         }
-        const frameInputs = (inputs.get(g.root) ?? []) as Float32Array[];
+        const frameInputs = (inputs.get(g.root) ?? []).map((d) => {
+          // Checked when grouping (the root's input is float32); a failure here is a bug.
+          if (!(d instanceof Float32Array)) throw new Error(`bench model: TF.js input for "${g.root}" is not float32`);
+          return d;
+        });
         runners.push({
           model: g.root,
           runtime: "tfjs-wasm",
@@ -487,6 +493,7 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
         threads: r.threads,
         input: r.input,
         stats,
+        samplesMs: r.samples,
         speedupVsTfjs: tfjsP50 === null ? null : tfjsP50 / stats.p50Ms,
         tfjsBaseline: tfjsRow ? tfjsRow.model : null,
       };

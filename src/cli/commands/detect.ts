@@ -261,10 +261,12 @@ async function runDetect(settings: DetectSettings): Promise<void> {
   });
 
   let stdoutClosed = false;
+  let stdoutFailure: Error | null = null;
   const onStdoutError = (err: NodeJS.ErrnoException): void => {
-    // `perceptd detect ... --json | head` closes the pipe early; that ends the run, quietly.
-    if (err.code === "EPIPE") stdoutClosed = true;
-    else throw err;
+    // `perceptd detect ... --json | head` closes the pipe early: that ends the run, quietly.
+    // Anything else is reported once the run has wound down (a throw here would be uncaught).
+    stdoutClosed = true;
+    if (err.code !== "EPIPE") stdoutFailure = err;
   };
   process.stdout.on("error", onStdoutError);
 
@@ -305,7 +307,9 @@ async function runDetect(settings: DetectSettings): Promise<void> {
     await detector.close();
   }
 
-  // TS cannot see the assignment inside the callback.
+  // TS cannot see the assignments inside the callbacks.
+  const failure = stdoutFailure as Error | null;
+  if (failure !== null) throw new Error(`cannot write to stdout: ${failure.message}`, { cause: failure });
   const last = lastFrame as FrameResult | null;
   if (settings.out !== undefined && last !== null) {
     await writePng(settings.out, drawDetections(last.image, last.detections));

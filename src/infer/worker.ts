@@ -1,0 +1,224 @@
+// The inference worker thread: owns one ONNX Runtime session and turns model-size RGB
+// frames into detections in model-input pixels. It exists because onnxruntime-node's
+// session.run blocks the thread it runs on; here that blocks nobody else.
+//
+// Started through worker-bootstrap.mjs (which registers tsx), never imported by the main
+// thread; inference-worker.ts is its only client. Speaks worker-protocol.ts.
+import { parentPort } from "node:worker_threads";
+import type * as ort from "onnxruntime-node";
+import { createDecoder, type Decoder } from "./decode/index.ts";
+import { checkInputSpec, toInputTensor } from "./input-tensor.ts";
+import { nms } from "./nms.ts";
+import { createSession } from "./session.ts";
+import type { Detection, RawTensor } from "./types.ts";
+import { checkDetectSettings, type DetectSettings, type MainToWorker, type WorkerInit, type WorkerToMain } from "./worker-protocol.ts";
+import { readVerifiedModel, type DecoderSpec } from "../model/manifest.ts";
+
+const maybePort = parentPort;
+if (maybePort === null) throw new Error("src/infer/worker.ts is an inference worker entry; start it with new Worker(), not import it");
+const port = maybePort;
+
+interface Loaded {
+  init: WorkerInit;
+  session: ort.InferenceSession;
+  decoder: Decoder;
+  fetches: string[];
+  /** `model "nanodet-u8"`, for messages */
+  what: string;
+}
+
+let loaded: Loaded | undefined;
+let settings: DetectSettings | undefined;
+let classFilter: ReadonlySet<number> | undefined;
+
+function post(msg: WorkerToMain): void {
+  port.postMessage(msg);
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function decoderFor(spec: DecoderSpec): Decoder {
+  // A switch so each createDecoder call sees its kind's output-name type.
+  switch (spec.kind) {
+    case "nanodet-gfl":
+      return createDecoder(spec.kind, spec.outputs);
+    case "centernet-heads":
+      return createDecoder(spec.kind, spec.outputs);
+    case "centernet-detections":
+      return createDecoder(spec.kind, spec.outputs);
+  }
+}
+
+/** The manifest against what the ONNX graph really declares, so a mismatch fails at start, not per frame. */
+function checkSession(init: WorkerInit, session: ort.InferenceSession, decoder: Decoder): void {
+  const where = `model "${init.modelName}" (${init.modelPath})`;
+  const { input } = init.entry;
+  if (session.inputNames.length !== 1 || session.inputNames[0] !== input.name) {
+    throw new Error(
+      `${where}: the manifest names input "${input.name}", the ONNX graph has inputs ${session.inputNames.map((n) => `"${n}"`).join(", ")}`,
+    );
+  }
+  const meta = session.inputMetadata[0];
+  if (meta.isTensor && meta.type !== input.dtype) {
+    throw new Error(`${where}: the manifest says input dtype ${input.dtype}, the ONNX graph has ${meta.type}`);
+  }
+  const missing = decoder.outputNames.filter((n) => !session.outputNames.includes(n));
+  if (missing.length > 0) {
+    throw new Error(
+      `${where}: decoder ${decoder.kind} needs outputs ${missing.map((n) => `"${n}"`).join(", ")} that the ONNX graph lacks; ` +
+        `it has ${session.outputNames.map((n) => `"${n}"`).join(", ")}`,
+    );
+  }
+}
+
+function toRawTensor(name: string, t: ort.Tensor): RawTensor {
+  const data = t.data;
+  if (data instanceof Float32Array) return { dims: t.dims, data };
+  if (Array.isArray(data)) throw new Error(`output "${name}" is a ${t.type} tensor; detectors need numbers`);
+  // Decoders work in float32; integer outputs (class ids, counts) convert exactly below 2^24.
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = Number(data[i]);
+  return { dims: t.dims, data: out };
+}
+
+function applySettings(s: DetectSettings, classCount: number, where: string): void {
+  checkDetectSettings(s, classCount, where);
+  settings = { ...s, classIds: [...s.classIds] };
+  classFilter = s.classIds.length === 0 ? undefined : new Set(s.classIds);
+}
+
+interface RunOutput {
+  detections: Detection[];
+  preprocessMs: number;
+  inferenceMs: number;
+  decodeMs: number;
+}
+
+/** One frame through the model: pixels are consumed (a BGR model swaps them in place). */
+async function runFrame(m: Loaded, pixels: Uint8Array, width: number, height: number, label: string): Promise<RunOutput> {
+  const s = settings;
+  if (s === undefined) throw new Error(`${m.what}: no detect settings (init did not complete)`);
+  const { entry } = m.init;
+  const t0 = performance.now();
+  const input = toInputTensor({ width, height, data: pixels }, entry.input, { consume: true, where: `${m.what}, ${label}` });
+  const t1 = performance.now();
+  const outputs = await m.session.run({ [entry.input.name]: input }, m.fetches);
+  const t2 = performance.now();
+  const raw: Record<string, RawTensor> = {};
+  for (const name of m.fetches) raw[name] = toRawTensor(name, outputs[name]);
+  const candidates = m.decoder.decode(raw, {
+    inputWidth: entry.input.width,
+    inputHeight: entry.input.height,
+    scoreThreshold: s.scoreThreshold,
+    classFilter,
+    labels: entry.labels,
+    nanodetCenterOffset: entry.decoder.kind === "nanodet-gfl" ? entry.decoder.centerOffset : undefined,
+  });
+  // NMS in model pixels equals NMS in source pixels: IoU is unchanged by per-axis scaling and shifting.
+  const detections = nms(candidates, s.iouThreshold, { classAware: true, maxDetections: s.maxDetections });
+  const t3 = performance.now();
+  return { detections, preprocessMs: t1 - t0, inferenceMs: t2 - t1, decodeMs: t3 - t2 };
+}
+
+async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> {
+  if (loaded !== undefined) throw new Error(`${loaded.what}: init received twice`);
+  const what = `model "${init.modelName}"`;
+  checkInputSpec(init.modelName, init.entry.input);
+  const decoder = decoderFor(init.entry.decoder);
+  applySettings(initial, init.entry.labels.length, `${what}: detect settings`);
+  if (!(Number.isInteger(init.warmupRuns) && init.warmupRuns >= 0)) {
+    throw new RangeError(`${what}: warmupRuns must be a non-negative integer, got ${String(init.warmupRuns)}`);
+  }
+  // Reading the bytes here and checking them against the manifest, rather than letting ORT
+  // open the path, means the graph that runs is the one whose checksum was verified.
+  const bytes = await readVerifiedModel({ name: init.modelName, path: init.modelPath, entry: init.entry });
+  const created = await createSession(bytes, {
+    executionProviders: init.executionProviders,
+    intraOpThreads: init.intraOpThreads,
+    interOpThreads: init.interOpThreads,
+    trtFp16: init.trtFp16,
+    trtCacheDir: init.trtCacheDir,
+    source: init.modelPath,
+  });
+  const m: Loaded = { init, session: created.session, decoder, fetches: [...decoder.outputNames], what };
+  const warmupMs: number[] = [];
+  try {
+    checkSession(init, created.session, decoder);
+    const { width, height } = init.entry.input;
+    for (let i = 0; i < init.warmupRuns; i++) {
+      // A blank frame: first runs allocate arenas and (on TensorRT) build engines, which
+      // would otherwise land on the first camera frame as a latency spike.
+      const t0 = performance.now();
+      await runFrame(m, new Uint8Array(width * height * 3), width, height, `warm-up run ${i + 1}`);
+      warmupMs.push(performance.now() - t0);
+    }
+  } catch (err) {
+    await created.session.release();
+    throw err;
+  }
+  loaded = m;
+  post({ type: "ready", provider: created.provider, tried: created.tried, warnings: created.warnings, warmupMs });
+}
+
+async function onInfer(msg: Extract<MainToWorker, { type: "infer" }>): Promise<void> {
+  const tStartNs = process.hrtime.bigint();
+  const m = loaded;
+  if (m === undefined) throw new Error(`infer request ${msg.id} (${msg.camera} #${msg.seq}) arrived before init completed`);
+  const out = await runFrame(m, new Uint8Array(msg.pixels), msg.width, msg.height, `camera ${msg.camera} frame ${msg.seq}`);
+  post({ type: "result", id: msg.id, camera: msg.camera, seq: msg.seq, ...out, tStartNs, tEndNs: process.hrtime.bigint() });
+}
+
+async function onClose(): Promise<void> {
+  const m = loaded;
+  loaded = undefined;
+  if (m !== undefined) await m.session.release();
+  post({ type: "closed" });
+  // With the port closed and the session released nothing keeps the event loop alive,
+  // so the thread ends on its own with exit code 0.
+  port.close();
+}
+
+async function handle(msg: MainToWorker): Promise<void> {
+  try {
+    switch (msg.type) {
+      case "init":
+        await onInit(msg.init, msg.settings);
+        return;
+      case "infer":
+        await onInfer(msg);
+        return;
+      case "settings": {
+        const m = loaded;
+        if (m === undefined) throw new Error("settings arrived before init completed");
+        applySettings(msg.settings, m.init.entry.labels.length, `${m.what}: detect settings`);
+        return;
+      }
+      case "close":
+        await onClose();
+        return;
+      default: {
+        const unknown: { type?: unknown } = msg;
+        throw new TypeError(`inference worker: unknown message type ${JSON.stringify(unknown.type)}`);
+      }
+    }
+  } catch (err) {
+    const fatal = msg.type === "init" || msg.type === "close";
+    post({ type: "error", id: msg.type === "infer" ? msg.id : undefined, phase: msg.type, message: message(err), fatal });
+    if (fatal) {
+      const m = loaded;
+      loaded = undefined;
+      if (m !== undefined) await m.session.release().catch(() => undefined);
+      port.close();
+    }
+  }
+}
+
+// The port hands messages over as they arrive, and session.run yields (setImmediate)
+// inside a request; chaining makes each message wait for the one before, so a `close` or
+// `settings` never lands in the middle of an inference.
+let queue: Promise<void> = Promise.resolve();
+port.on("message", (msg: MainToWorker) => {
+  queue = queue.then(() => handle(msg));
+});

@@ -1,0 +1,209 @@
+// Every Prometheus metric perceptd exports, declared in this one module: a new metric is
+// added here, never created ad hoc elsewhere, so names, labels and buckets stay consistent
+// and reviewable in one place.
+//
+// Each createMetrics() call builds its own Registry instead of using prom-client's global
+// one: two daemons in one process (tests) must not collide on metric names, and nothing a
+// dependency registers globally leaks into our /metrics.
+//
+// Conventions (https://prometheus.io/docs/practices/naming/): prefix perceptd_, base units
+// (seconds, bytes), counters end in _total, label values come from small closed sets or
+// from configuration (camera ids, model labels), never from data such as sequence numbers.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { BusPublisherOptions } from "../bus/publisher.ts";
+import { TOPIC_NAMES } from "../bus/topics.ts";
+
+/** Pipeline stages timed by perceptd_stage_latency_seconds. */
+export const STAGES = [
+  /** ingest handed the frame over -> the inference worker picked it up (queueing) */
+  "ingest_to_worker",
+  "preprocess",
+  "inference",
+  /** raw tensors -> boxes, NMS included */
+  "decode",
+  /** encode + hand-over to the bus publisher */
+  "publish",
+  /** ingest handed the frame over -> its detections were handed to the bus */
+  "end_to_end",
+] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** Why a frame never reached the detector's output. */
+export const FRAME_DROP_REASONS = [
+  /** a newer frame from the same camera replaced it before the worker was free */
+  "replaced",
+  /** the worker failed on it (the error is logged) */
+  "inference_error",
+  /** still in flight when the daemon stopped */
+  "shutdown",
+] as const;
+export type FrameDropReason = (typeof FRAME_DROP_REASONS)[number];
+
+// Dense below 100 ms, where the per-frame budget of a 10-30 fps camera lies (0.033 is one
+// frame at 30 fps); sparse up to 2 s so a stalled stage still lands in a finite bucket.
+export const LATENCY_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.033, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2];
+
+export interface ModelInfo {
+  /** manifest name */
+  model: string;
+  /** the provider that actually runs the model */
+  executionProvider: string;
+  /** providers tried in order, including ones that failed to load */
+  providersTried: readonly string[];
+}
+
+export interface CreateMetricsOptions {
+  /** process_* and nodejs_* metrics from prom-client (default true) */
+  defaultMetrics?: boolean;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly stageLatency: Histogram<"stage" | "camera">;
+  readonly framesIngested: Counter<"camera">;
+  readonly framesProcessed: Counter<"camera">;
+  readonly framesDropped: Counter<"camera" | "reason">;
+  readonly detections: Counter<"camera" | "class">;
+  readonly cameraRestarts: Counter<"camera">;
+  readonly cameraUp: Gauge<"camera">;
+  readonly modelInfo: Gauge<"model" | "execution_provider" | "providers_tried">;
+  readonly busMessagesSent: Counter<"topic">;
+  readonly busMessagesDropped: Counter<"topic">;
+  readonly ready: Gauge;
+
+  /** Creates every per-camera series at 0, so rate() and absent() work before the first event. */
+  initCamera(camera: string): void;
+  observeStage(stage: Stage, camera: string, seconds: number): void;
+  /** Observes the time between two process.hrtime.bigint() readings. */
+  observeStageNs(stage: Stage, camera: string, startNs: bigint, endNs: bigint): void;
+  frameDropped(camera: string, reason: FrameDropReason): void;
+  /** Replaces the model_info series (there is one model per daemon). */
+  setModelInfo(info: ModelInfo): void;
+  setReady(ready: boolean): void;
+  /** onSent/onDrop for BusPublisher.bind(), feeding the bus counters. */
+  busHooks(): Required<Pick<BusPublisherOptions, "onSent" | "onDrop">>;
+}
+
+export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+
+  const stageLatency = new Histogram({
+    name: "perceptd_stage_latency_seconds",
+    help: "Time a frame spent in each pipeline stage, per camera",
+    labelNames: ["stage", "camera"] as const,
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers,
+  });
+  const framesIngested = new Counter({
+    name: "perceptd_frames_ingested_total",
+    help: "Frames handed over by ingest, per camera",
+    labelNames: ["camera"] as const,
+    registers,
+  });
+  const framesProcessed = new Counter({
+    name: "perceptd_frames_processed_total",
+    help: "Frames that went through the detector and were published, per camera",
+    labelNames: ["camera"] as const,
+    registers,
+  });
+  const framesDropped = new Counter({
+    name: "perceptd_frames_dropped_total",
+    help: `Frames ingested but never processed, per camera and reason (${FRAME_DROP_REASONS.join(", ")})`,
+    labelNames: ["camera", "reason"] as const,
+    registers,
+  });
+  const detections = new Counter({
+    name: "perceptd_detections_total",
+    help: "Detections published, per camera and class label",
+    labelNames: ["camera", "class"] as const,
+    registers,
+  });
+  const cameraRestarts = new Counter({
+    name: "perceptd_camera_restarts_total",
+    help: "Restarts of a camera's source pipeline after an error or end of stream",
+    labelNames: ["camera"] as const,
+    registers,
+  });
+  const cameraUp = new Gauge({
+    name: "perceptd_camera_up",
+    help: "1 while the camera's source pipeline is delivering frames, 0 while it is starting or backing off",
+    labelNames: ["camera"] as const,
+    registers,
+  });
+  const modelInfo = new Gauge({
+    name: "perceptd_model_info",
+    help: "The loaded model and the execution provider that runs it (value always 1)",
+    labelNames: ["model", "execution_provider", "providers_tried"] as const,
+    registers,
+  });
+  const busMessagesSent = new Counter({
+    name: "perceptd_bus_messages_sent_total",
+    help: "Messages accepted by the ZeroMQ PUB socket, per topic (ZeroMQ's own per-subscriber drops beyond the high-water mark are invisible here)",
+    labelNames: ["topic"] as const,
+    registers,
+  });
+  const busMessagesDropped = new Counter({
+    name: "perceptd_bus_messages_dropped_total",
+    help: "Messages perceptd dropped before the PUB socket (queue full, send error, shutdown), per topic",
+    labelNames: ["topic"] as const,
+    registers,
+  });
+  const ready = new Gauge({
+    name: "perceptd_ready",
+    help: "1 once the model is warmed up and the bus is bound, 0 while starting or stopping",
+    registers,
+  });
+
+  for (const topic of TOPIC_NAMES) {
+    busMessagesSent.inc({ topic }, 0);
+    busMessagesDropped.inc({ topic }, 0);
+  }
+  ready.set(0);
+
+  return {
+    registry,
+    stageLatency,
+    framesIngested,
+    framesProcessed,
+    framesDropped,
+    detections,
+    cameraRestarts,
+    cameraUp,
+    modelInfo,
+    busMessagesSent,
+    busMessagesDropped,
+    ready,
+    initCamera(camera) {
+      framesIngested.inc({ camera }, 0);
+      framesProcessed.inc({ camera }, 0);
+      for (const reason of FRAME_DROP_REASONS) framesDropped.inc({ camera, reason }, 0);
+      cameraRestarts.inc({ camera }, 0);
+      cameraUp.set({ camera }, 0);
+      for (const stage of STAGES) stageLatency.zero({ stage, camera });
+    },
+    observeStage(stage, camera, seconds) {
+      stageLatency.observe({ stage, camera }, seconds);
+    },
+    observeStageNs(stage, camera, startNs, endNs) {
+      stageLatency.observe({ stage, camera }, Number(endNs - startNs) / 1e9);
+    },
+    frameDropped(camera, reason) {
+      framesDropped.inc({ camera, reason });
+    },
+    setModelInfo(info) {
+      modelInfo.reset();
+      modelInfo.set({ model: info.model, execution_provider: info.executionProvider, providers_tried: info.providersTried.join(",") }, 1);
+    },
+    setReady(r) {
+      ready.set(r ? 1 : 0);
+    },
+    busHooks() {
+      return {
+        onSent: (topic) => busMessagesSent.inc({ topic }),
+        onDrop: (topic) => busMessagesDropped.inc({ topic }),
+      };
+    },
+  };
+}

@@ -1,0 +1,127 @@
+// /metrics (Prometheus text format) and /healthz (JSON) on plain node:http. Bound to
+// loopback unless configured otherwise: the endpoint is unauthenticated and a vehicle's
+// network is not a place to expose process internals by default.
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Registry } from "prom-client";
+
+export type HealthStatus = "ok" | "starting" | "degraded" | "stopping" | "failed";
+
+export interface Health {
+  /** only "ok" answers 200; every other status answers 503 */
+  status: HealthStatus;
+  details?: Record<string, unknown>;
+}
+
+export interface MetricsServerOptions {
+  /** default 127.0.0.1 */
+  host?: string;
+  /** 0: any free port (read it back from the result) */
+  port: number;
+  /** called on every GET /healthz; a throw or rejection answers 500 */
+  health: () => Health | Promise<Health>;
+}
+
+export interface MetricsServer {
+  host: string;
+  port: number;
+  /** http://host:port, with brackets around an IPv6 host */
+  url: string;
+  /** Stops listening and cuts open keep-alive connections (a scraper's would hold close() for seconds). */
+  close(): Promise<void>;
+}
+
+export async function startMetricsServer(metrics: { registry: Registry }, opts: MetricsServerOptions): Promise<MetricsServer> {
+  const host = opts.host ?? "127.0.0.1";
+  const where = hostPort(host, opts.port);
+  const { registry } = metrics;
+
+  const server = createServer((req, res) => {
+    handle(req, res, registry, opts.health).catch((e: unknown) => {
+      // Headers may be gone already if the client hung up mid-response; nothing left to tell it.
+      if (!res.headersSent) send(res, 500, "text/plain; charset=utf-8", `internal error: ${message(e)}\n`);
+      else res.destroy();
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException) => {
+      reject(new Error(`metrics server: cannot listen on ${where}: ${explainListenError(e)}`, { cause: e }));
+    };
+    server.once("error", onError);
+    server.listen({ host, port: opts.port }, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+
+  const addr = server.address() as AddressInfo;
+  let closing: Promise<void> | null = null;
+  return {
+    host: addr.address,
+    port: addr.port,
+    url: `http://${hostPort(addr.address, addr.port)}`,
+    close() {
+      closing ??= new Promise<void>((resolve, reject) => {
+        server.close((e) => (e ? reject(e) : resolve()));
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, registry: Registry, health: MetricsServerOptions["health"]): Promise<void> {
+  const path = new URL(req.url ?? "/", "http://localhost").pathname;
+  if (path !== "/metrics" && path !== "/healthz") {
+    send(res, 404, "text/plain; charset=utf-8", `not found: ${path} (try /metrics or /healthz)\n`);
+    return;
+  }
+  // HEAD is what curl -I and some probes send; node:http leaves out the body by itself.
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    res.setHeader("Allow", "GET, HEAD");
+    send(res, 405, "text/plain; charset=utf-8", `method ${req.method} not allowed on ${path}\n`);
+    return;
+  }
+  if (path === "/metrics") {
+    send(res, 200, registry.contentType, await registry.metrics());
+    return;
+  }
+  let h: Health;
+  try {
+    h = await health();
+  } catch (e) {
+    send(res, 500, "application/json", JSON.stringify({ status: "error", error: `health check failed: ${message(e)}` }) + "\n");
+    return;
+  }
+  send(res, h.status === "ok" ? 200 : 503, "application/json", JSON.stringify({ status: h.status, details: h.details ?? {} }) + "\n");
+}
+
+function send(res: ServerResponse, code: number, contentType: string, body: string): void {
+  res.writeHead(code, { "Content-Type": contentType, "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function explainListenError(e: NodeJS.ErrnoException): string {
+  switch (e.code) {
+    case "EADDRINUSE":
+      return "address already in use (another perceptd, or another exporter, holds the port; set metrics.port)";
+    case "EACCES":
+      return "permission denied (ports below 1024 need privileges)";
+    case "EADDRNOTAVAIL":
+      return "no such local address (metrics.host must be an address of this machine)";
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return "host name does not resolve";
+    default:
+      return e.code ? `${e.message} (${e.code})` : e.message;
+  }
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,268 @@
+// Latest-wins inference over real workers running nanodet-u8 on a vtest.avi frame.
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { InferResult } from "../../src/infer/inference-worker.ts";
+import { InferencePool, type DropReason, type InferencePoolError, type InferencePoolOptions } from "../../src/infer/inference-pool.ts";
+import { computeLetterbox } from "../../src/infer/letterbox.ts";
+import type { DetectSettings, WorkerInit } from "../../src/infer/worker-protocol.ts";
+import type { Frame } from "../../src/ingest/frame.ts";
+import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
+import { resizeToModel } from "../../src/ingest/resize.ts";
+import type { RgbImage } from "../../src/ingest/rgb-image.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type ResolvedModel } from "../../src/model/manifest.ts";
+
+const VTEST = ".cache/fixtures/vtest.avi";
+const HAVE_VTEST = existsSync(VTEST);
+if (!HAVE_VTEST) console.warn(`skipping inference pool cases: ${VTEST} is missing (run \`npm run setup\` to fetch it)`);
+
+const SETTINGS: DetectSettings = { scoreThreshold: 0.35, iouThreshold: 0.5, classIds: [], maxDetections: 100 };
+
+let model: ResolvedModel;
+/** vtest.avi frame 0 stretched to the model input, as ingest would deliver it */
+let modelPixels: Uint8Array;
+let source: RgbImage;
+
+beforeAll(async () => {
+  model = resolveModel(await readManifest(), DEFAULT_MANIFEST_PATH, "nanodet-u8");
+  if (!HAVE_VTEST) return;
+  for await (const f of readVideoFrames(VTEST, { maxFrames: 1 })) source = { ...f.image, data: f.image.data.slice() };
+  const { width, height } = model.entry.input;
+  modelPixels = resizeToModel(source, computeLetterbox(source.width, source.height, width, height, "stretch")).data;
+});
+
+function init(over: Partial<WorkerInit> = {}): WorkerInit {
+  return {
+    modelPath: model.path,
+    modelName: model.name,
+    entry: model.entry,
+    executionProviders: ["cpu"],
+    intraOpThreads: 0,
+    interOpThreads: 1,
+    trtFp16: false,
+    trtCacheDir: join(tmpdir(), "perceptd-trt-unused"),
+    warmupRuns: 1,
+    ...over,
+  };
+}
+
+/** A fresh frame each call: its pixels are given away on submit. */
+function frame(camera: string, seq: number): Frame {
+  const { width, height } = model.entry.input;
+  return {
+    camera,
+    seq,
+    tIngestNs: process.hrtime.bigint(),
+    ptsNs: null,
+    pixels: modelPixels.slice(),
+    width,
+    height,
+    transform: computeLetterbox(source.width, source.height, width, height, "stretch"),
+  };
+}
+
+interface Recorder {
+  results: InferResult[];
+  drops: { camera: string; seq: number; reason: DropReason }[];
+  errors: InferencePoolError[];
+  /** largest number of frames in flight seen at any callback or submit */
+  maxInFlight: number;
+}
+
+let pools: InferencePool[] = [];
+
+async function startPool(opts: Partial<InferencePoolOptions> & { cameras: string[] }): Promise<{ pool: InferencePool; rec: Recorder }> {
+  const rec: Recorder = { results: [], drops: [], errors: [], maxInFlight: 0 };
+  const pool = await InferencePool.start({
+    init: init(),
+    settings: SETTINGS,
+    onResult: (r) => rec.results.push(r),
+    onDrop: (f, reason) => rec.drops.push({ camera: f.camera, seq: f.seq, reason }),
+    onError: (e) => rec.errors.push(e),
+    ...opts,
+  });
+  pools.push(pool);
+  return { pool, rec };
+}
+
+function noteInFlight(pool: InferencePool, rec: Recorder): void {
+  const inFlight = pool.stats().cameras.filter((c) => c.inFlight).length;
+  rec.maxInFlight = Math.max(rec.maxInFlight, inFlight);
+}
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+afterEach(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+  pools = [];
+});
+
+describe.skipIf(!HAVE_VTEST)("InferencePool, shared worker", () => {
+  it("runs the first frame of a burst and the last, dropping the ones between", async () => {
+    const { pool, rec } = await startPool({ cameras: ["a"] });
+    for (let seq = 0; seq < 10; seq++) pool.submit(frame("a", seq));
+    await waitFor("two results", () => rec.results.length === 2);
+    expect(rec.results.map((r) => r.seq)).toEqual([0, 9]);
+    expect(rec.drops).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map((seq) => ({ camera: "a", seq, reason: "replaced" })));
+    expect(rec.errors).toEqual([]);
+    expect(rec.results[1].detections.some((d) => d.label === "person")).toBe(true);
+    expect(rec.results[1].timings.queueMs).toBeGreaterThan(rec.results[1].timings.inferenceMs * 0.5); // it waited for frame 0
+    expect(pool.stats().cameras).toEqual([
+      { camera: "a", offered: 10, dropped: 8, started: 2, finished: 2, waiting: false, inFlight: false, completed: 2, errors: 0, worker: 0 },
+    ]);
+  });
+
+  it("keeps up with a producer faster than inference by dropping waiting frames: results in order, one in flight", async () => {
+    const { pool, rec } = await startPool({ cameras: ["a"] });
+    const submitted = 60;
+    for (let seq = 0; seq < submitted; seq++) {
+      pool.submit(frame("a", seq));
+      noteInFlight(pool, rec);
+      await sleep(5);
+    }
+    // Latest wins: the last frame always runs.
+    await waitFor("the last frame's result", () => rec.results.at(-1)?.seq === submitted - 1);
+    const ran = rec.results.map((r) => r.seq);
+    const dropped = rec.drops.map((d) => d.seq);
+    expect(rec.errors).toEqual([]);
+    expect(rec.drops.every((d) => d.reason === "replaced")).toBe(true);
+    expect(dropped.length).toBeGreaterThan(0);
+    expect(ran.length + dropped.length).toBe(submitted);
+    expect(new Set([...ran, ...dropped]).size).toBe(submitted); // each frame ran or was dropped, never both
+    for (let i = 1; i < ran.length; i++) expect(ran[i]).toBeGreaterThan(ran[i - 1]);
+    expect(rec.maxInFlight).toBe(1);
+    const st = pool.stats().cameras[0];
+    expect(st).toMatchObject({ offered: submitted, dropped: dropped.length, completed: ran.length, inFlight: false, waiting: false });
+    console.log(`shared worker, 1 camera at 200 fps offered: ${ran.length} of ${submitted} frames ran, ${dropped.length} dropped`);
+  });
+
+  it("shares one worker fairly between a fast and a slow camera", async () => {
+    const { pool, rec } = await startPool({ cameras: ["fast", "slow"] });
+    const seq = { fast: 0, slow: 0 };
+    const until = Date.now() + 1500;
+    for (let tick = 0; Date.now() < until; tick++) {
+      pool.submit(frame("fast", seq.fast++));
+      // The slow camera offers a third as often, still faster than inference.
+      if (tick % 3 === 0) pool.submit(frame("slow", seq.slow++));
+      noteInFlight(pool, rec);
+      await sleep(5);
+    }
+    await pool.close();
+    const order = rec.results.map((r) => r.camera);
+    const fast = order.filter((c) => c === "fast").length;
+    const slow = order.filter((c) => c === "slow").length;
+    console.log(`shared worker, 2 cameras: ${order.length} results (fast ${fast}, slow ${slow}) of ${seq.fast + seq.slow} frames offered`);
+    expect(slow).toBeGreaterThan(2);
+    expect(Math.abs(fast - slow)).toBeLessThanOrEqual(1);
+    // Round-robin: with both cameras always waiting, no camera runs twice in a row.
+    for (let i = 1; i < order.length; i++) expect(order[i], `result ${i}`).not.toBe(order[i - 1]);
+    expect(rec.maxInFlight).toBe(1);
+    for (const cam of ["fast", "slow"] as const) {
+      const seqs = rec.results.filter((r) => r.camera === cam).map((r) => r.seq);
+      for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]);
+    }
+  });
+
+  it("close() finishes the frame in flight, drops the waiting ones, and is quick", async () => {
+    const { pool, rec } = await startPool({ cameras: ["a", "b"] });
+    const exits: number[] = [];
+    pool.workers[0].on("exit", (code) => exits.push(code));
+    pool.submit(frame("a", 0)); // goes to the worker at once
+    pool.submit(frame("a", 1));
+    pool.submit(frame("b", 0));
+    const t0 = performance.now();
+    await pool.close();
+    const ms = performance.now() - t0;
+    expect(rec.results.map((r) => `${r.camera}#${r.seq}`)).toEqual(["a#0"]);
+    expect(rec.drops).toEqual([
+      { camera: "a", seq: 1, reason: "closed" },
+      { camera: "b", seq: 0, reason: "closed" },
+    ]);
+    expect(exits).toEqual([0]);
+    expect(ms).toBeLessThan(2000);
+    pool.submit(frame("a", 2));
+    expect(rec.drops.at(-1)).toEqual({ camera: "a", seq: 2, reason: "closed" });
+    expect(rec.errors).toEqual([]);
+  });
+
+  it("reports a failed frame with its camera and goes on with the next", async () => {
+    const { pool, rec } = await startPool({ cameras: ["a"] });
+    pool.submit({ ...frame("a", 0), width: 320 });
+    pool.submit(frame("a", 1));
+    await waitFor("a result", () => rec.results.length === 1);
+    expect(rec.errors).toHaveLength(1);
+    expect(rec.errors[0]).toMatchObject({ fatal: false, worker: 0, camera: "a", seq: 0 });
+    expect(rec.errors[0].error.message).toMatch(/camera a frame 0 is 320x416/);
+    expect(rec.results[0].seq).toBe(1);
+    expect(pool.stats().cameras[0]).toMatchObject({ errors: 1, completed: 1 });
+  });
+
+  it("applies new settings to every worker, and refuses an unknown camera", async () => {
+    const { pool, rec } = await startPool({ cameras: ["a"] });
+    pool.setSettings({ ...SETTINGS, scoreThreshold: 0.999 });
+    pool.submit(frame("a", 0));
+    await waitFor("a result", () => rec.results.length === 1);
+    expect(rec.results[0].detections).toEqual([]);
+    expect(() => pool.submit(frame("nope", 0))).toThrow(/unknown camera "nope"; known cameras: a/);
+    expect(() => pool.setSettings({ ...SETTINGS, maxDetections: 0 })).toThrow(/maxDetections must be a positive integer/);
+  });
+});
+
+describe.skipIf(!HAVE_VTEST)("InferencePool.replaceWorker", () => {
+  it("terminates a busy worker, starts a fresh one and resumes the waiting frame", async () => {
+    const { pool, rec } = await startPool({ cameras: ["a"] });
+    const old = pool.workers[0];
+    pool.submit(frame("a", 0)); // in flight: fails when the thread is terminated
+    pool.submit(frame("a", 1)); // waits, survives the replacement
+    const fresh = await pool.replaceWorker(0);
+    expect(fresh).not.toBe(old);
+    expect(old.alive).toBe(false);
+    expect(await old.whenExited()).toBe(0); // detached mid-run, then ended by itself
+    expect(pool.workers[0]).toBe(fresh);
+    await waitFor("the waiting frame's result", () => rec.results.length === 1);
+    expect(rec.results[0].seq).toBe(1);
+    // The caller asked for the termination, so the lost frame is counted but not reported.
+    expect(rec.errors).toEqual([]);
+    expect(pool.stats().cameras[0]).toMatchObject({ errors: 1, completed: 1, dropped: 0 });
+    await expect(pool.replaceWorker(3)).rejects.toThrow(/index must be an integer in \[0, 0\], got 3/);
+  });
+});
+
+describe.skipIf(!HAVE_VTEST)("InferencePool, a worker per camera", () => {
+  it("starts one worker per camera, splitting the cores between them", async () => {
+    const { pool, rec } = await startPool({ cameras: ["a", "b"], workers: "per-camera" });
+    expect(pool.workers).toHaveLength(2);
+    expect(pool.stats().workers.map((w) => ({ name: w.name, cameras: w.cameras, provider: w.provider }))).toEqual([
+      { name: "a", cameras: ["a"], provider: "cpu" },
+      { name: "b", cameras: ["b"], provider: "cpu" },
+    ]);
+    pool.submit(frame("a", 0));
+    pool.submit(frame("b", 0));
+    // Each worker runs its own camera's frame at the same time.
+    noteInFlight(pool, rec);
+    expect(rec.maxInFlight).toBe(2);
+    await waitFor("both results", () => rec.results.length === 2);
+    expect(rec.results.map((r) => r.camera).sort()).toEqual(["a", "b"]);
+    expect(rec.errors).toEqual([]);
+  });
+});
+
+describe("InferencePool.start", () => {
+  it("rejects a bad camera list before starting any worker", async () => {
+    await expect(InferencePool.start({ init: init(), settings: SETTINGS, cameras: [] })).rejects.toThrow(/cameras is empty/);
+    await expect(InferencePool.start({ init: init(), settings: SETTINGS, cameras: ["a", "a"] })).rejects.toThrow(/camera "a" is listed twice/);
+  });
+
+  it("rejects with the worker's error when the model cannot be loaded", async () => {
+    const path = join(tmpdir(), "perceptd-missing-model.onnx");
+    await expect(InferencePool.start({ init: init({ modelPath: path }), settings: SETTINGS, cameras: ["a"] })).rejects.toThrow(path);
+  });
+});
