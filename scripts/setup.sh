@@ -50,7 +50,7 @@ lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 stamp=node_modules/.perceptd-lock-sha256
 if [[ ! -f $stamp || "$(cat "$stamp")" != "$lock_hash" || ! -d node_modules/onnxruntime-node ]]; then
   note "installing npm dependencies (npm ci)"
-  ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}" npm ci --no-audit --no-fund --loglevel=error
+  ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}" npm ci --no-audit --no-fund --no-progress --loglevel=error
   echo "$lock_hash" >"$stamp"
 fi
 

@@ -6,6 +6,7 @@ import { Command, CommanderError } from "commander";
 import { register as registerBench } from "./commands/bench.ts";
 import { register as registerDetect } from "./commands/detect.ts";
 import { register as registerModels } from "./commands/models.ts";
+import { ExitError, register as registerRun } from "./commands/run.ts";
 
 export const EXIT_OK = 0;
 /** A run that failed on its input, models or environment. */
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
       writeErr: (s) => process.stderr.write(s),
       outputError: (s, write) => write(`perceptd: ${s.replace(/^error: /, "")}`),
     });
+  registerRun(program);
   registerModels(program);
   registerBench(program);
   registerDetect(program);
@@ -67,6 +69,6 @@ export async function main(argv: readonly string[]): Promise<number> {
       return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
     process.stderr.write(`perceptd: ${errorText(err)}\n`);
-    return EXIT_ERROR;
+    return err instanceof ExitError ? err.exitCode : EXIT_ERROR;
   }
 }

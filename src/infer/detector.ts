@@ -2,22 +2,23 @@
 // Everything model-specific (input layout, dtype, normalisation, decoder, output names)
 // comes from the manifest entry and is checked against the ONNX session once, at create,
 // so a mismatched manifest fails at startup with the model's name rather than per frame.
-import * as ort from "onnxruntime-node";
-import { createDecoder, type Decoder } from "./decode/index.ts";
+import type * as ort from "onnxruntime-node";
+import type { Decoder } from "./decode/index.ts";
+import { checkInputSpec, toInputTensor } from "./input-tensor.ts";
 import { computeLetterbox, toSourceDetections } from "./letterbox.ts";
+import { checkSession, decoderFor, toRawTensor } from "./model-runtime.ts";
 import { nms } from "./nms.ts";
 import { createSession, type ExecutionProvider, type ProviderAttempt, type SessionOptions } from "./session.ts";
 import type { Detection, LetterboxTransform, RawTensor } from "./types.ts";
-import { resizeToModel, toNchwFloat, toNhwcFloat, type Triple } from "../ingest/resize.ts";
+import { resizeToModel } from "../ingest/resize.ts";
 import { assertRgbImage, type RgbImage } from "../ingest/rgb-image.ts";
-import { readVerifiedModel, type DecoderSpec, type ModelEntry, type ResolvedModel } from "../model/manifest.ts";
+import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
 
 export const DEFAULT_SCORE_THRESHOLD = 0.35;
 export const DEFAULT_IOU_THRESHOLD = 0.5;
 export const DEFAULT_MAX_DETECTIONS = 100;
 /** Grey of the letterbox pads: the YOLO convention, also what resizeToModel defaults to. */
 const PAD_FILL = 114;
-const IDENTITY_NORMALIZATION: { mean: Triple; std: Triple } = { mean: [0, 0, 0], std: [1, 1, 1] };
 
 export interface DetectorOptions extends Omit<SessionOptions, "source"> {
   /** Candidates at or below this score are dropped (decoder semantics). Default 0.35. */
@@ -54,10 +55,6 @@ function checkUnit(name: string, v: number): number {
   return v;
 }
 
-function shapeText(s: readonly (number | string)[]): string {
-  return `[${s.join(", ")}]`;
-}
-
 /** Label -> class ids; a list with duplicates (it happens in merged label sets) maps to each. */
 function resolveClassFilter(model: ResolvedModel, wanted: readonly string[]): ReadonlySet<number> {
   const labels = model.entry.labels;
@@ -81,78 +78,6 @@ function resolveClassFilter(model: ResolvedModel, wanted: readonly string[]): Re
     );
   }
   return ids;
-}
-
-function decoderFor(spec: DecoderSpec): Decoder {
-  // A switch so each createDecoder call sees its kind's output-name type.
-  switch (spec.kind) {
-    case "nanodet-gfl":
-      return createDecoder(spec.kind, spec.outputs);
-    case "centernet-heads":
-      return createDecoder(spec.kind, spec.outputs);
-    case "centernet-detections":
-      return createDecoder(spec.kind, spec.outputs);
-  }
-}
-
-/** The manifest's own consistency, before any session exists. */
-function checkEntry(name: string, entry: ModelEntry): void {
-  const { input } = entry;
-  const expected = input.layout === "NCHW" ? [1, 3, input.height, input.width] : [1, input.height, input.width, 3];
-  if (input.shape.length !== 4 || input.shape.some((d, i) => d !== expected[i])) {
-    throw new Error(
-      `model "${name}": input shape ${shapeText(input.shape)} does not match ${input.layout} ` +
-        `${input.width}x${input.height} (expected ${shapeText(expected)})`,
-    );
-  }
-  if (input.dtype === "uint8" && input.normalization !== null) {
-    throw new Error(
-      `model "${name}": uint8 input with normalization set; normalised values cannot be fed as uint8 ` +
-        `(use normalization: null and bake it into the graph, or a float32 input)`,
-    );
-  }
-}
-
-/** The manifest against what the ONNX file really declares. */
-function checkSession(model: ResolvedModel, session: ort.InferenceSession, decoder: Decoder): void {
-  const { input } = model.entry;
-  const where = `model "${model.name}" (${model.path})`;
-  if (session.inputNames.length !== 1 || session.inputNames[0] !== input.name) {
-    throw new Error(
-      `${where}: the manifest names input "${input.name}", the ONNX graph has inputs ` +
-        `${session.inputNames.map((n) => `"${n}"`).join(", ")}`,
-    );
-  }
-  const meta = session.inputMetadata[0];
-  if (meta.isTensor) {
-    if (meta.type !== input.dtype) {
-      throw new Error(`${where}: the manifest says input dtype ${input.dtype}, the ONNX graph has ${meta.type}`);
-    }
-    // Symbolic dims (strings) accept any size; only fixed ones can disagree.
-    const bad = meta.shape.length !== input.shape.length || meta.shape.some((d, i) => typeof d === "number" && d !== input.shape[i]);
-    if (bad) {
-      throw new Error(
-        `${where}: the manifest says input shape ${shapeText(input.shape)}, the ONNX graph has ${shapeText(meta.shape)}`,
-      );
-    }
-  }
-  const missing = decoder.outputNames.filter((n) => !session.outputNames.includes(n));
-  if (missing.length > 0) {
-    throw new Error(
-      `${where}: decoder ${decoder.kind} needs outputs ${missing.map((n) => `"${n}"`).join(", ")} that the ONNX graph ` +
-        `lacks; it has ${session.outputNames.map((n) => `"${n}"`).join(", ")}`,
-    );
-  }
-}
-
-function toRawTensor(name: string, t: ort.Tensor): RawTensor {
-  const data = t.data;
-  if (data instanceof Float32Array) return { dims: t.dims, data };
-  if (Array.isArray(data)) throw new Error(`output "${name}" is a ${t.type} tensor; detectors need numbers`);
-  // Decoders work in float32; integer outputs (class ids, counts) convert exactly below 2^24.
-  const out = new Float32Array(data.length);
-  for (let i = 0; i < data.length; i++) out[i] = Number(data[i]);
-  return { dims: t.dims, data: out };
 }
 
 /** Degenerate after mapping: the box lay entirely in the letterbox pad and was clamped flat. */
@@ -205,7 +130,7 @@ export class Detector {
     if (!(Number.isInteger(settings.maxDetections) && settings.maxDetections > 0)) {
       throw new RangeError(`Detector: maxDetections must be a positive integer, got ${String(maxDetections)}`);
     }
-    checkEntry(model.name, model.entry);
+    checkInputSpec(model.name, model.entry.input);
     const decoder = decoderFor(model.entry.decoder);
 
     const bytes = await readVerifiedModel(model);
@@ -225,29 +150,9 @@ export class Detector {
     const spec = this.model.entry.input;
     const transform = computeLetterbox(img.width, img.height, spec.width, spec.height, spec.resize);
     const resized = resizeToModel(img, transform, PAD_FILL);
-    const order = spec.colorOrder;
-
-    if (spec.dtype === "uint8") {
-      let data = resized.data;
-      if (spec.layout === "NHWC") {
-        if (order === "bgr") {
-          for (let i = 0; i < data.length; i += 3) {
-            const r = data[i];
-            data[i] = data[i + 2];
-            data[i + 2] = r;
-          }
-        }
-      } else {
-        data = planar(resized, order);
-      }
-      return { input: new ort.Tensor("uint8", data, spec.shape), transform };
-    }
-
-    // null: the graph normalises itself and wants plain 0..255 values. Manifest and
-    // resize.ts both give mean/std per colour (r, g, b); colorOrder only orders channels.
-    const { mean, std } = spec.normalization ?? IDENTITY_NORMALIZATION;
-    const data = spec.layout === "NCHW" ? toNchwFloat(resized, mean, std, order) : toNhwcFloat(resized, mean, std, order);
-    return { input: new ort.Tensor("float32", data, spec.shape), transform };
+    // resized is ours alone, so a BGR uint8 model may swap its channels in place.
+    const input = toInputTensor(resized, spec, { consume: true, where: `Detector(${this.model.name}).preprocess` });
+    return { input, transform };
   }
 
   async detect(img: RgbImage): Promise<DetectResult> {
@@ -289,14 +194,4 @@ export class Detector {
     this.closed = true;
     await this.session.release();
   }
-}
-
-function planar(img: RgbImage, order: "rgb" | "bgr"): Uint8Array {
-  const plane = img.width * img.height;
-  const out = new Uint8Array(plane * 3);
-  for (let c = 0; c < 3; c++) {
-    const src = order === "rgb" ? c : 2 - c;
-    for (let p = 0, s = src; p < plane; p++, s += 3) out[c * plane + p] = img.data[s];
-  }
-  return out;
 }

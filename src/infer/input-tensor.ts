@@ -26,7 +26,8 @@ export interface ModelInputOptions {
 
 const IDENTITY: { mean: Triple; std: Triple } = { mean: [0, 0, 0], std: [1, 1, 1] };
 
-function shapeText(s: readonly number[]): string {
+/** A shape for messages, e.g. `[1, 3, 416, 416]`; ONNX symbolic dims (strings) print as named. */
+export function shapeText(s: readonly (number | string)[]): string {
   return `[${s.join(", ")}]`;
 }
 
@@ -86,11 +87,15 @@ export function toModelInputData(img: RgbImage, input: ModelInputSpec, opts: Mod
   return { dtype: "float32", data };
 }
 
-/** toModelInputData wrapped as an ONNX Runtime tensor of the manifest's input shape. */
-export function toInputTensor(img: RgbImage, input: ModelInputSpec, opts: ModelInputOptions = {}): ort.Tensor {
-  const d = toModelInputData(img, input, opts);
+/** Input data from toModelInputData as an ONNX Runtime tensor of the manifest's input shape. */
+export function toOrtTensor(d: ModelInputData, input: ModelInputSpec): ort.Tensor {
   // Two calls so each sees its own overload; the union does not select one.
   return d.dtype === "uint8" ? new ort.Tensor("uint8", d.data, input.shape) : new ort.Tensor("float32", d.data, input.shape);
+}
+
+/** toModelInputData wrapped as an ONNX Runtime tensor of the manifest's input shape. */
+export function toInputTensor(img: RgbImage, input: ModelInputSpec, opts: ModelInputOptions = {}): ort.Tensor {
+  return toOrtTensor(toModelInputData(img, input, opts), input);
 }
 
 function planar(img: RgbImage, order: "rgb" | "bgr"): Uint8Array {

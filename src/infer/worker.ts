@@ -6,13 +6,14 @@
 // thread; inference-worker.ts is its only client. Speaks worker-protocol.ts.
 import { parentPort } from "node:worker_threads";
 import type * as ort from "onnxruntime-node";
-import { createDecoder, type Decoder } from "./decode/index.ts";
+import type { Decoder } from "./decode/index.ts";
 import { checkInputSpec, toInputTensor } from "./input-tensor.ts";
+import { checkSession, decoderFor, toRawTensor } from "./model-runtime.ts";
 import { nms } from "./nms.ts";
 import { createSession } from "./session.ts";
 import type { Detection, RawTensor } from "./types.ts";
 import { checkDetectSettings, type DetectSettings, type MainToWorker, type WorkerInit, type WorkerToMain } from "./worker-protocol.ts";
-import { readVerifiedModel, type DecoderSpec } from "../model/manifest.ts";
+import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
 
 const maybePort = parentPort;
 if (maybePort === null) throw new Error("src/infer/worker.ts is an inference worker entry; start it with new Worker(), not import it");
@@ -37,50 +38,6 @@ function post(msg: WorkerToMain): void {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function decoderFor(spec: DecoderSpec): Decoder {
-  // A switch so each createDecoder call sees its kind's output-name type.
-  switch (spec.kind) {
-    case "nanodet-gfl":
-      return createDecoder(spec.kind, spec.outputs);
-    case "centernet-heads":
-      return createDecoder(spec.kind, spec.outputs);
-    case "centernet-detections":
-      return createDecoder(spec.kind, spec.outputs);
-  }
-}
-
-/** The manifest against what the ONNX graph really declares, so a mismatch fails at start, not per frame. */
-function checkSession(init: WorkerInit, session: ort.InferenceSession, decoder: Decoder): void {
-  const where = `model "${init.modelName}" (${init.modelPath})`;
-  const { input } = init.entry;
-  if (session.inputNames.length !== 1 || session.inputNames[0] !== input.name) {
-    throw new Error(
-      `${where}: the manifest names input "${input.name}", the ONNX graph has inputs ${session.inputNames.map((n) => `"${n}"`).join(", ")}`,
-    );
-  }
-  const meta = session.inputMetadata[0];
-  if (meta.isTensor && meta.type !== input.dtype) {
-    throw new Error(`${where}: the manifest says input dtype ${input.dtype}, the ONNX graph has ${meta.type}`);
-  }
-  const missing = decoder.outputNames.filter((n) => !session.outputNames.includes(n));
-  if (missing.length > 0) {
-    throw new Error(
-      `${where}: decoder ${decoder.kind} needs outputs ${missing.map((n) => `"${n}"`).join(", ")} that the ONNX graph lacks; ` +
-        `it has ${session.outputNames.map((n) => `"${n}"`).join(", ")}`,
-    );
-  }
-}
-
-function toRawTensor(name: string, t: ort.Tensor): RawTensor {
-  const data = t.data;
-  if (data instanceof Float32Array) return { dims: t.dims, data };
-  if (Array.isArray(data)) throw new Error(`output "${name}" is a ${t.type} tensor; detectors need numbers`);
-  // Decoders work in float32; integer outputs (class ids, counts) convert exactly below 2^24.
-  const out = new Float32Array(data.length);
-  for (let i = 0; i < data.length; i++) out[i] = Number(data[i]);
-  return { dims: t.dims, data: out };
 }
 
 function applySettings(s: DetectSettings, classCount: number, where: string): void {
@@ -133,7 +90,8 @@ async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> 
   }
   // Reading the bytes here and checking them against the manifest, rather than letting ORT
   // open the path, means the graph that runs is the one whose checksum was verified.
-  const bytes = await readVerifiedModel({ name: init.modelName, path: init.modelPath, entry: init.entry });
+  const model: ResolvedModel = { name: init.modelName, path: init.modelPath, entry: init.entry };
+  const bytes = await readVerifiedModel(model);
   const created = await createSession(bytes, {
     executionProviders: init.executionProviders,
     intraOpThreads: init.intraOpThreads,
@@ -145,7 +103,7 @@ async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> 
   const m: Loaded = { init, session: created.session, decoder, fetches: [...decoder.outputNames], what };
   const warmupMs: number[] = [];
   try {
-    checkSession(init, created.session, decoder);
+    checkSession(model, created.session, decoder);
     const { width, height } = init.entry.input;
     for (let i = 0; i < init.warmupRuns; i++) {
       // A blank frame: first runs allocate arenas and (on TensorRT) build engines, which

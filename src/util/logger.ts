@@ -46,6 +46,7 @@ export function createLogger(opts: LoggerOptions, stream?: LogStream): Logger {
   const prettify = prettyFactory({
     colorize: isTty && !process.env.NO_COLOR,
     translateTime: "SYS:HH:MM:ss.l",
+    singleLine: true,
     ignore: "pid,hostname,component,camera",
     messageFormat: (log, messageKey) => {
       const where = [log.component, log.camera].filter((v) => typeof v === "string").join("/");

@@ -10,10 +10,11 @@ import os from "node:os";
 import { existsSync } from "node:fs";
 import { basename, relative, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
+import { toModelInputData, toOrtTensor, type ModelInputData, type ModelInputSpec } from "../../infer/input-tensor.ts";
 import { computeLetterbox } from "../../infer/letterbox.ts";
 import { createSession } from "../../infer/session.ts";
 import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
-import { resizeToModel, toNchwFloat, toNhwcFloat, type Triple } from "../../ingest/resize.ts";
+import { resizeToModel } from "../../ingest/resize.ts";
 import type { RgbImage } from "../../ingest/rgb-image.ts";
 import {
   DEFAULT_MANIFEST_PATH,
@@ -191,47 +192,20 @@ function defaultCommand(): string {
   return commandLineOf(["node", ...(script ? [relative(process.cwd(), script) || script] : []), ...process.argv.slice(2)]);
 }
 
-type ModelInput = ModelEntry["input"];
-type InputData = Float32Array | Uint8Array;
-
-function describeInput(input: ModelInput): string {
+function describeInput(input: ModelInputSpec): string {
   return `${input.dtype} ${input.layout} ${input.width}x${input.height}`;
 }
 
 /**
- * One frame as the graph wants it. Mirrors Detector.preprocess (src/infer/detector.ts), which
- * is not used directly because it needs a session per call site and returns ort.Tensors,
- * while the TF.js side needs the bare array.
+ * One frame as the graph wants it: Detector.preprocess's resize, then the shared
+ * input-tensor.ts step. Not Detector.preprocess itself, which needs a session per call site
+ * and returns ort.Tensors, while the TF.js side needs the bare array.
  */
-export function prepareInput(img: RgbImage, input: ModelInput): InputData {
+export function prepareInput(img: RgbImage, input: ModelInputSpec): ModelInputData {
   const transform = computeLetterbox(img.width, img.height, input.width, input.height, input.resize);
   const resized = resizeToModel(img, transform, PAD_FILL);
-  const order = input.colorOrder;
-  if (input.dtype === "uint8") {
-    const src = resized.data;
-    if (input.layout === "NHWC") {
-      if (order === "rgb") return src;
-      const out = new Uint8Array(src.length);
-      for (let i = 0; i < src.length; i += 3) {
-        out[i] = src[i + 2];
-        out[i + 1] = src[i + 1];
-        out[i + 2] = src[i];
-      }
-      return out;
-    }
-    const plane = resized.width * resized.height;
-    const out = new Uint8Array(src.length);
-    for (let c = 0; c < 3; c++) {
-      for (let p = 0, s = order === "rgb" ? c : 2 - c; p < plane; p++, s += 3) out[c * plane + p] = src[s];
-    }
-    return out;
-  }
-  // null: the graph normalises itself and wants plain 0..255 values.
-  const norm = input.normalization ?? { mean: [0, 0, 0] as Triple, std: [1, 1, 1] as Triple };
-  // The manifest lists mean/std in input channel order; resize.ts takes them as r, g, b.
-  const mean: Triple = order === "bgr" ? [norm.mean[2], norm.mean[1], norm.mean[0]] : norm.mean;
-  const std: Triple = order === "bgr" ? [norm.std[2], norm.std[1], norm.std[0]] : norm.std;
-  return input.layout === "NCHW" ? toNchwFloat(resized, mean, std, order) : toNhwcFloat(resized, mean, std, order);
+  // resized is ours alone, so a BGR uint8 model may swap its channels in place.
+  return toModelInputData(resized, input, { consume: true, where: "bench model" });
 }
 
 /** The model at the top of `name`'s parent chain: the one converted straight from TF.js. */
@@ -358,7 +332,7 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
   }
 
   // Inputs each model needs, by name; TF.js groups need their root's float input too.
-  const inputSpecs = new Map<string, ModelInput>();
+  const inputSpecs = new Map<string, ModelInputSpec>();
   for (const g of groups.values()) {
     for (const m of g.models) inputSpecs.set(m.name, m.entry.input);
     if (g.tfjsGraph !== null) inputSpecs.set(g.root, manifest.models[g.root].input);
@@ -367,7 +341,7 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
   const info = await probeVideo(video);
   const wanted = spreadFrameIndices(info.frames, frames);
   const wantedSet = new Set(wanted);
-  const inputs = new Map<string, InputData[]>([...inputSpecs.keys()].map((k) => [k, []]));
+  const inputs = new Map<string, ModelInputData[]>([...inputSpecs.keys()].map((k) => [k, []]));
   const frameIndices: number[] = [];
   progress({ kind: "decode", done: 0, total: wanted.length });
   for await (const f of readVideoFrames(video, { select: (i) => wantedSet.has(i), maxFrames: wanted.length })) {
@@ -394,9 +368,7 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
       for (const m of g.models) {
         const bytes = await readVerifiedModel(m);
         const frameInputs = inputs.get(m.name) ?? [];
-        const tensors = frameInputs.map((d) =>
-          d instanceof Float32Array ? new ort.Tensor("float32", d, m.entry.input.shape) : new ort.Tensor("uint8", d, m.entry.input.shape),
-        );
+        const tensors = frameInputs.map((d) => toOrtTensor(d, m.entry.input));
         for (const t of threadConfigs) {
           const label = t === threads ? "ORT" : "ORT 1 thread";
           progress({ kind: "load", group: g.root, what: `${m.name} on ORT, ${t} thread${t === 1 ? "" : "s"}` });
@@ -437,8 +409,8 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
         }
         const frameInputs = (inputs.get(g.root) ?? []).map((d) => {
           // Checked when grouping (the root's input is float32); a failure here is a bug.
-          if (!(d instanceof Float32Array)) throw new Error(`bench model: TF.js input for "${g.root}" is not float32`);
-          return d;
+          if (d.dtype !== "float32") throw new Error(`bench model: TF.js input for "${g.root}" is not float32`);
+          return d.data;
         });
         runners.push({
           model: g.root,

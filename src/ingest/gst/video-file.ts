@@ -2,14 +2,11 @@
 // decoder), for offline runs of the detector over recordings and for the tests.
 import { resolve } from "node:path";
 import type { RgbImage } from "../rgb-image.ts";
-import {
-  isAppSink,
-  loadGstBinding,
-  type GstAppSinkHandle,
-  type GstBusMessage,
-  type GstPipelineHandle,
-  type GstStructureObject,
-} from "./binding.ts";
+import { GstRunner, packRgb, parseFramerate, reserveGstThreads, type RunnerSample } from "./pipeline-runner.ts";
+import type { GstStructureObject } from "./binding.ts";
+
+// Moved to pipeline-runner.ts, where the camera sources share the accounting.
+export { activeGstPipelines } from "./pipeline-runner.ts";
 
 export interface VideoFrame {
   /** 0-based position among the decoded frames, counting unselected ones. */
@@ -48,31 +45,7 @@ const LAUNCH =
 // posted right after the last buffer, so this only trips when GStreamer misbehaves.
 const TERMINAL_TIMEOUT_MS = 10_000;
 
-/*
- * Each live pipeline parks one libuv threadpool thread in the binding's bus poll, and
- * every appsink pull needs another. With all threads parked, pulls never run, the bounded
- * appsink queues fill, no more bus messages come, and the process deadlocks (seen with 4
- * concurrent readers at the default pool size of 4; fs and dns stall with it). So refuse
- * a pipeline that would leave no thread free, with a message saying what to change.
- */
-let pipelinesHoldingBusThread = 0;
-
-function threadpoolSize(): number {
-  const n = Number.parseInt(process.env.UV_THREADPOOL_SIZE ?? "", 10);
-  return Number.isFinite(n) && n > 0 ? Math.min(n, 1024) : 4;
-}
-
-/** Pipelines whose bus poll still occupies a libuv threadpool thread. */
-export function activeGstPipelines(): number {
-  return pipelinesHoldingBusThread;
-}
-
 type Terminal = { kind: "eos" } | { kind: "error"; text: string };
-
-interface Sample {
-  buf: Buffer;
-  caps: GstStructureObject;
-}
 
 interface FrameFormat {
   width: number;
@@ -80,109 +53,50 @@ interface FrameFormat {
   fps: number | null;
 }
 
-function describeError(msg: GstBusMessage): string {
-  const element = msg._src_element_name ?? "pipeline";
-  let text = `GStreamer error in ${element}: ${msg.message ?? "unknown error"}`;
-  // The debug string's first line is the C source location; a second line, when present,
-  // carries the useful detail ("No such file ...").
-  const lines = (msg.debug ?? "").split("\n").filter((l) => l.trim() !== "");
-  if (lines.length > 1) text += ` (${lines[lines.length - 1].trim()})`;
-  return text;
-}
-
-function parseFramerate(value: unknown): number | null {
-  if (typeof value !== "string") return null;
-  const m = /^(\d+)\/(\d+)$/.exec(value);
-  if (m === null) return null;
-  const num = Number(m[1]);
-  const den = Number(m[2]);
-  return num > 0 && den > 0 ? num / den : null;
-}
-
 class VideoPipeline {
-  private readonly pipeline: GstPipelineHandle;
-  private readonly sink: GstAppSinkHandle;
+  private readonly runner: GstRunner;
   private terminal: Terminal | null = null;
   private onTerminal: (() => void) | null = null;
   private readonly path: string;
+  private readonly releaseThreads: () => void;
   private stopped = false;
-  // True until start() parks a bus poll on the threadpool, and again once it has left.
-  private busReleased = true;
 
   constructor(path: string) {
     this.path = path;
-    const pool = threadpoolSize();
-    if (pipelinesHoldingBusThread + 1 > pool - 1) {
-      throw new Error(
-        `${path}: cannot open another GStreamer pipeline: with ${pipelinesHoldingBusThread} already running it ` +
-          `would leave no libuv threadpool thread free (UV_THREADPOOL_SIZE=${pool}); set UV_THREADPOOL_SIZE ` +
-          `before node starts to at least the number of concurrent video readers + 2`,
-      );
-    }
-    const gst = loadGstBinding();
+    // A reader's pulls are short (decoding runs ahead), so it reserves only its bus poll's
+    // thread and shares the free ones for pulls.
+    this.releaseThreads = reserveGstThreads(
+      1,
+      (pool, reserved) =>
+        `${path}: cannot open another GStreamer pipeline: with ${reserved} threadpool thread(s) already held by ` +
+        `running pipelines it would leave no libuv threadpool thread free (UV_THREADPOOL_SIZE=${pool}); set ` +
+        `UV_THREADPOOL_SIZE before node starts to at least the number of concurrent video readers + 2`,
+    );
     try {
-      this.pipeline = new gst.Pipeline(LAUNCH);
+      this.runner = new GstRunner(LAUNCH, path, "sink", [{ element: "src", name: "location", value: resolve(path) }]);
     } catch (err) {
-      const detail = err instanceof Error ? err.message : String(err);
-      throw new Error(`${path}: cannot build GStreamer pipeline: ${detail}`, { cause: err });
+      this.releaseThreads();
+      throw err;
     }
-    const src = this.pipeline.findChild("src");
-    const sink = this.pipeline.findChild("sink");
-    if (src === undefined || !isAppSink(sink)) {
-      throw new Error(`${path}: GStreamer pipeline is missing its filesrc or appsink element`);
-    }
-    const location = resolve(path);
-    src.location = location;
-    if (src.location !== location) {
-      throw new Error(`${path}: could not set filesrc location (binding read back ${String(src.location)})`);
-    }
-    this.sink = sink;
-    // Left on, the bus is flushed on the way to NULL, and the poll parked in
-    // gst_bus_timed_pop could miss the state-change messages that are its only wake-up.
-    this.pipeline["auto-flush-bus"] = false;
   }
 
   start(): void {
-    this.pipeline.play();
-    this.busReleased = false;
-    pipelinesHoldingBusThread++;
-    this.pipeline.pollBus((msg) => this.onBus(msg));
-  }
-
-  private onBus(msg: GstBusMessage): void {
-    if (!this.stopped && this.terminal === null) {
-      if (msg.type === "error") {
-        this.settle({ kind: "error", text: describeError(msg) });
-        // The streaming thread has stopped without EOS, so a pending pull would wait
-        // forever; going to NULL makes the appsink return null to it.
-        this.stop();
-      } else if (msg.type === "eos") {
-        this.settle({ kind: "eos" });
-      }
-    }
-    // The binding re-arms the poll after this callback only while the pipeline is not
-    // NULL, so the first callback at or after stop() is the last one.
-    if (this.stopped && !this.busReleased) {
-      this.busReleased = true;
-      pipelinesHoldingBusThread--;
-    }
+    this.runner.start({
+      onEos: () => this.settle({ kind: "eos" }),
+      onError: (text) => this.settle({ kind: "error", text }),
+    });
   }
 
   private settle(t: Terminal): void {
+    if (this.terminal !== null) return;
     this.terminal = t;
     const wake = this.onTerminal;
     this.onTerminal = null;
-    // Node drains microtasks before the binding decides whether to re-arm the poll, so a
-    // consumer woken here could stop() the pipeline inside this dispatch, after onBus has
-    // checked `stopped`: the thread would be freed without onBus ever seeing it. Waking
-    // in a later macrotask keeps every stop() either inside onBus or outside the dispatch.
-    if (wake !== null) setImmediate(wake);
+    if (wake !== null) wake();
   }
 
-  pull(): Promise<Sample | null> {
-    return new Promise((resolvePull) => {
-      this.sink.pull((buf, caps) => resolvePull(buf === null ? null : { buf, caps }));
-    });
+  pull(): Promise<RunnerSample | null> {
+    return this.runner.pull();
   }
 
   /** After the appsink ran dry: returns on EOS, throws on a GStreamer error. */
@@ -209,7 +123,7 @@ class VideoPipeline {
   }
 
   durationSeconds(): number {
-    return this.pipeline.queryDuration();
+    return this.runner.durationSeconds();
   }
 
   formatOf(caps: GstStructureObject): FrameFormat {
@@ -220,31 +134,15 @@ class VideoPipeline {
     return { width, height, fps: parseFramerate(caps.framerate) };
   }
 
-  /**
-   * The appsink hands over GStreamer's default layout, whose rows are padded to a multiple
-   * of 4 bytes (RGB at odd widths); the binding drops the stride, so recover it from the
-   * size and repack only when there is padding.
-   */
   toImage(buf: Buffer, f: FrameFormat, index: number): RgbImage {
-    const row = f.width * 3;
-    const stride = buf.length / f.height;
-    if (!Number.isInteger(stride) || stride < row || stride > row + 3) {
-      throw new Error(
-        `${this.path}: frame ${index}: ${buf.length} bytes do not fit a ${f.width}x${f.height} RGB frame`,
-      );
-    }
-    if (stride === row) {
-      return { width: f.width, height: f.height, data: new Uint8Array(buf.buffer, buf.byteOffset, buf.length) };
-    }
-    const data = new Uint8Array(row * f.height);
-    for (let y = 0; y < f.height; y++) data.set(buf.subarray(y * stride, y * stride + row), y * row);
-    return { width: f.width, height: f.height, data };
+    return { width: f.width, height: f.height, data: packRgb(buf, f.width, f.height, `${this.path}: frame ${index}`) };
   }
 
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.pipeline.stop();
+    this.runner.stop();
+    void this.runner.released().then(this.releaseThreads);
   }
 }
 

@@ -1,0 +1,93 @@
+// `perceptd run`: the daemon. Loads and checks the config, starts the stages, prints a
+// status line on a terminal, and stops cleanly on SIGINT/SIGTERM or when a replayed file
+// ends. Exit codes: 0 clean stop, 1 runtime failure, 78 (EX_CONFIG) invalid configuration.
+import type { Command } from "commander";
+import { ConfigError, describeConfig, loadConfig } from "../../config/load.ts";
+import { Daemon } from "../../daemon/daemon.ts";
+import { formatStatus } from "../../daemon/status-line.ts";
+import { createLogger } from "../../util/logger.ts";
+
+export const EX_CONFIG = 78;
+
+/** Thrown for a failure whose exit code is not 1. */
+export class ExitError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+interface RunOptions {
+  config: string;
+  set: string[];
+  helpConfig?: boolean;
+  checkConfig?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command("run")
+    .description("run the daemon: cameras -> detector -> ZeroMQ bus, with Prometheus metrics")
+    .option("-c, --config <path>", "YAML configuration file", "config/default.yaml")
+    .option("--set <key=value>", "override a config key (repeatable), e.g. --set model.scoreThreshold=0.5", (v: string, prev: string[]) => [...prev, v], [])
+    .option("--check-config", "validate the configuration, print it resolved, and exit")
+    .option("--help-config", "describe every configuration key with its default, and exit")
+    .addHelpText(
+      "after",
+      "\nEnvironment: PERCEPTD_<SECTION>__<KEY>=value overrides a key (e.g. PERCEPTD_METRICS__PORT=0);\n" +
+        "order: file < environment < --set. SIGINT/SIGTERM stop cleanly (exit 0).",
+    )
+    .action(async (opts: RunOptions) => {
+      if (opts.helpConfig) {
+        process.stdout.write(describeConfig() + "\n");
+        return;
+      }
+      let loaded;
+      try {
+        loaded = await loadConfig(opts.config, { set: opts.set });
+      } catch (e) {
+        if (e instanceof ConfigError) throw new ExitError(e.message, EX_CONFIG);
+        throw e;
+      }
+      if (opts.checkConfig) {
+        process.stdout.write(JSON.stringify(loaded.config, null, 2) + "\n");
+        return;
+      }
+      await runDaemon(loaded.config, loaded.sources);
+    });
+}
+
+async function runDaemon(config: Parameters<typeof Daemon.start>[0]["config"], sources: string[]): Promise<void> {
+  const logger = createLogger(config.log);
+  logger.info({ sources }, "perceptd starting");
+  const daemon = await Daemon.start({ config, logger });
+
+  const showStatus = config.status.mode === "on" || (config.status.mode === "auto" && process.stderr.isTTY === true);
+  const timer = showStatus
+    ? setInterval(() => process.stderr.write(`\r\x1b[2K${formatStatus(daemon.status())}`), config.status.intervalMs)
+    : undefined;
+
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal: sig }, "second signal: exiting now");
+      process.exit(1);
+    }
+    logger.info({ signal: sig }, "signal received");
+    void daemon.stop("signal");
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  const reason = await daemon.stopped;
+  if (timer) {
+    clearInterval(timer);
+    process.stderr.write(`\r\x1b[2K${formatStatus(daemon.status())}\n`);
+  }
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  logger.info({ reason }, "perceptd exiting");
+}

@@ -1,0 +1,107 @@
+// The whole daemon, as a separate process, with real GStreamer, ONNX Runtime, ZeroMQ and
+// HTTP: what an integrator sees on the bus and on /metrics.
+import { existsSync } from "node:fs";
+import { mkdtemp, writeFile, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { baseConfig, collectDetections, freePort, REPO, runDaemon, VTEST, writeConfig } from "./harness.ts";
+
+const metricsUrl = (l: Record<string, unknown>): string => String(l.metrics);
+const isBound = (l: Record<string, unknown>): boolean => l.msg === "bus bound; loading model";
+
+function metricValue(text: string, name: string, labels: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line ? Number(line.split(" ").pop()) : NaN;
+}
+
+describe("perceptd run", () => {
+  it("replays a videotestsrc clip to the end, publishing well-formed detection messages, and exits 0", async () => {
+    const port = await freePort();
+    const sub = await collectDetections(`tcp://127.0.0.1:${port}`);
+    const cfg = await writeConfig(baseConfig(port, { type: "testsrc", pattern: "ball", width: 320, height: 240, framerate: 30, numBuffers: 90 }));
+    const d = runDaemon(["run", "--config", cfg]);
+    expect(await d.exited, `exit code; stderr: ${d.stderr()}`).toBe(0);
+    sub.close();
+    expect(sub.messages.length, "detections messages received").toBeGreaterThan(5);
+    const first = sub.messages[0];
+    expect(first).toMatchObject({ camera: "cam0", model: "nanodet-u8", width: 320, height: 240 });
+    expect(sub.raw[0][0].toString(), "topic frame").toBe("detections");
+    const seqs = sub.messages.map((m) => m.seq);
+    expect(seqs, "sequence numbers increase").toEqual([...seqs].sort((a, b) => a - b));
+    for (const m of sub.messages) expect(m.tPublishNs >= m.tIngestNs, "publish after ingest").toBe(true);
+    expect(d.logs.some((l) => l.msg === "stopped"), "logged a clean stop").toBe(true);
+  });
+
+  it.skipIf(!existsSync(VTEST))("finds people in vtest.avi, serves moving histograms on /metrics, and stops on SIGTERM within 2 s", async () => {
+    const port = await freePort();
+    const sub = await collectDetections(`tcp://127.0.0.1:${port}`);
+    const cfg = await writeConfig(baseConfig(port, { type: "file", path: VTEST, realtime: true, loop: true }));
+    const d = runDaemon(["run", "--config", cfg]);
+    const bound = await d.waitForLog(isBound);
+    await d.waitForLog((l) => l.msg === "model warm");
+    // let a few seconds of video through (10 fps)
+    while (sub.messages.length < 20) await new Promise((r) => setTimeout(r, 200));
+    const before = await (await fetch(`${metricsUrl(bound)}/metrics`)).text();
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = await (await fetch(`${metricsUrl(bound)}/metrics`)).text();
+    const count = (t: string): number => metricValue(t, "perceptd_stage_latency_seconds_count", 'stage="end_to_end"');
+    expect(count(before), "end-to-end histogram has observations").toBeGreaterThan(0);
+    expect(count(after), "end-to-end histogram keeps moving").toBeGreaterThan(count(before));
+    expect(after).toContain('perceptd_model_info{model="nanodet-u8",execution_provider="cpu"');
+    expect(metricValue(after, "perceptd_detections_total", 'class="person"'), "people counted").toBeGreaterThan(0);
+    const health = await fetch(`${metricsUrl(bound)}/healthz`);
+    expect(health.status, "healthz while running").toBe(200);
+
+    const people = sub.messages.map((m) => m.detections.filter((x) => x.label === "person" && x.score >= 0.5).length);
+    expect(Math.max(...people), "people in a frame of vtest.avi").toBeGreaterThanOrEqual(3);
+    for (const m of sub.messages) {
+      expect(m).toMatchObject({ camera: "cam0", width: 768, height: 576 });
+      for (const x of m.detections) {
+        expect(x.box[0]).toBeGreaterThanOrEqual(0);
+        expect(x.box[2]).toBeLessThanOrEqual(768);
+      }
+    }
+
+    const t0 = Date.now();
+    d.child.kill("SIGTERM");
+    expect(await d.exited, `exit code after SIGTERM; stderr: ${d.stderr()}`).toBe(0);
+    expect(Date.now() - t0, "SIGTERM to exit (ms)").toBeLessThan(2000);
+    sub.close();
+  });
+
+  it("rejects an invalid config with every problem, its path and line, exit code 78", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "perceptd-bad-"));
+    const cfg = join(dir, "bad.yaml");
+    await writeFile(cfg, ["cameras:", "  - id: front", "    source:", "      type: file", "model:", "  scoreTreshold: 0.4", "bus:", "  endpoints: [udp://1.2.3.4:5]", ""].join("\n"));
+    const d = runDaemon(["run", "--config", cfg]);
+    expect(await d.exited).toBe(78);
+    const err = d.stderr();
+    expect(err).toMatch(/cameras\.0\.source\.path/);
+    expect(err).toMatch(/unknown key "scoreTreshold" in model, did you mean scoreThreshold\?/);
+    expect(err).toMatch(/bad\.yaml:8:\d+ bus\.endpoints\.0/);
+  });
+
+  it("rejects a model file that does not match its manifest checksum", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "perceptd-model-"));
+    const manifest = JSON.parse(await readFile(join(REPO, "models/manifest.json"), "utf8"));
+    await writeFile(join(dir, "nanodet-u8.onnx"), Buffer.from("this is not the model"));
+    await writeFile(join(dir, "manifest.json"), JSON.stringify(manifest));
+    const port = await freePort();
+    const cfg = await writeConfig({ ...baseConfig(port, { type: "testsrc", numBuffers: 10 }), model: { manifest: join(dir, "manifest.json") } });
+    const d = runDaemon(["run", "--config", cfg]);
+    expect(await d.exited).toBe(1);
+    expect(d.stderr()).toMatch(/model "nanodet-u8": .*nanodet-u8\.onnx has sha256 [0-9a-f]{64}, the manifest says/);
+  });
+
+  it("rejects a missing model file, naming it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "perceptd-model-"));
+    const manifest = JSON.parse(await readFile(join(REPO, "models/manifest.json"), "utf8"));
+    await writeFile(join(dir, "manifest.json"), JSON.stringify(manifest));
+    const port = await freePort();
+    const cfg = await writeConfig({ ...baseConfig(port, { type: "testsrc", numBuffers: 10 }), model: { manifest: join(dir, "manifest.json") } });
+    const d = runDaemon(["run", "--config", cfg]);
+    expect(await d.exited).toBe(1);
+    expect(d.stderr()).toMatch(/model "nanodet-u8": cannot read .*nanodet-u8\.onnx/);
+  });
+});

@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import { requiredThreadpoolSize, threadpoolSize, threadpoolWarning } from "../../src/ingest/threadpool.ts";
+
+describe("threadpool sizing", () => {
+  it("asks for two threads per camera plus Node's default four", () => {
+    expect([0, 1, 2, 4, 8].map(requiredThreadpoolSize)).toEqual([4, 6, 8, 12, 20]);
+    expect(requiredThreadpoolSize(1000)).toBe(1024);
+    expect(() => requiredThreadpoolSize(-1)).toThrow(/cameras must be a non-negative integer, got -1/);
+  });
+
+  it("reads UV_THREADPOOL_SIZE as libuv does", () => {
+    expect(threadpoolSize({})).toBe(4);
+    expect(threadpoolSize({ UV_THREADPOOL_SIZE: "12" })).toBe(12);
+    expect(threadpoolSize({ UV_THREADPOOL_SIZE: "0" })).toBe(4);
+    expect(threadpoolSize({ UV_THREADPOOL_SIZE: "lots" })).toBe(4);
+    expect(threadpoolSize({ UV_THREADPOOL_SIZE: "5000" })).toBe(1024);
+  });
+
+  it("warns with the value to set when the pool is too small", () => {
+    expect(threadpoolWarning(2, { UV_THREADPOOL_SIZE: "8" })).toBeNull();
+    expect(threadpoolWarning(3, {})).toMatch(
+      /^UV_THREADPOOL_SIZE is unset, so libuv's default \(4 threads\), but 3 camera\(s\) need 10: .* set UV_THREADPOOL_SIZE=10 /,
+    );
+    expect(threadpoolWarning(3, { UV_THREADPOOL_SIZE: "6" })).toMatch(/is set to 6 \(6 threads\)/);
+  });
+});
