@@ -97,7 +97,7 @@ export const ConfigSchema = z
   .object({
     log: z
       .object({
-        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info").describe("least severe level written; SIGHUP re-reads it"),
+        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info").describe("least severe level written"),
         format: z.enum(["auto", "json", "pretty"]).default("auto").describe("auto: readable lines on a terminal, JSON otherwise (journald)"),
       })
       .strict()
