@@ -70,6 +70,31 @@ describe("perceptd run", () => {
     sub.close();
   });
 
+  it("serves two cameras from one shared worker and stops on SIGINT with exit 0", async () => {
+    const port = await freePort();
+    const sub = await collectDetections(`tcp://127.0.0.1:${port}`);
+    const cfg = await writeConfig({
+      ...baseConfig(port, { type: "testsrc", pattern: "ball", width: 320, height: 240, framerate: 15 }),
+      cameras: [
+        { id: "left", source: { type: "testsrc", pattern: "ball", width: 320, height: 240, framerate: 15 } },
+        { id: "right", source: { type: "testsrc", pattern: "smpte", width: 640, height: 360, framerate: 15 } },
+      ],
+    });
+    const d = runDaemon(["run", "--config", cfg]);
+    await d.waitForLog((l) => l.msg === "model warm");
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && (new Set(sub.messages.map((m) => m.camera)).size < 2 || sub.messages.length < 10)) await new Promise((r) => setTimeout(r, 100));
+    d.child.kill("SIGINT");
+    expect(await d.exited, `exit code after SIGINT; stderr: ${d.stderr()}`).toBe(0);
+    sub.close();
+    const left = sub.messages.filter((m) => m.camera === "left");
+    const right = sub.messages.filter((m) => m.camera === "right");
+    expect(left.length, "messages from camera left").toBeGreaterThan(2);
+    expect(right.length, "messages from camera right").toBeGreaterThan(2);
+    expect(right[0]).toMatchObject({ width: 640, height: 360 });
+    expect(left[0]).toMatchObject({ width: 320, height: 240 });
+  });
+
   it("rejects an invalid config with every problem, its path and line, exit code 78", async () => {
     const dir = await mkdtemp(join(tmpdir(), "perceptd-bad-"));
     const cfg = join(dir, "bad.yaml");
