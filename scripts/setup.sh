@@ -20,11 +20,13 @@ say() { [[ $quiet == 1 ]] || echo "setup: $*"; }
 note() { echo "setup: $*" >&2; }
 
 # GStreamer (runtime, plugins incl. libav for AVI/H.264, headers for the native binding),
-# the ONNX checker used by the tests, and the toolchain node-gyp needs.
+# the ONNX checker used by the tests, the toolchain node-gyp needs, and libsystemd's
+# headers for the sd-notify binding (systemd notifications, src/health/systemd.ts).
 APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-libav libgstreamer1.0-dev
   libgstreamer-plugins-base1.0-dev pkg-config g++ make python3 python3-onnx python3-numpy
+  libsystemd-dev
 )
 
 missing_apt=()

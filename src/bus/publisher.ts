@@ -16,11 +16,22 @@
 // (the frame pipeline) wait. So publish() only appends to a small bounded queue of our own,
 // and a single send loop drains it. When the queue is full the oldest message goes: for
 // detections, a fresh frame is worth more than an old one. Those drops are ours and counted.
+//
+// Messages are stamped (per-topic counter, publish time, CRC) by the publisher's one
+// BusEncoder when publishMessage() is called, so a message we drop later leaves a counter
+// gap that every subscriber sees as WRONG_SEQUENCE: loss is visible end to end.
+//
+// With CURVE (opts.curve), the socket encrypts every connection and a ZAP handler admits only
+// the listed client keys (src/bus/curve.ts); everyone else's handshake fails, so they
+// receive nothing, not even topic names.
 import { mkdir, stat, unlink } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { dirname } from "node:path";
-import { Publisher, type Observer } from "zeromq";
+import { Context, Publisher, capability, type Observer } from "zeromq";
+import { BusEncoder, type BodyOf, type HeaderSource } from "./codec.ts";
+import { ZAP_DOMAIN, ZapHandler, readSecretKeyFile, type ZapDecision } from "./curve.ts";
 import { TOPIC_NAMES, type TopicName } from "./topics.ts";
+import { isZ85Key } from "./z85.ts";
 
 export type BusDropReason =
   /** our queue was full; the oldest message made room for a newer one */
@@ -29,6 +40,13 @@ export type BusDropReason =
   | "send_error"
   /** published after close() began, or still queued when close() gave up waiting */
   | "closed";
+
+/** The bus.curve config section, structurally: see src/config/schema.ts for the meaning of each key. */
+export interface CurveServerConfig {
+  enabled: boolean;
+  serverSecretKeyFile?: string;
+  allowedClientKeys: readonly string[];
+}
 
 export interface BusPublisherOptions {
   /** ZMQ_SNDHWM: messages libzmq queues per subscriber before it drops for that subscriber (0: no limit, memory grows with a stalled subscriber) */
@@ -44,6 +62,14 @@ export interface BusPublisherOptions {
   onSent?: (topic: TopicName) => void;
   /** called once per message we dropped; must not throw (it runs inside publish()) */
   onDrop?: (topic: TopicName, reason: BusDropReason) => void;
+  /** CURVE encryption and subscriber admission; off when absent or not enabled */
+  curve?: CurveServerConfig;
+  /**
+   * Called for each CURVE admission decision, except that a refused client key is reported
+   * at most once a minute (a refused subscriber retries at its reconnect interval, 100 ms by
+   * default, and would flood the log); `suppressed` counts the refusals left unreported.
+   */
+  onAuth?: (d: ZapDecision & { suppressed: number }) => void;
 }
 
 export interface TopicStats {
@@ -63,6 +89,8 @@ export interface BusPublisherStats {
   peers: number;
   /** the last send error, for diagnostics; null if none */
   lastError: string | null;
+  /** the counter the next message of each topic will carry */
+  nextCounter: Record<TopicName, string>;
 }
 
 interface Queued {
@@ -109,6 +137,8 @@ class SocketWatch {
 export class BusPublisher {
   /** where the socket listens, with the real port where 0 or * was asked for */
   readonly endpoints: readonly string[];
+  /** with CURVE, the public key subscribers must name as the server key (Z85); otherwise null */
+  readonly curvePublicKey: string | null;
 
   private readonly socket: Publisher;
   private readonly watch: SocketWatch;
@@ -125,12 +155,16 @@ export class BusPublisher {
   private dropped = 0;
   private readonly byTopic: Record<TopicName, TopicStats>;
   private lastError: string | null = null;
+  private readonly encoder = new BusEncoder();
+  private readonly zap: ZapHandler | null;
 
-  private constructor(socket: Publisher, watch: SocketWatch, endpoints: string[], ipcFiles: IpcFile[], opts: BusPublisherOptions) {
+  private constructor(socket: Publisher, watch: SocketWatch, endpoints: string[], ipcFiles: IpcFile[], opts: BusPublisherOptions, curve: CurveSetup | null) {
     this.socket = socket;
     this.watch = watch;
     this.endpoints = endpoints;
     this.ipcFiles = ipcFiles;
+    this.zap = curve?.zap ?? null;
+    this.curvePublicKey = curve?.publicKey ?? null;
     this.capacity = opts.queueCapacity ?? DEFAULT_QUEUE_CAPACITY;
     this.lingerMs = opts.lingerMs ?? DEFAULT_LINGER_MS;
     this.onSent = opts.onSent;
@@ -152,8 +186,22 @@ export class BusPublisher {
     if (!Number.isInteger(lingerMs) || lingerMs < 0) throw new Error(`bus: lingerMs must be an integer >= 0, got ${lingerMs}`);
     if (!Number.isInteger(opts.sendHighWaterMark) || opts.sendHighWaterMark < 0)
       throw new Error(`bus: sendHighWaterMark must be an integer >= 0, got ${opts.sendHighWaterMark}`);
-    // Options go in before bind: libzmq applies ZMQ_SNDHWM only to pipes created afterwards.
-    const socket = new Publisher({ sendHighWaterMark: opts.sendHighWaterMark, linger: lingerMs });
+    // The ZAP handler's failures land in lastError; the handler starts before the publisher exists.
+    const made: { bus?: BusPublisher } = {};
+    const curve = opts.curve?.enabled
+      ? await setUpCurve(opts.curve, opts.onAuth, (e) => {
+          if (made.bus) made.bus.lastError = `ZAP handler: ${e.message} (new subscribers are refused)`;
+        })
+      : null;
+    // Options go in before bind: libzmq applies ZMQ_SNDHWM only to pipes created afterwards,
+    // and the security mechanism only to connections accepted afterwards.
+    let socket: Publisher;
+    try {
+      socket = new Publisher({ sendHighWaterMark: opts.sendHighWaterMark, linger: lingerMs, ...curve?.socketOptions });
+    } catch (e) {
+      await curve?.zap.close();
+      throw e;
+    }
     const watch = new SocketWatch(socket.events);
     const bound: string[] = [];
     const ipcFiles: IpcFile[] = [];
@@ -168,14 +216,27 @@ export class BusPublisher {
       socket.linger = 0;
       await watch.closeSocket(socket);
       await removeIpcFiles(ipcFiles);
+      await curve?.zap.close();
       throw e;
     }
-    return new BusPublisher(socket, watch, bound, ipcFiles, opts);
+    made.bus = new BusPublisher(socket, watch, bound, ipcFiles, opts, curve);
+    return made.bus;
+  }
+
+  /**
+   * Stamps and encodes a message (src/bus/codec.ts: counter, publish time, CRC) and queues
+   * it like publish(). Throws, before anything is stamped or queued, if the body cannot be
+   * encoded (a non-finite number, an integer out of range), naming the field.
+   */
+  publishMessage<T extends TopicName>(topic: T, body: BodyOf<T>, source?: HeaderSource): void {
+    this.publish(topic, this.encoder.encode(topic, body, source));
   }
 
   /**
    * Queues [topic, payload] for sending and returns at once; never throws. The payload is
-   * sent as is, later: do not modify a Uint8Array after handing it over.
+   * sent as is, later: do not modify a Uint8Array after handing it over. Raw: nothing is
+   * stamped, so subscribers only accept a payload that came from a BusEncoder; use
+   * publishMessage() unless you are relaying or testing.
    */
   publish(topic: TopicName, payload: Uint8Array | string): void {
     if (this.closing) {
@@ -216,6 +277,7 @@ export class BusPublisher {
       await this.flush(this.lingerMs);
       for (const m of this.queue.splice(0)) this.drop(m.topic, "closed");
       await this.watch.closeSocket(this.socket);
+      await this.zap?.close();
       // libzmq 4.3 leaves the socket file behind; a stale file confuses `ls` and tools that
       // check for a running daemon.
       await removeIpcFiles(this.ipcFiles);
@@ -225,7 +287,8 @@ export class BusPublisher {
 
   stats(): BusPublisherStats {
     const byTopic = Object.fromEntries(TOPIC_NAMES.map((t) => [t, { ...this.byTopic[t] }])) as Record<TopicName, TopicStats>;
-    return { sent: this.sent, dropped: this.dropped, queued: this.queue.length, byTopic, peers: this.watch.peers, lastError: this.lastError };
+    const nextCounter = Object.fromEntries(TOPIC_NAMES.map((t) => [t, this.encoder.nextCounter(t).toString()])) as Record<TopicName, string>;
+    return { sent: this.sent, dropped: this.dropped, queued: this.queue.length, byTopic, peers: this.watch.peers, lastError: this.lastError, nextCounter };
   }
 
   private async drain(): Promise<void> {
@@ -253,6 +316,47 @@ export class BusPublisher {
     this.byTopic[topic].dropped++;
     this.onDrop?.(topic, reason);
   }
+}
+
+interface CurveSetup {
+  zap: ZapHandler;
+  publicKey: string;
+  socketOptions: { context: Context; curveServer: true; curveSecretKey: string; zapDomain: string; zapEnforceDomain: true };
+}
+
+const AUTH_REPORT_INTERVAL_MS = 60_000;
+
+async function setUpCurve(cfg: CurveServerConfig, onAuth: BusPublisherOptions["onAuth"], onError: (e: Error) => void): Promise<CurveSetup> {
+  if (!capability.curve) throw new Error("bus: bus.curve.enabled is true, but this build of zeromq has no CURVE support (libsodium)");
+  if (!cfg.serverSecretKeyFile) throw new Error("bus: bus.curve.enabled is true, but bus.curve.serverSecretKeyFile is not set");
+  // An empty list would admit nobody: a configuration mistake, not a policy.
+  if (cfg.allowedClientKeys.length === 0) throw new Error("bus: bus.curve.enabled is true, but bus.curve.allowedClientKeys is empty: no subscriber could connect");
+  for (const k of cfg.allowedClientKeys) if (!isZ85Key(k)) throw new Error(`bus: bus.curve.allowedClientKeys: "${k}" is not a Z85 CURVE public key (40 characters)`);
+  const keys = await readSecretKeyFile(cfg.serverSecretKeyFile, "bus.curve.serverSecretKeyFile");
+  // ZAP is per context (see curve.ts): a context of our own keeps this handler ours.
+  const context = new Context();
+  const zap = await ZapHandler.start(context, cfg.allowedClientKeys, { onDecision: onAuth ? authReporter(onAuth) : undefined, onError });
+  // zapEnforceDomain: were the handler ever missing, libzmq would admit every CURVE client;
+  // with it, the handshake fails instead.
+  return { zap, publicKey: keys.publicKey, socketOptions: { context, curveServer: true, curveSecretKey: keys.secretKey, zapDomain: ZAP_DOMAIN, zapEnforceDomain: true } };
+}
+
+function authReporter(onAuth: NonNullable<BusPublisherOptions["onAuth"]>): (d: ZapDecision) => void {
+  const refused = new Map<string, { reportedAt: number; suppressed: number }>();
+  return (d) => {
+    if (d.allowed) return onAuth({ ...d, suppressed: 0 });
+    const key = `${d.clientKey ?? "(none)"} ${d.address}`;
+    const now = Date.now();
+    const r = refused.get(key);
+    if (r && now - r.reportedAt < AUTH_REPORT_INTERVAL_MS) {
+      r.suppressed++;
+      return;
+    }
+    // Bounded: a peer cycling through fresh keys must not grow this without end.
+    if (refused.size >= 1024) refused.clear();
+    refused.set(key, { reportedAt: now, suppressed: 0 });
+    onAuth({ ...d, suppressed: r?.suppressed ?? 0 });
+  };
 }
 
 async function bindOne(socket: Publisher, endpoint: string): Promise<string> {

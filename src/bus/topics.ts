@@ -13,13 +13,18 @@ export type TopicRate = { hz: number } | "per-frame";
 export interface TopicSpec {
   /** wire name: the first frame of every message */
   readonly name: string;
-  /** message schema carried in the second frame */
+  /** fully qualified protobuf message type of the second frame, declared in proto/perceptd.proto */
   readonly message: string;
-  /** encoding of the second frame; JSON until the protobuf contract lands */
-  readonly encoding: "json";
+  /**
+   * Header.data_id of every message on the topic (a DataId value in the .proto): covered by
+   * the CRC, so a receiver catches a message that reached the wrong topic. Never 0, never reused.
+   */
+  readonly dataId: number;
+  /** encoding of the second frame */
+  readonly encoding: "protobuf";
   /** nominal publish rate */
   readonly rate: TopicRate;
-  /** a consumer that has seen nothing newer than this treats the topic's state as stale */
+  /** a consumer that has seen nothing newer than this treats the topic's state as stale (E2E NO_NEW_DATA) */
   readonly staleAfterMs: number;
   readonly description: string;
 }
@@ -27,32 +32,36 @@ export interface TopicSpec {
 const table = {
   detections: {
     name: "detections",
-    message: "perceptd.Detections",
-    encoding: "json",
+    message: "perceptd.v1.Detections",
+    dataId: 1,
+    encoding: "protobuf",
     rate: "per-frame",
     // Several frames at any sane camera rate; a detector that lost this much has stalled.
     staleAfterMs: 500,
-    description: "objects found in one processed frame of one camera (encoder: src/bus/detections-message.ts)",
+    description: "objects found in one processed frame of one camera (published by the daemon per result)",
   },
-  // The publishers of `health` and `alerts` come with the bus-contract issue; they are
-  // declared now so consumers, tests and the prefix check see the whole namespace early.
   health: {
     name: "health",
-    message: "perceptd.Health",
-    encoding: "json",
+    message: "perceptd.v1.Health",
+    dataId: 2,
+    encoding: "protobuf",
     rate: { hz: 10 },
+    // Three periods: one late or lost message is jitter, three in a row is a dead publisher.
     staleAfterMs: 300,
-    description: "daemon and per-camera liveness, sent at a fixed rate whether or not anything changed (publisher: bus-contract issue)",
+    description: "daemon and per-camera state, sent at a fixed rate whether or not anything changed",
   },
   alerts: {
     name: "alerts",
-    message: "perceptd.Alerts",
-    encoding: "json",
+    message: "perceptd.v1.Alerts",
+    dataId: 3,
+    encoding: "protobuf",
     // Re-sent as state (not as edges) so a subscriber that joins late learns the current
-    // alerts within one period; the rate is provisional until the bus-contract issue.
-    rate: { hz: 2 },
-    staleAfterMs: 1500,
-    description: "currently active alerts, re-sent at a fixed rate (publisher: bus-contract issue; rate provisional)",
+    // alerts within one period.
+    rate: { hz: 5 },
+    // Five periods: alerts feed a human (a warning display), for whom a second of silence
+    // is the longest an outdated "no alert" may stand.
+    staleAfterMs: 1000,
+    description: "every alert active now, re-sent at a fixed rate (an empty list: none)",
   },
 } as const satisfies Record<string, TopicSpec>;
 
@@ -64,6 +73,12 @@ export const TOPIC_NAMES: readonly TopicName[] = Object.keys(table) as TopicName
 
 export function topicSpec(name: TopicName): TopicSpec {
   return table[name];
+}
+
+/** The topic whose messages carry this Header.data_id, or null. */
+export function topicOfDataId(dataId: number): TopicName | null {
+  for (const name of TOPIC_NAMES) if (table[name].dataId === dataId) return name;
+  return null;
 }
 
 export function isTopicName(s: string): s is TopicName {
@@ -84,6 +99,10 @@ export function nominalPeriodMs(name: TopicName): number | null {
 
 for (const [key, spec] of Object.entries(table)) {
   if (spec.name !== key) throw new Error(`bus topic table: entry "${key}" has name "${spec.name}"`);
+  // 0 is what a protobuf reader sees when the field is missing, so it cannot identify a topic.
+  if (!Number.isInteger(spec.dataId) || spec.dataId < 1 || spec.dataId > 0xffff_ffff) throw new Error(`bus topic table: "${key}" has data_id ${spec.dataId}; it must be a uint32 other than 0`);
+  for (const [otherKey, other] of Object.entries(table))
+    if (otherKey !== key && other.dataId === spec.dataId) throw new Error(`bus topic table: "${key}" and "${otherKey}" share data_id ${spec.dataId}`);
   for (const other of Object.keys(table))
     if (other !== key && other.startsWith(key))
       throw new Error(`bus topic table: "${key}" is a prefix of "${other}"; a SUB socket subscribed to "${key}" would also receive "${other}"`);

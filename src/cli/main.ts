@@ -5,6 +5,8 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { register as registerBench } from "./commands/bench.ts";
 import { register as registerDetect } from "./commands/detect.ts";
+import { register as registerKeys } from "./commands/keys.ts";
+import { register as registerListen } from "./commands/listen.ts";
 import { register as registerModels } from "./commands/models.ts";
 import { ExitError, register as registerRun } from "./commands/run.ts";
 
@@ -49,6 +51,8 @@ export function buildProgram(): Command {
   registerModels(program);
   registerBench(program);
   registerDetect(program);
+  registerListen(program);
+  registerKeys(program);
   return program;
 }
 

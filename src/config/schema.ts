@@ -6,6 +6,7 @@
 // value as is, so a spelled-out section default would be a second, drift-prone copy of the
 // field defaults; .prefault({}) parses {} and so takes every default from the fields.
 import { z } from "zod";
+import { Z85_KEY_PATTERN } from "../bus/z85.ts";
 
 /** Keys whose value is a filesystem path; a relative one is resolved against the folder of the config file it came from (see load.ts). */
 export const filePathKeys = z.registry();
@@ -93,6 +94,53 @@ export const CameraSchema = z
 
 export const ExecutionProviderSchema = z.enum(["tensorrt", "cuda", "cpu"]);
 
+// The thresholds behind the daemon's health state (src/health/): which conditions make it
+// DEGRADED (still publishing, some of it late or missing) or FAULT (systemd restarts it).
+export const HealthSchema = z
+  .object({
+    cameraStallMs: ms(500, 50, 60_000, "a camera with no frame for this long raises camera_stall (DEGRADED) until its next frame; the pipeline itself is rebuilt only after a much longer stall"),
+    inferenceDeadlineMs: ms(100, 1, 60_000, "per-frame worker time (preprocess + inference + decode) above this is an inference overrun"),
+    overrunWindow: z.number().int().min(1).max(10_000).default(30).describe("frames per camera over which overruns, and detections stale at publish, are counted"),
+    overrunThreshold: z
+      .number()
+      .int()
+      .min(1)
+      .max(10_000)
+      .default(5)
+      .describe("overruns (or stale results) within overrunWindow that make the daemon DEGRADED; cleared once at most half as many remain"),
+    inferenceHangMs: ms(5000, 100, 600_000, "a worker busy on one frame for this long is hung: inference_hang (FAULT) and the worker is replaced"),
+    maxWorkerReplacements: z
+      .number()
+      .int()
+      .min(0)
+      .max(100)
+      .default(3)
+      .describe("worker replacements allowed within replacementWindowMs; when one more is needed the daemon exits non-zero for systemd to restart it"),
+    replacementWindowMs: ms(600_000, 1000, 86_400_000, "window of maxWorkerReplacements"),
+    workerRestartTimeoutMs: ms(120_000, 1000, 3_600_000, "a replacement worker not warm after this has failed and the daemon gives up (TensorRT: the engine is cached after the first start)"),
+    eventLoopLagMs: ms(100, 1, 60_000, "99th-percentile main-thread event-loop delay over a sample above this raises event_loop_lag (DEGRADED)"),
+    eventLoopSampleMs: ms(1000, 100, 60_000, "event-loop delay sample window"),
+    latencyBudgetMs: ms(200, 1, 60_000, "detections older than this at publish (ingest -> publish) go out flagged valid=false; sustained, they make the daemon DEGRADED"),
+    publishHz: z
+      .number()
+      .min(4)
+      .max(100)
+      .default(10)
+      .describe("rate of the health message on the bus; at least 4 Hz so subscribers (health staleAfterMs 300 ms) never see it stale"),
+    systemdWatchdog: z
+      .enum(["auto", "off"])
+      .default("auto")
+      .describe("auto: when systemd sets WATCHDOG_USEC (WatchdogSec=), send WATCHDOG=1 at half that interval while the state is not FAULT; off: never"),
+  })
+  .strict()
+  .superRefine(thresholdWithinWindow)
+  .describe("health state thresholds and systemd watchdog handling");
+
+function thresholdWithinWindow(h: { overrunWindow: number; overrunThreshold: number }, ctx: z.RefinementCtx): void {
+  if (h.overrunThreshold > h.overrunWindow)
+    ctx.addIssue({ code: "custom", path: ["overrunThreshold"], message: `overrunThreshold (${h.overrunThreshold}) exceeds overrunWindow (${h.overrunWindow})` });
+}
+
 export const ConfigSchema = z
   .object({
     log: z
@@ -144,6 +192,19 @@ export const ConfigSchema = z
           .default(["tcp://127.0.0.1:5555"])
           .describe("ZeroMQ PUB endpoints to bind"),
         sendHighWaterMark: z.number().int().min(1).max(1_000_000).default(1000).describe("ZMQ_SNDHWM: messages queued per subscriber before drops"),
+        curve: z
+          .object({
+            enabled: z.boolean().default(false).describe("encrypt every bus connection and admit only the subscribers listed below (ZeroMQ CURVE with ZAP)"),
+            serverSecretKeyFile: filePath("the daemon's secret key file, NAME.key_secret from `perceptd keys`; refused unless mode 0600 or stricter").optional(),
+            allowedClientKeys: z
+              .array(z.string().regex(Z85_KEY_PATTERN, "must be a Z85 CURVE public key: 40 characters (quote it in YAML)"))
+              .default([])
+              .describe("public keys (Z85) of the subscribers admitted; the public-key line of each subscriber's NAME.key"),
+          })
+          .strict()
+          .superRefine(curveComplete)
+          .prefault({})
+          .describe("CURVE encryption and subscriber authentication; subscribers then need the daemon's public key and a listed key pair"),
       })
       .strict()
       .prefault({})
@@ -157,6 +218,7 @@ export const ConfigSchema = z
       .strict()
       .prefault({})
       .describe("Prometheus metrics and health endpoint"),
+    health: HealthSchema.prefault({}),
     status: z
       .object({
         mode: z.enum(["auto", "on", "off"]).default("auto").describe("live status line on stderr; auto: when stderr is a terminal"),
@@ -167,6 +229,13 @@ export const ConfigSchema = z
       .describe("human-readable status line"),
   })
   .strict();
+
+// Enabled CURVE without a key, or with nobody admitted, would fail at start; say so with the config's line numbers.
+function curveComplete(c: { enabled: boolean; serverSecretKeyFile?: string; allowedClientKeys: string[] }, ctx: z.RefinementCtx): void {
+  if (!c.enabled) return;
+  if (c.serverSecretKeyFile === undefined) ctx.addIssue({ code: "custom", path: ["serverSecretKeyFile"], message: "is required when bus.curve.enabled is true" });
+  if (c.allowedClientKeys.length === 0) ctx.addIssue({ code: "custom", path: ["allowedClientKeys"], message: "must list at least one subscriber key when bus.curve.enabled is true (nobody could connect)" });
+}
 
 // Defensive about shapes: with `when` above this also sees cameras that failed validation.
 function uniqueCameraIds(cameras: CameraConfig[], ctx: z.RefinementCtx): void {
@@ -184,3 +253,4 @@ export type Config = z.infer<typeof ConfigSchema>;
 export type CameraConfig = z.infer<typeof CameraSchema>;
 export type SourceConfig = z.infer<typeof SourceSchema>;
 export type ExecutionProvider = z.infer<typeof ExecutionProviderSchema>;
+export type HealthConfig = z.infer<typeof HealthSchema>;

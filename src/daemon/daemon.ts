@@ -5,7 +5,6 @@
 // the frame in flight finishes and is published, the bus is flushed.
 import type { Logger } from "pino";
 import { BusPublisher } from "../bus/publisher.ts";
-import { encodeDetections } from "../bus/detections-message.ts";
 import type { Config } from "../config/schema.ts";
 import { InferencePool } from "../infer/inference-pool.ts";
 import { classIdsForLabels, type InferResult } from "../infer/inference-worker.ts";
@@ -112,7 +111,15 @@ export class Daemon {
       : null;
     let bus: BusPublisher | undefined;
     try {
-      bus = await BusPublisher.bind(config.bus.endpoints, { sendHighWaterMark: config.bus.sendHighWaterMark, ...metrics.busHooks() });
+      bus = await BusPublisher.bind(config.bus.endpoints, {
+        sendHighWaterMark: config.bus.sendHighWaterMark,
+        curve: config.bus.curve,
+        onAuth: (a) =>
+          a.allowed
+            ? log.info({ client: a.clientKey, address: a.address }, "bus: subscriber admitted")
+            : log.warn({ client: a.clientKey, address: a.address, reason: a.reason, suppressed: a.suppressed }, "bus: subscriber refused"),
+        ...metrics.busHooks(),
+      });
       log.info({ endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name }, "bus bound; loading model");
       const d = new Daemon(config, logger, model, metrics, bus, server, null);
       daemon = d;
@@ -239,18 +246,12 @@ export class Daemon {
   private onResult(r: InferResult): void {
     const tPublish = process.hrtime.bigint();
     const { width, height } = this.sourceSize(r.camera, r);
-    const payload = encodeDetections({
-      camera: r.camera,
-      seq: r.seq,
-      tIngestNs: r.tIngestNs,
-      tPublishNs: tPublish,
-      wallTimeMs: Date.now(),
-      model: this.model.name,
-      width,
-      height,
-      detections: r.detections,
-    });
-    this.bus.publish("detections", payload);
+    // The bus stamps counter, publish time and CRC (src/bus/codec.ts).
+    this.bus.publishMessage(
+      "detections",
+      { model: this.model.name, frameWidthPx: width, frameHeightPx: height, detections: r.detections },
+      { cameraId: r.camera, frameSeq: r.seq, tIngestMonoNs: r.tIngestNs },
+    );
     const tDone = process.hrtime.bigint();
 
     const m = this.metrics;

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { Subscriber } from "zeromq";
-import { decodeDetections, encodeDetections } from "../../src/bus/detections-message.ts";
+import { decodeDetections } from "../../src/bus/detections-message.ts";
 import { BusPublisher, type BusDropReason, type BusPublisherOptions } from "../../src/bus/publisher.ts";
 import type { TopicName } from "../../src/bus/topics.ts";
 
@@ -109,23 +109,18 @@ describe.each(transports)("BusPublisher over $name", ({ name, endpoint }) => {
     // the monitor reports connections asynchronously
     await vi.waitFor(() => expect(pub.stats().peers).toBe(1));
 
-    const msg = {
-      camera: "front",
-      seq: 7,
-      tIngestNs: 123_456_789_012_345_678n,
-      tPublishNs: 123_456_789_112_345_678n,
-      wallTimeMs: 1_760_000_000_000,
-      model: "nanodet",
-      width: 640,
-      height: 480,
-      detections: [{ classId: 0, label: "person", score: 0.9, box: [1, 2, 30, 40] as [number, number, number, number] }],
-    };
-    pub.publish("detections", encodeDetections(msg));
+    const detections = [{ classId: 0, label: "person", score: 0.5, box: [1, 2, 30, 40] as [number, number, number, number] }];
+    const tIngestNs = 123_456_789_012_345_678n;
+    const before = process.hrtime.bigint();
+    pub.publishMessage("detections", { model: "nanodet", frameWidthPx: 640, frameHeightPx: 480, detections }, { cameraId: "front", frameSeq: 7, tIngestMonoNs: tIngestNs });
     pub.publish("detections", "a string payload");
+    expect(pub.stats().nextCounter.detections, "publishMessage stamped counter 0; raw publish() stamps nothing").toBe("1");
 
     const [t1, p1] = await receive(sub);
     expect(t1).toBe("detections");
-    expect(decodeDetections(p1)).toEqual(msg);
+    const m = decodeDetections(p1);
+    expect(m).toMatchObject({ camera: "front", seq: 7, counter: 0n, tIngestNs, model: "nanodet", width: 640, height: 480, detections });
+    expect(m.tPublishNs >= before && m.tPublishNs <= process.hrtime.bigint(), "t_publish stamped at publishMessage()").toBe(true);
     const [t2, p2] = await receive(sub);
     expect([t2, p2.toString()]).toEqual(["detections", "a string payload"]);
     expect(pub.stats().byTopic.detections.dropped).toBe(0);

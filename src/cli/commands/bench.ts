@@ -1,9 +1,10 @@
 // `perceptd bench ...`: benchmarks that print a Markdown report (or JSON) meant to be pasted
-// into issues as is. A group, so each bench is its own subcommand; `bench pipeline` joins
-// `bench model` once the daemon exists.
+// into issues as is. A group, so each bench is its own subcommand: `bench model` times the
+// graphs alone, `bench pipeline` the whole daemon against them.
 import os from "node:os";
 import { InvalidArgumentError, type Command } from "commander";
 import type { BenchProgress, ModelBenchOptions } from "../bench/model-bench.ts";
+import type { PipelineBenchOptions, PipelineBenchProgress } from "../bench/pipeline-bench.ts";
 
 function intOption(min: number): (value: string) => number {
   return (value) => {
@@ -21,22 +22,44 @@ function listOption(value: string): string[] {
   return names;
 }
 
+interface StatusWriter {
+  tty: boolean;
+  /** rewrites the live line (terminals only) */
+  status: (text: string) => void;
+  /** a milestone, one a line */
+  line: (text: string) => void;
+  /** clears the live line */
+  done: () => void;
+}
+
 /**
  * On a terminal one line is rewritten in place; elsewhere (CI logs, `2> file`) carriage
  * returns would pile up into one unreadable line, so only milestones are written, one a line.
  */
-function progressPrinter(stream: NodeJS.WriteStream): { onProgress: (e: BenchProgress) => void; done: () => void } {
+function statusWriter(stream: NodeJS.WriteStream): StatusWriter {
   const tty = stream.isTTY === true;
   let live = false;
-  const status = (text: string): void => {
-    stream.write(`\r\x1b[2K${text}`);
-    live = true;
+  return {
+    tty,
+    status: (text) => {
+      if (!tty) return;
+      stream.write(`\r\x1b[2K${text}`);
+      live = true;
+    },
+    line: (text) => {
+      if (live) stream.write("\r\x1b[2K");
+      live = false;
+      stream.write(`${text}\n`);
+    },
+    done: () => {
+      if (live) stream.write("\r\x1b[2K");
+      live = false;
+    },
   };
-  const line = (text: string): void => {
-    if (live) stream.write("\r\x1b[2K");
-    live = false;
-    stream.write(`${text}\n`);
-  };
+}
+
+function progressPrinter(stream: NodeJS.WriteStream): { onProgress: (e: BenchProgress) => void; done: () => void } {
+  const { tty, status, line, done } = statusWriter(stream);
   const onProgress = (e: BenchProgress): void => {
     switch (e.kind) {
       case "decode":
@@ -59,13 +82,46 @@ function progressPrinter(stream: NodeJS.WriteStream): { onProgress: (e: BenchPro
         return;
     }
   };
-  return {
-    onProgress,
-    done: () => {
-      if (live) stream.write("\r\x1b[2K");
-      live = false;
-    },
+  return { onProgress, done };
+}
+
+function pipelineProgressPrinter(stream: NodeJS.WriteStream): { onProgress: (e: PipelineBenchProgress) => void; done: () => void } {
+  const { status, line, done } = statusWriter(stream);
+  const ms = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? "-" : `${v.toFixed(1)} ms`);
+  const onProgress = (e: PipelineBenchProgress): void => {
+    switch (e.kind) {
+      case "step":
+        line(`bench: ${e.scenario === null ? "" : `${e.scenario}: `}${e.text}`);
+        return;
+      case "decode":
+        if (e.done === e.total) line(`bench: decoded and resized ${e.done} frames`);
+        else status(`bench: decoding frame ${e.done}/${e.total}`);
+        return;
+      case "frames":
+        status(`bench: ${e.scenario}: ${e.warmup ? "warm-up" : "frame"} ${e.done}/${e.total}`);
+        return;
+      case "scenario-done": {
+        const r = e.result;
+        line(
+          `bench: ${r.label}: ${r.processedPerSec.toFixed(1)} frames/s` +
+            (r.e2e ? `, e2e p50 ${ms(r.e2e.p50Ms)} p99 ${ms(r.e2e.p99Ms)}` : "") +
+            (r.inference ? `, inference p99 ${r.inference.source === "histogram" ? "~" : ""}${ms(r.inference.p99Ms)}` : "") +
+            (r.drops ? `, dropped ${r.drops.droppedTotal}/${r.drops.ingestedTotal}` : "") +
+            ((r.cpu?.otherProcessesPct ?? 0) >= 10 ? ` (other processes took ${r.cpu?.otherProcessesPct?.toFixed(0)}% of a core: figures suspect)` : ""),
+        );
+        return;
+      }
+    }
   };
+  return { onProgress, done };
+}
+
+interface PipelineCommandOptions {
+  video?: string;
+  frames: number;
+  model?: string;
+  threads?: number;
+  json?: boolean;
 }
 
 interface ModelCommandOptions {
@@ -113,5 +169,36 @@ export function register(program: Command): void {
         progress.done();
       }
       process.stdout.write(opts.json === true ? JSON.stringify(result, null, 2) + "\n" : renderModelBench(result));
+    });
+
+  bench
+    .command("pipeline")
+    .description(
+      "the whole daemon against a raw ONNX Runtime loop on the same video and model: (a) raw loop, (b) daemon on the " +
+        "unpaced file, (c) paced below saturation, (d) overloaded; throughput, end-to-end latency from a ZeroMQ " +
+        "subscriber, drops from /metrics; prints a Markdown table with the targets",
+    )
+    .option("--video <path>", "video to play (default: .cache/fixtures/vtest.avi in the repository)")
+    .option("--frames <n>", "timed frames per scenario: session runs for (a), bus messages for (b)-(d)", intOption(2), 300)
+    .option("--model <name>", "manifest model (default: the manifest's default)")
+    .option("--threads <n>", `ONNX Runtime intra-op threads, raw loop and daemon alike (default: ORT's, one per core; here ${os.availableParallelism()} cores)`, intOption(1))
+    .option("--json", "print only the JSON result on stdout")
+    .action(async (opts: PipelineCommandOptions) => {
+      const { benchPipeline, renderPipelineBench } = await import("../bench/pipeline-bench.ts");
+      const progress = pipelineProgressPrinter(process.stderr);
+      const benchOpts: PipelineBenchOptions = {
+        video: opts.video,
+        frames: opts.frames,
+        model: opts.model,
+        threads: opts.threads,
+        onProgress: progress.onProgress,
+      };
+      let result;
+      try {
+        result = await benchPipeline(benchOpts);
+      } finally {
+        progress.done();
+      }
+      process.stdout.write(opts.json === true ? JSON.stringify(result, null, 2) + "\n" : renderPipelineBench(result));
     });
 }

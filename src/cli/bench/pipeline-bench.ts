@@ -1,0 +1,1141 @@
+// `perceptd bench pipeline`: what the whole daemon delivers next to what ONNX Runtime alone
+// can do, on the same video and model, in one run on one machine:
+//
+//   (a) raw: N frames decoded and resized up front (untimed), then sequential
+//       `await session.run` in this process's main thread. The ceiling.
+//   (b) unpaced: the daemon on the file with realtime: false. Unpaced file sources deliver
+//       every decoded frame (appsink drop=false) and the latest-wins slot drops what
+//       inference cannot take, so processed/s is the daemon's throughput.
+//   (c) paced: the same file at a fraction of (a)'s throughput, below saturation: latency
+//       with (almost) no queueing.
+//   (d) overloaded: the same file at a multiple of (a)'s throughput: latency and drops
+//       when input outruns inference.
+//
+// (b)-(d) start the real daemon as a child process (daemon-process.ts) and time it from a
+// ZeroMQ subscriber here, so the numbers include everything an integrator pays: GStreamer,
+// the hop to the inference worker, decoding, JSON encoding and the bus.
+//
+// Paced input is the same file through `videorate ! video/x-raw,framerate=R ! clocksync` as
+// an expert `pipeline` source: clocksync releases buffers on the pipeline clock like a
+// camera, videorate drops or repeats frames to make R, and the content still advances at
+// its own speed. (The file source's realtime mode can only play at the file's 10 fps.)
+//
+// End-to-end latency is the subscriber's receipt time minus the message's tIngestNs. Both
+// are process.hrtime.bigint(), i.e. libuv's uv_hrtime(), which on Linux reads
+// clock_gettime(CLOCK_MONOTONIC): one clock per boot of the machine, shared by all its
+// processes, not a per-process counter. The bench does not take that on trust: it checks it
+// at start (checkMonotonicClock: a child's reading must lie between the parent's readings
+// around the spawn) and on every message (daemon spawn <= ingest <= publish <= receipt).
+import os from "node:os";
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { relative, resolve } from "node:path";
+import * as ort from "onnxruntime-node";
+import { toOrtTensor } from "../../infer/input-tensor.ts";
+import { createSession } from "../../infer/session.ts";
+import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
+import { framerateFraction } from "../../ingest/pipeline-description.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../../model/manifest.ts";
+import type { DetectionsMessage } from "../../bus/detections-message.ts";
+import {
+  BUS_BOUND_MSG,
+  collectDetections,
+  killAllDaemons,
+  removeConfig,
+  runDaemon,
+  writeConfig,
+  type DetectionsSubscription,
+  type LogLine,
+  type RunningDaemon,
+} from "./daemon-process.ts";
+import { commandLineOf, DEFAULT_BENCH_VIDEO, latencyStats, prepareInput, spreadFrameIndices, type LatencyStats } from "./model-bench.ts";
+import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./table.ts";
+
+export const DEFAULT_PIPELINE_FRAMES = 300;
+/** Untimed runs (a) and discarded first messages (b)-(d): first runs allocate arenas, fill caches. */
+export const DEFAULT_PIPELINE_WARMUP = 5;
+/** (c) runs at this fraction of (a)'s throughput: busy, but with room for slow frames. */
+export const DEFAULT_PACED_FRACTION = 0.6;
+/** (d) runs at this multiple of (a)'s throughput. */
+export const DEFAULT_OVERLOAD_FACTOR = 3;
+
+/** The targets the table judges against; printed, never asserted. */
+export const TARGETS = {
+  /** (b) processed/s >= this x (a) frames/s */
+  throughputRatio: 0.95,
+  /** (c) e2e p99 <= (a) inference p99 + this */
+  pacedSlackMs: 5,
+  /** (d) e2e p99 < this x (a) inference p99 */
+  overloadRatio: 2.5,
+} as const;
+
+const CAMERA = "cam0";
+/** How long the daemon may take from spawn to its first message: model load, warm-up, pipeline preroll. */
+const FIRST_MESSAGE_TIMEOUT_MS = 120_000;
+/** No message for this long once they flow: the daemon is stuck or the source died. */
+const STALL_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 5000;
+
+export type ScenarioId = "raw" | "unpaced" | "paced" | "overloaded";
+export const SCENARIO_IDS: readonly ScenarioId[] = ["raw", "unpaced", "paced", "overloaded"];
+
+export interface PipelineBenchOptions {
+  /** Default: the repository's .cache/fixtures/vtest.avi. */
+  video?: string;
+  /** Timed frames per scenario: session runs for (a), messages for (b)-(d). Default 300. */
+  frames?: number;
+  /** Untimed runs / discarded messages before each scenario's timed frames. Default 5, at least 1. */
+  warmup?: number;
+  /** Manifest model; default: the manifest's default. */
+  model?: string;
+  /** ONNX Runtime intra-op threads for (a) and the daemon alike; default 0 (ORT decides, as the daemon's config). */
+  threads?: number;
+  manifestPath?: string;
+  /** (c)'s input rate as a fraction of (a)'s throughput. Default 0.6. */
+  pacedFraction?: number;
+  /** (d)'s input rate as a multiple of (a)'s throughput. Default 3. */
+  overloadFactor?: number;
+  /** Recorded in the result; default: this process's command line. */
+  command?: string;
+  /** Added to the daemons' environment, e.g. NODE_OPTIONS to preload an experiment. */
+  daemonEnv?: NodeJS.ProcessEnv;
+  onProgress?: (event: PipelineBenchProgress) => void;
+}
+
+export type PipelineBenchProgress =
+  | { kind: "step"; scenario: ScenarioId | null; text: string }
+  | { kind: "decode"; done: number; total: number }
+  | { kind: "frames"; scenario: ScenarioId; done: number; total: number; warmup: boolean }
+  | { kind: "scenario-done"; result: ScenarioResult };
+
+export interface ClockSample {
+  parentBeforeNs: string;
+  childNs: string;
+  parentAfterNs: string;
+}
+
+export interface ClockCheck {
+  /** Every child reading lay between the parent's readings before the spawn and after its output. */
+  ok: boolean;
+  samples: ClockSample[];
+  /** Messages checked for daemon spawn <= tIngest <= tPublish <= receipt, and how many broke it. */
+  messagesChecked: number;
+  messageViolations: number;
+}
+
+export interface InferenceFigures {
+  /** "measured": every run timed here; "histogram": estimated from the daemon's /metrics buckets. */
+  source: "measured" | "histogram";
+  runs: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+}
+
+/** Means over the measured window, from the daemon's perceptd_stage_latency_seconds histograms. */
+export interface StageMeans {
+  ingestToWorkerMs: number | null;
+  preprocessMs: number | null;
+  inferenceMs: number | null;
+  decodeMs: number | null;
+  publishMs: number | null;
+  /** the daemon's own end-to-end: ingest -> handed to the bus */
+  endToEndMs: number | null;
+}
+
+export interface DropFigures {
+  /** perceptd_frames_dropped_total, all reasons, scraped at the end (before the daemon stops) */
+  droppedTotal: number;
+  /** perceptd_frames_ingested_total at the same scrape */
+  ingestedTotal: number;
+  /** both counters' growth between the scrapes around the measured window */
+  droppedWindow: number;
+  ingestedWindow: number;
+  /** sequence numbers within the window that never reached the subscriber */
+  seqGaps: number;
+}
+
+export interface CpuGroup {
+  /** "main thread", "GStreamer streaming", "libuv pool", "other (inference worker, ONNX Runtime, V8)" */
+  name: string;
+  threads: number;
+  /** CPU time over the window, % of one core (this machine's total is cores x 100) */
+  cpuPct: number;
+  /** time runnable but waiting for a core, % of the window: CPU contention */
+  waitPct: number;
+}
+
+/** Per-thread CPU of the process that ran the scenario, over its window, from /proc (Linux). */
+export interface CpuFigures {
+  pid: number;
+  totalPct: number;
+  /** the bench process itself (the subscriber) while a daemon runs; null for (a), where it is `totalPct` */
+  benchProcessPct: number | null;
+  /**
+   * The machine's busy time (/proc/stat) less the processes above: other work competing for
+   * the same cores (a build, a test run), which makes every figure of the window suspect.
+   */
+  otherProcessesPct: number | null;
+  groups: CpuGroup[];
+  /** the busiest threads, for a closer look */
+  top: { tid: number; name: string; cpuPct: number; waitPct: number }[];
+}
+
+export interface ScenarioInput {
+  description: string;
+  /** the rate asked for; null: as fast as it decodes (or pre-decoded) */
+  targetFps: number | null;
+  /** frames ingested per second over the window, from seq and tIngestNs; null for (a) */
+  measuredFps: number | null;
+}
+
+export interface ScenarioResult {
+  id: ScenarioId;
+  label: string;
+  input: ScenarioInput;
+  /** timed frames: session runs for (a), messages for (b)-(d) */
+  frames: number;
+  /** (a): the timed loop; (b)-(d): first to last message of the window */
+  durationS: number;
+  processedPerSec: number;
+  /** receipt - tIngestNs; null for (a) */
+  e2e: LatencyStats | null;
+  inference: InferenceFigures | null;
+  drops: DropFigures | null;
+  stages: StageMeans | null;
+  /** (a): this process; (b)-(d): the daemon. null where /proc/<pid>/task/<tid>/schedstat is missing */
+  cpu: CpuFigures | null;
+  /** (b)-(d): the camera source the daemon ran, its exit status, warnings it logged */
+  daemon: { source: Record<string, unknown>; exit: number | string | null; warnings: string[] } | null;
+  /** (a): inference per run; (b)-(d): e2e per message, in arrival order */
+  samplesMs: number[];
+}
+
+export type TargetId = "throughput" | "paced-latency" | "overload-latency";
+
+export interface TargetResult {
+  id: TargetId;
+  scenario: ScenarioId;
+  /** e.g. "processed/s >= 0.95x raw" */
+  description: string;
+  measured: number;
+  /** the bound `measured` is compared with, in the same unit */
+  limit: number;
+  /** measured / (a)'s figure it is judged against */
+  ratio: number;
+  pass: boolean;
+  /** what the table prints before PASS/FAIL */
+  text: string;
+}
+
+export interface PipelineBenchResult {
+  bench: "pipeline";
+  schemaVersion: 1;
+  startedAt: string;
+  command: string;
+  machine: {
+    cpu: string;
+    cores: number;
+    availableParallelism: number;
+    arch: string;
+    platform: string;
+    totalMemoryGiB: number;
+    /** 1/5/15-minute load averages: anything else running skews every figure */
+    loadAvgStart: number[];
+    loadAvgEnd: number[];
+  };
+  versions: { node: string; onnxruntime: string };
+  settings: {
+    video: string;
+    model: string;
+    input: string;
+    frames: number;
+    warmup: number;
+    /** intra-op threads as configured (0: ORT's default) */
+    threads: number;
+    interOpThreads: number;
+    pacedFraction: number;
+    overloadFactor: number;
+    rawLoop: "main thread";
+    percentiles: string;
+  };
+  clock: ClockCheck;
+  scenarios: ScenarioResult[];
+  targets: TargetResult[];
+  notes: string[];
+}
+
+function positiveInt(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`bench pipeline: ${name} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+function positiveNumber(name: string, v: number): number {
+  if (!(Number.isFinite(v) && v > 0)) throw new RangeError(`bench pipeline: ${name} must be a positive number, got ${String(v)}`);
+  return v;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function msBetween(a: bigint, b: bigint): number {
+  return Number(b - a) / 1e6;
+}
+
+function defaultCommand(): string {
+  const script = process.argv[1];
+  return commandLineOf(["node", ...(script ? [relative(process.cwd(), script) || script] : []), ...process.argv.slice(2)]);
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
+}
+
+// ---------------------------------------------------------------------------------------
+// Clock
+
+async function childHrtime(): Promise<ClockSample> {
+  const parentBefore = process.hrtime.bigint();
+  const child = spawn(process.execPath, ["-e", "process.stdout.write(String(process.hrtime.bigint()))"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((res, rej) => {
+    child.on("error", rej);
+    child.on("exit", (c) => res(c));
+  });
+  const parentAfter = process.hrtime.bigint();
+  if (code !== 0 || !/^\d+$/.test(out)) throw new Error(`clock check: child exited ${String(code)} printing ${JSON.stringify(out)}`);
+  return { parentBeforeNs: parentBefore.toString(), childNs: out, parentAfterNs: parentAfter.toString() };
+}
+
+/**
+ * Verifies that process.hrtime.bigint() is one clock across processes: a child spawned now
+ * must read a value between this process's readings before the spawn and after the child's
+ * output. A per-process clock (one starting at 0 at process start, say) would read far below.
+ */
+export async function checkMonotonicClock(tries = 3): Promise<Pick<ClockCheck, "ok" | "samples">> {
+  const samples: ClockSample[] = [];
+  for (let i = 0; i < tries; i++) samples.push(await childHrtime());
+  const ok = samples.every((s) => BigInt(s.parentBeforeNs) <= BigInt(s.childNs) && BigInt(s.childNs) <= BigInt(s.parentAfterNs));
+  return { ok, samples };
+}
+
+// ---------------------------------------------------------------------------------------
+// Prometheus text
+
+export interface PromSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The samples of a Prometheus text exposition (comments and blank lines skipped). */
+export function parsePrometheusText(text: string): PromSample[] {
+  const out: PromSample[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (m === null) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[l[1]] = l[2].replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c));
+    }
+    const value = m[3] === "+Inf" ? Infinity : m[3] === "-Inf" ? -Infinity : Number(m[3]);
+    out.push({ name: m[1], labels, value });
+  }
+  return out;
+}
+
+function matches(s: PromSample, name: string, labels: Record<string, string>): boolean {
+  return s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v);
+}
+
+/** Sum of every sample of `name` whose labels include `labels`. */
+export function sumSamples(samples: readonly PromSample[], name: string, labels: Record<string, string> = {}): number {
+  return samples.filter((s) => matches(s, name, labels)).reduce((a, s) => a + s.value, 0);
+}
+
+export interface HistogramSnapshot {
+  /** cumulative counts by upper bound, ascending, +Inf last */
+  buckets: { le: number; count: number }[];
+  sum: number;
+  count: number;
+}
+
+export function histogramOf(samples: readonly PromSample[], name: string, labels: Record<string, string>): HistogramSnapshot {
+  const buckets = samples
+    .filter((s) => matches(s, `${name}_bucket`, labels))
+    .map((s) => ({ le: s.labels.le === "+Inf" ? Infinity : Number(s.labels.le), count: s.value }))
+    .sort((a, b) => a.le - b.le);
+  return { buckets, sum: sumSamples(samples, `${name}_sum`, labels), count: sumSamples(samples, `${name}_count`, labels) };
+}
+
+/** after - before, bucket by bucket: the observations made in between. */
+export function histogramDelta(after: HistogramSnapshot, before: HistogramSnapshot): HistogramSnapshot {
+  const prev = new Map(before.buckets.map((b) => [b.le, b.count]));
+  return {
+    buckets: after.buckets.map((b) => ({ le: b.le, count: b.count - (prev.get(b.le) ?? 0) })),
+    sum: after.sum - before.sum,
+    count: after.count - before.count,
+  };
+}
+
+/**
+ * Prometheus' histogram_quantile: linear interpolation inside the bucket the rank falls in,
+ * from 0 for the first bucket; a rank in the +Inf bucket gives the highest finite bound.
+ * An estimate: it can be off by up to the width of that bucket. NaN without observations.
+ */
+export function histogramQuantile(h: HistogramSnapshot, q: number): number {
+  const total = h.buckets.length > 0 ? h.buckets[h.buckets.length - 1].count : 0;
+  if (!(total > 0)) return NaN;
+  const rank = q * total;
+  let lowerLe = 0;
+  let lowerCount = 0;
+  for (const b of h.buckets) {
+    if (b.count >= rank) {
+      if (b.le === Infinity) return lowerLe;
+      const inBucket = b.count - lowerCount;
+      return inBucket > 0 ? lowerLe + ((b.le - lowerLe) * (rank - lowerCount)) / inBucket : b.le;
+    }
+    lowerLe = b.le;
+    lowerCount = b.count;
+  }
+  return lowerLe;
+}
+
+async function scrapeMetrics(url: string): Promise<PromSample[]> {
+  const res = await fetch(`${url}/metrics`);
+  if (!res.ok) throw new Error(`${url}/metrics answered ${res.status}`);
+  return parsePrometheusText(await res.text());
+}
+
+// ---------------------------------------------------------------------------------------
+// CPU per thread
+
+interface ThreadSample {
+  name: string;
+  /** on a core, ns */
+  cpuNs: number;
+  /** runnable, waiting for a core, ns */
+  waitNs: number;
+}
+
+interface CpuSnapshot {
+  pid: number;
+  atNs: bigint;
+  threads: Map<number, ThreadSample>;
+}
+
+/**
+ * /proc/<pid>/task/<tid>/schedstat: ns on a core, ns waiting on a run queue, timeslices.
+ * Chosen over /proc/.../stat's ticks for its nanoseconds and for the wait time, which shows
+ * oversubscription directly. null where it does not exist (not Linux, no CONFIG_SCHED_INFO).
+ */
+export function sampleThreads(pid: number): CpuSnapshot | null {
+  const atNs = process.hrtime.bigint();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  const threads = new Map<number, ThreadSample>();
+  for (const tid of tids) {
+    try {
+      const [cpu, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").trim().split(/\s+/).map(Number);
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+      if (Number.isFinite(cpu) && Number.isFinite(wait)) threads.set(Number(tid), { name, cpuNs: cpu, waitNs: wait });
+    } catch {
+      // The thread ended between readdir and read.
+    }
+  }
+  return threads.size > 0 ? { pid, atNs, threads } : null;
+}
+
+/**
+ * Thread names are all the grouping there is: GStreamer names its streaming threads
+ * "<element>:<pad>", libuv its pool "libuv-worker"; Node's worker, ONNX Runtime's pool and
+ * V8's helpers all stay "node", so they share a group.
+ */
+function groupOf(pid: number, tid: number, name: string): string {
+  if (tid === pid) return "main thread";
+  if (name.includes(":")) return "GStreamer streaming";
+  if (name.startsWith("libuv")) return "libuv pool";
+  return "other (inference worker, ONNX Runtime, V8)";
+}
+
+/** Whole-machine busy time from /proc/stat's "cpu" line, in ns; null where unreadable. */
+function systemBusyNs(): number | null {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith("cpu "));
+    if (line === undefined) return null;
+    // user nice system idle iowait irq softirq steal (guest time is already inside user).
+    const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return null;
+    const busyTicks = f.reduce((a, x) => a + x, 0) - f[3] - f[4];
+    // /proc/stat counts in USER_HZ, which the kernel ABI fixes at 100 on the architectures
+    // this runs on (x86-64, arm64), whatever the kernel's internal HZ.
+    return busyTicks * 1e7;
+  } catch {
+    return null;
+  }
+}
+
+interface CpuWindowStart {
+  target: CpuSnapshot | null;
+  /** the bench process, when the target is another process */
+  bench: CpuSnapshot | null;
+  systemNs: number | null;
+}
+
+function totalCpuNs(a: CpuSnapshot, b: CpuSnapshot): number {
+  let total = 0;
+  for (const [tid, t] of b.threads) total += t.cpuNs - (a.threads.get(tid)?.cpuNs ?? 0);
+  return total;
+}
+
+/** Opens a CPU window on process `pid` (the bench itself or a daemon). */
+export function startCpuWindow(pid: number): CpuWindowStart {
+  return {
+    systemNs: systemBusyNs(),
+    bench: pid === process.pid ? null : sampleThreads(process.pid),
+    target: sampleThreads(pid),
+  };
+}
+
+/** Closes a window opened by startCpuWindow; null where /proc could not be read. */
+export function endCpuWindow(start: CpuWindowStart, pid: number): CpuFigures | null {
+  const target = sampleThreads(pid);
+  const bench = pid === process.pid ? null : sampleThreads(process.pid);
+  const systemNs = systemBusyNs();
+  const a = start.target;
+  if (a === null || target === null || a.pid !== target.pid) return null;
+  const windowNs = Number(target.atNs - a.atNs);
+  if (!(windowNs > 0)) return null;
+  const pct = (ns: number): number => (ns / windowNs) * 100;
+  const groups = new Map<string, CpuGroup>();
+  const top: CpuFigures["top"] = [];
+  for (const [tid, t] of target.threads) {
+    // A thread born inside the window counts from 0.
+    const before = a.threads.get(tid);
+    const cpu = t.cpuNs - (before?.cpuNs ?? 0);
+    const wait = t.waitNs - (before?.waitNs ?? 0);
+    const name = groupOf(target.pid, tid, t.name);
+    const g = groups.get(name) ?? { name, threads: 0, cpuPct: 0, waitPct: 0 };
+    g.threads++;
+    g.cpuPct += pct(cpu);
+    g.waitPct += pct(wait);
+    groups.set(name, g);
+    top.push({ tid, name: t.name, cpuPct: pct(cpu), waitPct: pct(wait) });
+  }
+  top.sort((x, y) => y.cpuPct - x.cpuPct);
+  const targetNs = totalCpuNs(a, target);
+  const benchNs = start.bench !== null && bench !== null ? totalCpuNs(start.bench, bench) : null;
+  const ours = targetNs + (benchNs ?? 0);
+  return {
+    pid: target.pid,
+    totalPct: pct(targetNs),
+    benchProcessPct: benchNs === null ? null : pct(benchNs),
+    // Tick-granular (10 ms), so small negatives are rounding; clamped to 0.
+    otherProcessesPct: start.systemNs === null || systemNs === null ? null : Math.max(0, pct(systemNs - start.systemNs - ours)),
+    groups: [...groups.values()].sort((x, y) => y.cpuPct - x.cpuPct),
+    top: top.slice(0, 8),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// (a) raw loop
+
+interface RawOutcome {
+  result: ScenarioResult;
+  modelName: string;
+  input: string;
+}
+
+async function runRawLoop(
+  video: string,
+  frames: number,
+  warmup: number,
+  threads: number,
+  manifestPath: string,
+  modelName: string | undefined,
+  progress: (e: PipelineBenchProgress) => void,
+): Promise<RawOutcome> {
+  const manifest = await readManifest(manifestPath);
+  const model = resolveModel(manifest, manifestPath, modelName);
+  const spec = model.entry.input;
+  const bytes = await readVerifiedModel(model);
+
+  const info = await probeVideo(video);
+  const wanted = spreadFrameIndices(info.frames, frames);
+  const wantedSet = new Set(wanted);
+  let tensors: ort.Tensor[] = [];
+  progress({ kind: "decode", done: 0, total: wanted.length });
+  for await (const f of readVideoFrames(video, { select: (i) => wantedSet.has(i), maxFrames: wanted.length })) {
+    // The decoded frame is a view on GStreamer's buffer; only the model-size input is kept.
+    tensors.push(toOrtTensor(prepareInput(f.image, spec), spec));
+    progress({ kind: "decode", done: tensors.length, total: wanted.length });
+  }
+  if (tensors.length === 0) throw new Error(`${video}: no frames decoded`);
+
+  progress({ kind: "step", scenario: "raw", text: `ONNX Runtime session for ${model.name}, main thread` });
+  const { session } = await createSession(bytes, {
+    executionProviders: ["cpu"],
+    // As the daemon's worker creates its session from the config (same keys, same defaults).
+    intraOpThreads: threads,
+    interOpThreads: 1,
+    source: model.path,
+  });
+  const samples: number[] = [];
+  let loopS: number;
+  let cpuStart: CpuWindowStart | undefined;
+  let cpu: CpuFigures | null = null;
+  try {
+    const run = async (i: number): Promise<number> => {
+      const t0 = process.hrtime.bigint();
+      await session.run({ [spec.name]: tensors[i % tensors.length] });
+      return msBetween(t0, process.hrtime.bigint());
+    };
+    for (let w = 0; w < warmup; w++) {
+      progress({ kind: "frames", scenario: "raw", done: w + 1, total: warmup, warmup: true });
+      await run(w);
+    }
+    cpuStart = startCpuWindow(process.pid);
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < frames; i++) {
+      samples.push(await run(i));
+      progress({ kind: "frames", scenario: "raw", done: i + 1, total: frames, warmup: false });
+    }
+    loopS = msBetween(start, process.hrtime.bigint()) / 1e3;
+    cpu = endCpuWindow(cpuStart, process.pid);
+  } finally {
+    await session.release();
+    // Released before the daemon scenarios, so this process holds no ORT threads or frames meanwhile.
+    tensors = [];
+  }
+  const stats = latencyStats(samples);
+  const result: ScenarioResult = {
+    id: "raw",
+    label: "(a) raw ORT loop, main thread",
+    input: { description: `${samples.length} frames pre-decoded and resized (untimed)`, targetFps: null, measuredFps: null },
+    frames: samples.length,
+    durationS: loopS,
+    processedPerSec: samples.length / loopS,
+    e2e: null,
+    inference: { source: "measured", runs: stats.runs, p50Ms: stats.p50Ms, p99Ms: stats.p99Ms, meanMs: stats.meanMs },
+    drops: null,
+    stages: null,
+    cpu,
+    daemon: null,
+    samplesMs: samples,
+  };
+  return { result, modelName: model.name, input: `${spec.dtype} ${spec.layout} ${spec.width}x${spec.height}` };
+}
+
+// ---------------------------------------------------------------------------------------
+// (b)-(d) the daemon
+
+/** A GStreamer double-quoted string: backslash and quote escaped, so no path can change the pipeline. */
+function gstQuoted(s: string): string {
+  if (/[\n\r]/.test(s)) throw new Error(`bench pipeline: video path ${JSON.stringify(s)} contains a line break`);
+  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/** The file played at `fps` on the pipeline clock, as a camera would deliver it. */
+export function pacedFileSource(path: string, fps: number): Record<string, unknown> {
+  return {
+    type: "pipeline",
+    pipeline: `filesrc location=${gstQuoted(resolve(path))} ! decodebin ! videorate ! video/x-raw,framerate=${framerateFraction(fps)} ! clocksync`,
+    // live: the appsink keeps only the newest frame, as for a camera; EOS restarts it.
+    live: true,
+  };
+}
+
+interface DaemonScenarioSpec {
+  id: Exclude<ScenarioId, "raw">;
+  label: string;
+  source: Record<string, unknown>;
+  input: Omit<ScenarioInput, "measuredFps">;
+}
+
+interface DaemonContext {
+  frames: number;
+  warmup: number;
+  threads: number;
+  modelName: string;
+  manifestPath: string;
+  progress: (e: PipelineBenchProgress) => void;
+  clock: { checked: number; violations: number };
+  env: NodeJS.ProcessEnv;
+}
+
+function daemonConfig(spec: DaemonScenarioSpec, ctx: DaemonContext): Record<string, unknown> {
+  return {
+    log: { level: "info", format: "json" },
+    model: { name: ctx.modelName, ...(ctx.manifestPath === DEFAULT_MANIFEST_PATH ? {} : { manifest: ctx.manifestPath }) },
+    // A live source that reaches the end restarts after the backoff; short, so a long run
+    // loses little time at the end of the clip.
+    cameras: [{ id: CAMERA, source: spec.source, restart: { initialBackoffMs: 10, maxBackoffMs: 1000, jitter: 0 } }],
+    // Port 0: the daemon binds a free port and logs it, so no other process can take it first.
+    bus: { endpoints: ["tcp://127.0.0.1:0"] },
+    metrics: { enabled: true, host: "127.0.0.1", port: 0 },
+    inference: { executionProviders: ["cpu"], intraOpThreads: ctx.threads, interOpThreads: 1 },
+    status: { mode: "off" },
+  };
+}
+
+function stageMean(delta: HistogramSnapshot): number | null {
+  return delta.count > 0 ? (delta.sum / delta.count) * 1e3 : null;
+}
+
+function warningsOf(logs: readonly LogLine[]): string[] {
+  return logs
+    .filter((l) => l.level === "warn" || l.level === "error" || l.level === "fatal" || (typeof l.level === "number" && l.level >= 40))
+    .slice(0, 5)
+    .map((l) => String(l.msg));
+}
+
+async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): Promise<ScenarioResult> {
+  const want = ctx.warmup + ctx.frames;
+  const cfgPath = await writeConfig(daemonConfig(spec, ctx));
+  let d: RunningDaemon | undefined;
+  let sub: DetectionsSubscription | undefined;
+  let watchdog: NodeJS.Timeout | undefined;
+  try {
+    ctx.progress({ kind: "step", scenario: spec.id, text: `starting the daemon: ${spec.input.description}` });
+    const spawnNs = process.hrtime.bigint();
+    const daemon = runDaemon(["run", "--config", cfgPath], ctx.env);
+    d = daemon;
+    const bound = await daemon.waitForLog((l) => l.msg === BUS_BOUND_MSG, FIRST_MESSAGE_TIMEOUT_MS);
+    const endpoints = bound.endpoints;
+    const metricsUrl = bound.metrics;
+    if (!Array.isArray(endpoints) || typeof endpoints[0] !== "string" || typeof metricsUrl !== "string" || !metricsUrl.startsWith("http")) {
+      throw new Error(`daemon log line "${BUS_BOUND_MSG}" lacks endpoints or a metrics URL: ${JSON.stringify(bound)}`);
+    }
+
+    let windowStart: Promise<PromSample[]> | undefined;
+    let cpuStart: CpuWindowStart | undefined;
+    const pid = daemon.child.pid;
+    let lastMessageAt = Date.now();
+    let firstSeen = false;
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    // Connected right after the bind; the cameras start only once the model is warm, so the
+    // subscription is in place before the first frame (no slow-joiner loss to speak of).
+    sub = await collectDetections(endpoints[0], {
+      onMessage: (_m, _t, i) => {
+        lastMessageAt = Date.now();
+        firstSeen = true;
+        const warm = i < ctx.warmup;
+        ctx.progress({ kind: "frames", scenario: spec.id, done: warm ? i + 1 : i + 1 - ctx.warmup, total: warm ? ctx.warmup : ctx.frames, warmup: warm });
+        // The scrape that opens the window: the window's histograms are the difference to it.
+        if (i === ctx.warmup - 1) {
+          const scrape = scrapeMetrics(metricsUrl);
+          // Awaited once the window is complete; handled now so a failure cannot surface as an unhandled rejection meanwhile.
+          scrape.catch(() => undefined);
+          windowStart = scrape;
+          if (pid !== undefined) cpuStart = startCpuWindow(pid);
+        }
+        if (i + 1 === want) resolveDone();
+      },
+    });
+    const s = sub;
+    const failed = new Promise<never>((_, reject) => {
+      watchdog = setInterval(() => {
+        const err = s.error();
+        const idle = Date.now() - lastMessageAt;
+        const limit = firstSeen ? STALL_TIMEOUT_MS : FIRST_MESSAGE_TIMEOUT_MS;
+        if (err !== null) reject(new Error(`subscriber failed after ${s.messages.length} messages: ${err.message}`));
+        else if (idle > limit) {
+          reject(new Error(`no detections message for ${limit} ms (${s.messages.length} of ${want} received); daemon stderr: ${daemon.stderr().slice(-1500)}`));
+        }
+      }, 250);
+      void daemon.exited.then((code) =>
+        reject(new Error(`daemon exited (${code}) after ${s.messages.length} of ${want} messages; stderr: ${daemon.stderr().slice(-1500)}`)),
+      );
+    });
+    await Promise.race([done, failed]);
+    const cpu = pid === undefined || cpuStart === undefined ? null : endCpuWindow(cpuStart, pid);
+    clearInterval(watchdog);
+    const before = await (windowStart ?? Promise.reject(new Error("no window-start scrape")));
+    const after = await scrapeMetrics(metricsUrl);
+    const exit = await daemon.stop(STOP_TIMEOUT_MS);
+    sub.close();
+
+    const msgs: DetectionsMessage[] = sub.messages.slice(ctx.warmup, want);
+    const recv = sub.receivedNs.slice(ctx.warmup, want);
+    for (let i = 0; i < sub.messages.length; i++) {
+      const m = sub.messages[i];
+      ctx.clock.checked++;
+      if (!(spawnNs <= m.tIngestNs && m.tIngestNs <= m.tPublishNs && m.tPublishNs <= sub.receivedNs[i])) ctx.clock.violations++;
+    }
+    const e2eSamples = msgs.map((m, i) => msBetween(m.tIngestNs, recv[i]));
+    const first = msgs[0];
+    const last = msgs[msgs.length - 1];
+    const durationS = msBetween(recv[0], recv[recv.length - 1]) / 1e3;
+    const ingestS = msBetween(first.tIngestNs, last.tIngestNs) / 1e3;
+    const hist = (stage: string): HistogramSnapshot => {
+      const labels = { stage, camera: CAMERA };
+      return histogramDelta(histogramOf(after, "perceptd_stage_latency_seconds", labels), histogramOf(before, "perceptd_stage_latency_seconds", labels));
+    };
+    const inf = hist("inference");
+    const cam = { camera: CAMERA };
+    const dropped = (samples: PromSample[]): number => sumSamples(samples, "perceptd_frames_dropped_total", cam);
+    const ingested = (samples: PromSample[]): number => sumSamples(samples, "perceptd_frames_ingested_total", cam);
+    const result: ScenarioResult = {
+      id: spec.id,
+      label: spec.label,
+      input: { ...spec.input, measuredFps: ingestS > 0 ? (last.seq - first.seq) / ingestS : null },
+      frames: msgs.length,
+      durationS,
+      // Intervals, not messages: n messages span n - 1 frame times.
+      processedPerSec: durationS > 0 ? (msgs.length - 1) / durationS : NaN,
+      e2e: latencyStats(e2eSamples),
+      inference: { source: "histogram", runs: inf.count, p50Ms: histogramQuantile(inf, 0.5) * 1e3, p99Ms: histogramQuantile(inf, 0.99) * 1e3, meanMs: (stageMean(inf) ?? NaN) },
+      drops: {
+        droppedTotal: dropped(after),
+        ingestedTotal: ingested(after),
+        droppedWindow: dropped(after) - dropped(before),
+        ingestedWindow: ingested(after) - ingested(before),
+        seqGaps: last.seq - first.seq + 1 - msgs.length,
+      },
+      stages: {
+        ingestToWorkerMs: stageMean(hist("ingest_to_worker")),
+        preprocessMs: stageMean(hist("preprocess")),
+        inferenceMs: stageMean(inf),
+        decodeMs: stageMean(hist("decode")),
+        publishMs: stageMean(hist("publish")),
+        endToEndMs: stageMean(hist("end_to_end")),
+      },
+      cpu,
+      daemon: { source: spec.source, exit, warnings: warningsOf(daemon.logs) },
+      samplesMs: e2eSamples,
+    };
+    ctx.progress({ kind: "scenario-done", result });
+    return result;
+  } finally {
+    clearInterval(watchdog);
+    sub?.close();
+    // Normally stopped above already; on any error it must not outlive the bench.
+    if (d !== undefined) {
+      d.kill();
+      await d.exited;
+    }
+    await removeConfig(cfgPath);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Targets
+
+function judge(scenarios: readonly ScenarioResult[]): TargetResult[] {
+  const by = (id: ScenarioId): ScenarioResult | undefined => scenarios.find((s) => s.id === id);
+  const raw = by("raw");
+  const rawP99 = raw?.inference?.p99Ms ?? NaN;
+  const out: TargetResult[] = [];
+  const unpaced = by("unpaced");
+  if (raw && unpaced) {
+    const ratio = unpaced.processedPerSec / raw.processedPerSec;
+    out.push({
+      id: "throughput",
+      scenario: "unpaced",
+      description: `processed/s >= ${TARGETS.throughputRatio}x raw`,
+      measured: unpaced.processedPerSec,
+      limit: TARGETS.throughputRatio * raw.processedPerSec,
+      ratio,
+      pass: ratio >= TARGETS.throughputRatio,
+      text: formatRatio(ratio),
+    });
+  }
+  const paced = by("paced");
+  if (raw && paced?.e2e) {
+    const p99 = paced.e2e.p99Ms;
+    const limit = rawP99 + TARGETS.pacedSlackMs;
+    const over = p99 - rawP99;
+    out.push({
+      id: "paced-latency",
+      scenario: "paced",
+      description: `e2e p99 <= raw inf p99 + ${TARGETS.pacedSlackMs} ms`,
+      measured: p99,
+      limit,
+      ratio: p99 / rawP99,
+      pass: p99 <= limit,
+      text: `${over >= 0 ? "+" : ""}${formatMs(over)} ms (${formatRatio(p99 / rawP99)})`,
+    });
+  }
+  const overloaded = by("overloaded");
+  if (raw && overloaded?.e2e) {
+    const ratio = overloaded.e2e.p99Ms / rawP99;
+    out.push({
+      id: "overload-latency",
+      scenario: "overloaded",
+      description: `e2e p99 < ${TARGETS.overloadRatio}x raw inf p99`,
+      measured: overloaded.e2e.p99Ms,
+      limit: TARGETS.overloadRatio * rawP99,
+      ratio,
+      pass: ratio < TARGETS.overloadRatio,
+      text: formatRatio(ratio),
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// The bench
+
+/**
+ * Runs (a)-(d) in order and returns every figure. Daemons are always stopped: SIGTERM when
+ * a scenario completes, SIGKILL in a finally on any error, and on SIGINT/SIGTERM/SIGHUP to
+ * this process while the bench runs (the signal is then re-raised).
+ */
+export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<PipelineBenchResult> {
+  const startedAt = new Date().toISOString();
+  const loadAvgStart = os.loadavg();
+  const video = resolve(opts.video ?? DEFAULT_BENCH_VIDEO);
+  const frames = positiveInt("frames", opts.frames ?? DEFAULT_PIPELINE_FRAMES);
+  // Rates are intervals between frames: one frame has none.
+  if (frames < 2) throw new RangeError(`bench pipeline: frames must be at least 2, got ${frames}`);
+  const warmup = positiveInt("warmup", opts.warmup ?? DEFAULT_PIPELINE_WARMUP);
+  const threads = opts.threads ?? 0;
+  if (!(Number.isInteger(threads) && threads >= 0)) throw new RangeError(`bench pipeline: threads must be a non-negative integer, got ${String(threads)}`);
+  const pacedFraction = positiveNumber("pacedFraction", opts.pacedFraction ?? DEFAULT_PACED_FRACTION);
+  const overloadFactor = positiveNumber("overloadFactor", opts.overloadFactor ?? DEFAULT_OVERLOAD_FACTOR);
+  const manifestPath = resolve(opts.manifestPath ?? DEFAULT_MANIFEST_PATH);
+  const progress = (e: PipelineBenchProgress): void => opts.onProgress?.(e);
+
+  const onSignal = (sig: NodeJS.Signals): void => {
+    killAllDaemons();
+    removeSignalHandlers();
+    process.kill(process.pid, sig);
+  };
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  const removeSignalHandlers = (): void => {
+    for (const s of signals) process.off(s, onSignal);
+  };
+  for (const s of signals) process.on(s, onSignal);
+
+  try {
+    progress({ kind: "step", scenario: null, text: "checking that process.hrtime is one clock across processes" });
+    const clockCheck = await checkMonotonicClock();
+    if (!clockCheck.ok) {
+      throw new Error(
+        `bench pipeline: process.hrtime.bigint() in a child process is not between the parent's readings around ` +
+          `its spawn (${JSON.stringify(clockCheck.samples)}); end-to-end latency across processes cannot be measured here`,
+      );
+    }
+
+    const raw = await runRawLoop(video, frames, warmup, threads, manifestPath, opts.model, progress);
+    progress({ kind: "scenario-done", result: raw.result });
+    const rawFps = raw.result.processedPerSec;
+    const pacedFps = round1(Math.max(0.5, pacedFraction * rawFps));
+    const overloadFps = round1(Math.min(1000, overloadFactor * rawFps));
+
+    const ctx: DaemonContext = { frames, warmup, threads, modelName: raw.modelName, manifestPath, progress, clock: { checked: 0, violations: 0 }, env: opts.daemonEnv ?? {} };
+    const specs: DaemonScenarioSpec[] = [
+      {
+        id: "unpaced",
+        label: "(b) daemon, unpaced file",
+        // loop: an unpaced run decodes far faster than it infers and would reach the end
+        // of a short clip before `frames` messages.
+        source: { type: "file", path: video, realtime: false, loop: true },
+        input: { description: "file, realtime: false, loop", targetFps: null },
+      },
+      {
+        id: "paced",
+        label: `(c) daemon, paced ${Math.round(pacedFraction * 100)}% of (a)`,
+        source: pacedFileSource(video, pacedFps),
+        input: { description: `file paced at ${pacedFps} fps`, targetFps: pacedFps },
+      },
+      {
+        id: "overloaded",
+        label: `(d) daemon, overloaded ${overloadFactor}× (a)`,
+        source: pacedFileSource(video, overloadFps),
+        input: { description: `file paced at ${overloadFps} fps`, targetFps: overloadFps },
+      },
+    ];
+    const scenarios: ScenarioResult[] = [raw.result];
+    for (const spec of specs) {
+      try {
+        scenarios.push(await runDaemonScenario(spec, ctx));
+      } catch (err) {
+        throw new Error(`bench pipeline: ${spec.label}: ${errorText(err)}`, { cause: err });
+      }
+    }
+
+    const clock: ClockCheck = { ...clockCheck, messagesChecked: ctx.clock.checked, messageViolations: ctx.clock.violations };
+    const notes = buildNotes(warmup, clock);
+    const cpus = os.cpus();
+    return {
+      bench: "pipeline",
+      schemaVersion: 1,
+      startedAt,
+      command: opts.command ?? defaultCommand(),
+      machine: {
+        cpu: cpus[0]?.model.trim() ?? "unknown",
+        cores: cpus.length,
+        availableParallelism: os.availableParallelism(),
+        arch: process.arch,
+        platform: `${os.platform()} ${os.release()}`,
+        totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+        loadAvgStart,
+        loadAvgEnd: os.loadavg(),
+      },
+      versions: { node: process.version, onnxruntime: ort.env.versions.node ?? ort.env.versions.common },
+      settings: {
+        video,
+        model: raw.modelName,
+        input: raw.input,
+        frames,
+        warmup,
+        threads,
+        interOpThreads: 1,
+        pacedFraction,
+        overloadFactor,
+        rawLoop: "main thread",
+        percentiles: "linear interpolation between closest ranks; daemon inference: Prometheus-style bucket interpolation",
+      },
+      clock,
+      scenarios,
+      targets: judge(scenarios),
+      notes,
+    };
+  } finally {
+    removeSignalHandlers();
+    killAllDaemons();
+  }
+}
+
+function buildNotes(warmup: number, clock: ClockCheck): string[] {
+  return [
+    `(a) times \`await session.run\` alone, in the bench's main thread, on frames decoded by GStreamer and resized ` +
+      `by resizeToModel beforehand; ${warmup} untimed runs first. The daemon runs the same session settings in a ` +
+      `worker thread, on frames GStreamer scales, and adds decode + NMS, the worker hop, JSON and the bus.`,
+    `(b)-(d): the daemon as a child process (\`node bin/perceptd.js run\`), timed by a ZeroMQ subscriber in the bench ` +
+      `process; the first ${warmup} messages of each run are discarded. processed/s = (messages - 1) / (last - first receipt).`,
+    `e2e = subscriber receipt - tIngestNs (when the daemon's main thread took the frame from the appsink). Both are ` +
+      `process.hrtime.bigint() (CLOCK_MONOTONIC on Linux); checked: ${clock.samples.length}/${clock.samples.length} child ` +
+      `readings inside the parent's, ${clock.messagesChecked - clock.messageViolations}/${clock.messagesChecked} messages ` +
+      `with spawn <= ingest <= publish <= receipt.`,
+    "(c), (d): the file through `videorate ! framerate=R ! clocksync` as a live `pipeline` source: frames dropped or " +
+      "repeated to make R, content at 1x speed. input rate = measured ingest rate (seq / tIngestNs), set rate beside it.",
+    "inference p99 of daemon rows (~): estimated from the daemon's perceptd_stage_latency_seconds{stage=\"inference\"} " +
+      "buckets over the measured window (interpolated within a bucket; bounds ... 20, 33, 50, 75, 100, 150 ... ms), so coarse. " +
+      "Targets use (a)'s measured inference p99.",
+    "CPU: per-thread time on a core and time runnable but waiting for one (run-queue wait: contention), from " +
+      "/proc/<pid>/task/*/schedstat over the measured window, in % of one core.",
+    "dropped: perceptd_frames_dropped_total (all reasons) scraped from /metrics at the end of the run, before the " +
+      "daemon stops, and its share of perceptd_frames_ingested_total.",
+  ];
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+
+const TABLE_COLUMNS: Column[] = [
+  { header: "scenario" },
+  { header: "input rate", align: "right" },
+  { header: "processed/s", align: "right" },
+  { header: "e2e p50 ms", align: "right" },
+  { header: "e2e p99 ms", align: "right" },
+  { header: "inference p99 ms", align: "right" },
+  { header: "dropped", align: "right" },
+  { header: "target" },
+  { header: "result" },
+];
+
+function inputRateCell(s: ScenarioResult): string {
+  if (s.id === "raw") return "pre-decoded";
+  const measured = s.input.measuredFps === null ? MISSING : `${s.input.measuredFps.toFixed(1)}/s`;
+  return s.input.targetFps === null ? `unpaced ${measured}` : `${measured} (set ${s.input.targetFps})`;
+}
+
+function droppedCell(s: ScenarioResult): string {
+  if (s.drops === null) return MISSING;
+  const { droppedTotal: d, ingestedTotal: n } = s.drops;
+  return n > 0 ? `${d} (${Math.round((d / n) * 100)}%)` : String(d);
+}
+
+export function pipelineBenchTable(result: PipelineBenchResult): string {
+  return markdownTable(
+    TABLE_COLUMNS,
+    result.scenarios.map((s) => {
+      const t = result.targets.find((x) => x.scenario === s.id);
+      const inf = s.inference === null ? MISSING : `${s.inference.source === "histogram" ? "~" : ""}${formatMs(s.inference.p99Ms)}`;
+      return [
+        s.label,
+        inputRateCell(s),
+        s.processedPerSec.toFixed(1),
+        formatMs(s.e2e?.p50Ms),
+        formatMs(s.e2e?.p99Ms),
+        inf,
+        droppedCell(s),
+        t?.description ?? (s.id === "raw" ? "(reference)" : MISSING),
+        t === undefined ? MISSING : `${t.text} ${t.pass ? "PASS" : "FAIL"}`,
+      ];
+    }),
+  );
+}
+
+function stageLine(s: ScenarioResult): string | null {
+  const st = s.stages;
+  if (st === null) return null;
+  const f = (v: number | null | undefined): string => formatMs(v);
+  return (
+    `${s.label}: stage means (daemon histograms, ms): ingest->worker ${f(st.ingestToWorkerMs)}, preprocess ${f(st.preprocessMs)}, ` +
+    `inference ${f(st.inferenceMs)}, decode+NMS ${f(st.decodeMs)}, publish ${f(st.publishMs)}; daemon e2e (ingest->bus) ` +
+    `${f(st.endToEndMs)} vs subscriber e2e mean ${f(s.e2e?.meanMs)}`
+  );
+}
+
+function cpuLine(s: ScenarioResult, cores: number): string | null {
+  const c = s.cpu;
+  if (c === null) return null;
+  const groups = c.groups
+    .filter((g) => g.cpuPct >= 0.5 || g.waitPct >= 0.5)
+    .map((g) => `${g.name} ${g.cpuPct.toFixed(0)}% (${g.threads} thr, waited ${g.waitPct.toFixed(0)}%)`);
+  const around =
+    (c.benchProcessPct === null ? "" : `; bench process ${c.benchProcessPct.toFixed(0)}%`) +
+    (c.otherProcessesPct === null ? "" : `; other processes ${c.otherProcessesPct.toFixed(0)}%${c.otherProcessesPct >= 10 ? " (machine not idle: figures suspect)" : ""}`);
+  return `${s.label}: CPU ${c.totalPct.toFixed(0)}% of ${cores * 100}% (${s.id === "raw" ? "bench process" : "daemon"}): ${groups.join("; ")}${around}`;
+}
+
+/** Whether other processes competed for the cores during the scenarios. */
+function quietLine(result: PipelineBenchResult): string {
+  const known = result.scenarios.filter((s) => s.cpu?.otherProcessesPct != null);
+  if (known.length === 0) return "unknown (no /proc/stat)";
+  const busy = known.filter((s) => (s.cpu?.otherProcessesPct ?? 0) >= 10);
+  const worst = Math.max(...known.map((s) => s.cpu?.otherProcessesPct ?? 0));
+  return busy.length === 0
+    ? `yes, other processes used at most ${worst.toFixed(0)}% of a core during any scenario`
+    : `NO: other processes used ${busy.map((s) => `${(s.cpu?.otherProcessesPct ?? 0).toFixed(0)}% during ${s.label.slice(0, 3)}`).join(", ")}; rerun on an idle machine`;
+}
+
+/** The human-readable report: setup, the table, stage breakdown, notes, the command. */
+export function renderPipelineBench(result: PipelineBenchResult): string {
+  const { machine: m, versions: v, settings: s } = result;
+  const la = (x: number[]): string => x.map((n) => n.toFixed(2)).join(" ");
+  const lines = [
+    `machine:     ${m.cpu}, ${m.cores} cores (${m.availableParallelism} usable), ${m.arch}, ${m.platform}, ${m.totalMemoryGiB} GiB; ` +
+      `load average ${la(m.loadAvgStart)} at start, ${la(m.loadAvgEnd)} at end`,
+    `node:        ${v.node}`,
+    `onnxruntime: onnxruntime-node ${v.onnxruntime}, CPU execution provider, intra-op threads ${s.threads === 0 ? "0 (ORT default)" : s.threads}, inter-op ${s.interOpThreads}`,
+    `model:       ${s.model} (${s.input})`,
+    `video:       ${relative(process.cwd(), s.video) || s.video}`,
+    `frames:      ${s.frames} timed per scenario after ${s.warmup} warm-up; (c) at ${s.pacedFraction}x and (d) at ${s.overloadFactor}x (a)'s frames/s`,
+    `clock:       process.hrtime.bigint() shared across processes: ${result.clock.ok ? "verified" : "NOT verified"}` +
+      (result.clock.messageViolations > 0 ? `, but ${result.clock.messageViolations} message(s) out of order` : ""),
+    `quiet:       ${quietLine(result)}`,
+    "",
+    pipelineBenchTable(result),
+    "",
+    ...result.scenarios.map(stageLine).filter((x): x is string => x !== null).map((x) => `- ${x}`),
+    ...result.scenarios.map((x) => cpuLine(x, m.availableParallelism)).filter((x): x is string => x !== null).map((x) => `- ${x}`),
+    ...result.notes.map((n) => `- ${n}`),
+    "",
+    `command: ${result.command}`,
+  ];
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,277 @@
+// The health stage in one object, for the daemon: the state machine, every monitor built
+// from config.health, the health tick (publishHz) that runs the timed checks, and the
+// systemd side (READY/STOPPING/STATUS, the watchdog fed by policy). The daemon feeds it what
+// it sees and acts on two callbacks: replace a worker, give up. Each monitor is usable on
+// its own too (monitors.ts); this only saves every caller the same wiring.
+//
+// Life cycle, in the daemon's start order:
+//   new HealthSupervisor(...) and start()   first thing: the watchdog is fed from here on,
+//                                           through the minutes a TensorRT engine build takes
+//   attachInference(...)                    once the pool is warm
+//   camerasStarted()                        right after the cameras' start()
+//   markReady()                             READY=1
+//   markStopping()                          STOPPING=1, first thing in stop()
+//   close()                                 timers off, last thing in stop()
+import type { HealthConfig } from "../config/schema.ts";
+import type { CameraEvent } from "../ingest/camera-source.ts";
+import {
+  CameraStallMonitor,
+  EventLoopLagMonitor,
+  FreshnessMonitor,
+  InferenceHangMonitor,
+  InferenceOverrunMonitor,
+  PublishFailureMonitor,
+  type Clock,
+  type DelaySource,
+  type FreshnessVerdict,
+  type HangAction,
+  type LagSample,
+} from "./monitors.ts";
+import { HealthStateMachine, statusLine, type HealthSnapshot, type HealthTransition, type ReasonChange } from "./state.ts";
+import { SystemdNotifier, WatchdogFeeder } from "./systemd.ts";
+
+/** Exit status after the monitors gave up (EX_SOFTWARE): not 78, so systemd restarts the daemon. */
+export const EXIT_HEALTH_GAVE_UP = 70;
+
+/** publish_failure stays raised this long after the last drop (see PublishFailureMonitor). */
+const PUBLISH_FAILURE_HOLD_MS = 1000;
+
+export interface SupervisedWorker {
+  name: string;
+  cameras: readonly string[];
+}
+
+export interface InferenceAttachment {
+  /** pool lanes in order: pool.stats().workers (name and cameras are read) */
+  workers: readonly SupervisedWorker[];
+  /** which lanes are inside a request now: () => pool.stats().workers.map((w) => w.busy) */
+  busy: () => readonly boolean[];
+  /** (i) => pool.replaceWorker(i) */
+  replaceWorker: (index: number) => Promise<unknown>;
+}
+
+export type ReplacementEvent =
+  | { outcome: "started"; worker: number; name: string; why: string }
+  | { outcome: "succeeded"; worker: number; name: string }
+  | { outcome: "failed"; worker: number; name: string; error: string };
+
+export interface HealthSupervisorOptions {
+  config: HealthConfig;
+  cameras: readonly string[];
+  /**
+   * The monitors gave up (workers could not be brought back): stop and exit with
+   * EXIT_HEALTH_GAVE_UP so systemd restarts the process. Called once.
+   */
+  onGiveUp: (why: string) => void;
+  /** log it, count it (perceptd_health_transitions_total{from,to}), set the state gauge */
+  onTransition?: (t: HealthTransition) => void;
+  /** a reason raised or cleared while the state stays (log it) */
+  onReasonChange?: (c: ReasonChange) => void;
+  /** at config.publishHz: publish the health message */
+  onPublish?: (s: HealthSnapshot) => void;
+  /** worker replacements (log, perceptd_inference_worker_replacements_total) */
+  onReplacement?: (e: ReplacementEvent) => void;
+  /** each event-loop sample (a gauge, if wanted) */
+  onLagSample?: (s: LagSample) => void;
+  /** default SystemdNotifier.fromEnv() honouring config.systemdWatchdog */
+  notifier?: SystemdNotifier;
+  clock?: Clock;
+  wallClock?: () => number;
+  /** event-loop delay source (tests) */
+  lagSource?: DelaySource;
+}
+
+export class HealthSupervisor {
+  readonly machine: HealthStateMachine;
+  readonly cameras: CameraStallMonitor;
+  readonly overrun: InferenceOverrunMonitor;
+  readonly freshness: FreshnessMonitor;
+  readonly lag: EventLoopLagMonitor;
+  readonly publishFailures: PublishFailureMonitor;
+  readonly notifier: SystemdNotifier;
+  readonly watchdog: WatchdogFeeder;
+
+  private readonly opts: HealthSupervisorOptions;
+  private readonly clock: Clock;
+  private inference: InferenceAttachment | null = null;
+  private hangMonitor: InferenceHangMonitor | null = null;
+  private readonly workerOfCamera = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+  private gaveUp = false;
+  private closed = false;
+
+  constructor(opts: HealthSupervisorOptions) {
+    const c = opts.config;
+    this.opts = opts;
+    this.clock = opts.clock ?? (() => performance.now());
+    this.notifier = opts.notifier ?? SystemdNotifier.fromEnv({ watchdog: c.systemdWatchdog === "auto" });
+    this.watchdog = new WatchdogFeeder(this.notifier, { clock: this.clock });
+    this.machine = new HealthStateMachine({
+      clock: this.clock,
+      wallClock: opts.wallClock,
+      onReasonChange: opts.onReasonChange,
+      onTransition: (t) => {
+        // systemctl status shows why; the datagram is tiny and transitions are rare.
+        this.notifier.status(statusLine(t.to, t.reasons));
+        opts.onTransition?.(t);
+      },
+    });
+    const sink = this.machine;
+    this.cameras = new CameraStallMonitor(sink, { cameras: opts.cameras, stallMs: c.cameraStallMs, clock: this.clock });
+    this.overrun = new InferenceOverrunMonitor(sink, { deadlineMs: c.inferenceDeadlineMs, window: c.overrunWindow, threshold: c.overrunThreshold });
+    this.freshness = new FreshnessMonitor(sink, { budgetMs: c.latencyBudgetMs, window: c.overrunWindow, threshold: c.overrunThreshold });
+    this.lag = new EventLoopLagMonitor(sink, { limitMs: c.eventLoopLagMs, sampleMs: c.eventLoopSampleMs, source: opts.lagSource, onSample: opts.onLagSample });
+    this.publishFailures = new PublishFailureMonitor(sink, { holdMs: PUBLISH_FAILURE_HOLD_MS, clock: this.clock });
+  }
+
+  get state(): HealthSnapshot["state"] {
+    return this.machine.state;
+  }
+
+  /** Null until attachInference(). */
+  get hang(): InferenceHangMonitor | null {
+    return this.hangMonitor;
+  }
+
+  /** Starts the health tick (publishHz) and the event-loop sampler; feeds the watchdog from now on. */
+  start(): void {
+    if (this.timer !== null || this.closed) return;
+    this.timer = setInterval(() => this.tick(), 1000 / this.opts.config.publishHz);
+    // The daemon's own handles keep the process alive; health must not keep a stopped one.
+    this.timer.unref();
+    this.lag.start();
+    this.watchdog.feed(this.machine.state);
+  }
+
+  /** The pool is warm: watch its workers for hangs and deaths. */
+  attachInference(a: InferenceAttachment): void {
+    const c = this.opts.config;
+    this.inference = a;
+    this.hangMonitor = new InferenceHangMonitor(this.machine, {
+      workers: a.workers.map((w) => w.name),
+      hangMs: c.inferenceHangMs,
+      maxReplacements: c.maxWorkerReplacements,
+      replacementWindowMs: c.replacementWindowMs,
+      replaceTimeoutMs: c.workerRestartTimeoutMs,
+      clock: this.clock,
+    });
+    this.workerOfCamera.clear();
+    a.workers.forEach((w, i) => {
+      for (const cam of w.cameras) this.workerOfCamera.set(cam, i);
+    });
+  }
+
+  /** The cameras' start() has been called: stalls count from now. */
+  camerasStarted(): void {
+    this.cameras.begin();
+  }
+
+  /** Start-up complete: leave STARTING and tell systemd (READY=1 with the status). */
+  markReady(): void {
+    this.machine.markReady();
+    this.notifier.ready(statusLine(this.machine.state, this.machine.reasons()));
+  }
+
+  /** Shutdown began: STOPPING, and STOPPING=1 to systemd. The tick keeps feeding the watchdog until close(). */
+  markStopping(why?: string): void {
+    this.machine.markStopping();
+    this.notifier.stopping(why === undefined ? "stopping" : `stopping: ${why}`);
+  }
+
+  /** Stops every timer. */
+  close(): void {
+    this.closed = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.lag.stop();
+  }
+
+  // ---- feeds ---------------------------------------------------------------------------
+
+  /** Every frame ingest hands over (daemon onFrame). */
+  frame(camera: string): void {
+    this.cameras.frame(camera);
+  }
+
+  /** Every camera event (daemon onCameraEvent). */
+  cameraEvent(e: CameraEvent): void {
+    this.cameras.event(e);
+  }
+
+  /**
+   * Right before a result is encoded: whether it is fresh enough, i.e. the message's
+   * valid flag (see FreshnessMonitor for why stale results are flagged, not dropped).
+   */
+  checkFreshness(camera: string, tIngestNs: bigint, tPublishNs: bigint): FreshnessVerdict {
+    return this.freshness.check(camera, tIngestNs, tPublishNs);
+  }
+
+  /**
+   * Every result (pool onResult): progress for its worker, and its worker time against the
+   * deadline. Returns true when the frame overran (perceptd_inference_overruns_total).
+   */
+  result(r: { camera: string; timings: { preprocessMs: number; inferenceMs: number; decodeMs: number } }): boolean {
+    const worker = this.workerOfCamera.get(r.camera);
+    if (worker !== undefined) this.hangMonitor?.progress(worker);
+    return this.overrun.frame(r.camera, r.timings.preprocessMs + r.timings.inferenceMs + r.timings.decodeMs);
+  }
+
+  /** Every pool error (onError): a failed frame is progress; a fatal one means the worker is gone. */
+  inferenceError(e: { worker: number; fatal: boolean; error: Error }): void {
+    const hang = this.hangMonitor;
+    if (hang === null) return;
+    if (!e.fatal) {
+      hang.progress(e.worker);
+      return;
+    }
+    for (const a of hang.workerDied(e.worker, e.error.message)) this.act(a);
+  }
+
+  /** The bus dropped a message of a topic (BusPublisher onDrop, next to the metrics hook). */
+  busDropped(topic: string): void {
+    this.publishFailures.dropped(topic);
+  }
+
+  /** The health tick: timed checks, hang sampling, the watchdog, the health message. Public for tests. */
+  tick(): void {
+    this.cameras.tick();
+    this.publishFailures.tick();
+    const hang = this.hangMonitor;
+    if (hang !== null && this.inference !== null) for (const a of hang.sample(this.inference.busy())) this.act(a);
+    this.watchdog.feed(this.machine.state);
+    this.opts.onPublish?.(this.machine.snapshot());
+  }
+
+  private act(a: HangAction): void {
+    if (a.type === "give-up") {
+      if (this.gaveUp) return;
+      this.gaveUp = true;
+      this.opts.onGiveUp(a.why);
+      return;
+    }
+    const inference = this.inference;
+    const hang = this.hangMonitor;
+    if (inference === null || hang === null) return;
+    const name = inference.workers[a.worker]?.name ?? String(a.worker);
+    this.opts.onReplacement?.({ outcome: "started", worker: a.worker, name, why: a.why });
+    let replacing: Promise<unknown>;
+    try {
+      replacing = inference.replaceWorker(a.worker);
+    } catch (err) {
+      replacing = Promise.reject(err);
+    }
+    replacing.then(
+      () => {
+        hang.replacementSucceeded(a.worker);
+        this.opts.onReplacement?.({ outcome: "succeeded", worker: a.worker, name });
+      },
+      (err: unknown) => {
+        const error = err instanceof Error ? err.message : String(err);
+        this.opts.onReplacement?.({ outcome: "failed", worker: a.worker, name, error });
+        // After close() (the pool is closing too) a failed replacement is expected: no retry.
+        if (this.closed) return;
+        for (const next of hang.replacementFailed(a.worker, error)) this.act(next);
+      },
+    );
+  }
+}

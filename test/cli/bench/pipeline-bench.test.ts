@@ -1,0 +1,155 @@
+// `bench pipeline` on tiny sizes: the shape of the result, never its timings (those depend on
+// the machine and on whatever else runs on it).
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  benchPipeline,
+  checkMonotonicClock,
+  endCpuWindow,
+  histogramDelta,
+  histogramOf,
+  histogramQuantile,
+  pacedFileSource,
+  parsePrometheusText,
+  renderPipelineBench,
+  SCENARIO_IDS,
+  startCpuWindow,
+  sumSamples,
+  type PipelineBenchProgress,
+} from "../../../src/cli/bench/pipeline-bench.ts";
+
+const VTEST = resolve(".cache/fixtures/vtest.avi");
+const HAVE_VTEST = existsSync(VTEST);
+if (!HAVE_VTEST) console.warn(`skipping benchPipeline run: ${VTEST} is missing (run \`npm run setup\` to fetch it)`);
+
+const METRICS = `# HELP perceptd_frames_dropped_total Frames ingested but never processed
+# TYPE perceptd_frames_dropped_total counter
+perceptd_frames_dropped_total{camera="cam0",reason="replaced"} 7
+perceptd_frames_dropped_total{camera="cam0",reason="shutdown"} 1
+perceptd_frames_dropped_total{camera="cam1",reason="replaced"} 100
+perceptd_stage_latency_seconds_bucket{le="0.01",stage="inference",camera="cam0"} 0
+perceptd_stage_latency_seconds_bucket{le="0.02",stage="inference",camera="cam0"} 50
+perceptd_stage_latency_seconds_bucket{le="0.04",stage="inference",camera="cam0"} 90
+perceptd_stage_latency_seconds_bucket{le="+Inf",stage="inference",camera="cam0"} 100
+perceptd_stage_latency_seconds_sum{stage="inference",camera="cam0"} 2.5
+perceptd_stage_latency_seconds_count{stage="inference",camera="cam0"} 100
+perceptd_model_info{model="a \\"quoted\\" name",execution_provider="cpu"} 1
+`;
+
+describe("metrics helpers", () => {
+  it("parses samples with labels, escapes and +Inf", () => {
+    const s = parsePrometheusText(METRICS);
+    expect(s).toHaveLength(10);
+    expect(sumSamples(s, "perceptd_frames_dropped_total", { camera: "cam0" })).toBe(8);
+    expect(sumSamples(s, "perceptd_frames_dropped_total")).toBe(108);
+    expect(s.find((x) => x.name === "perceptd_model_info")?.labels.model).toBe('a "quoted" name');
+  });
+
+  it("estimates quantiles from buckets as histogram_quantile does", () => {
+    const h = histogramOf(parsePrometheusText(METRICS), "perceptd_stage_latency_seconds", { stage: "inference", camera: "cam0" });
+    expect(h.buckets.map((b) => b.le)).toEqual([0.01, 0.02, 0.04, Infinity]);
+    expect(h).toMatchObject({ sum: 2.5, count: 100 });
+    // rank 50 is the top of the (0.01, 0.02] bucket
+    expect(histogramQuantile(h, 0.5)).toBeCloseTo(0.02, 12);
+    // rank 70: half-way through (0.02, 0.04]
+    expect(histogramQuantile(h, 0.7)).toBeCloseTo(0.03, 12);
+    // rank 99 falls in +Inf: the highest finite bound
+    expect(histogramQuantile(h, 0.99)).toBe(0.04);
+    const none = histogramDelta(h, h);
+    expect(none.count).toBe(0);
+    expect(Number.isNaN(histogramQuantile(none, 0.5))).toBe(true);
+  });
+});
+
+describe("helpers", () => {
+  it("quotes the video path so it cannot change the pipeline", () => {
+    const src = pacedFileSource('/tmp/a "b" \\ ! c.avi', 24.3);
+    expect(src).toMatchObject({ type: "pipeline", live: true });
+    expect(src.pipeline).toBe(
+      'filesrc location="/tmp/a \\"b\\" \\\\ ! c.avi" ! decodebin ! videorate ! video/x-raw,framerate=243/10 ! clocksync',
+    );
+  });
+
+  it("finds process.hrtime shared with a child process", async () => {
+    const c = await checkMonotonicClock(2);
+    expect(c.ok).toBe(true);
+    expect(c.samples).toHaveLength(2);
+  });
+
+  it.skipIf(process.platform !== "linux")("measures this process's CPU per thread", async () => {
+    const start = startCpuWindow(process.pid);
+    const until = Date.now() + 50;
+    while (Date.now() < until) {
+      // busy on the main thread
+    }
+    const cpu = endCpuWindow(start, process.pid);
+    expect(cpu).not.toBeNull();
+    expect(cpu?.groups.find((g) => g.name === "main thread")?.cpuPct).toBeGreaterThan(0);
+    expect(cpu?.benchProcessPct).toBeNull();
+  });
+});
+
+describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
+  it(
+    "runs the four scenarios and reports finite positive figures",
+    async () => {
+      const kinds = new Set<PipelineBenchProgress["kind"]>();
+      const result = await benchPipeline({ frames: 20, warmup: 2, video: VTEST, command: "vitest", onProgress: (e) => kinds.add(e.kind) });
+
+      expect(result.scenarios.map((s) => s.id)).toEqual(SCENARIO_IDS);
+      expect(result.settings).toMatchObject({ frames: 20, warmup: 2, model: "nanodet-u8", rawLoop: "main thread" });
+      expect(result.clock.ok).toBe(true);
+      expect(result.clock.messagesChecked).toBeGreaterThanOrEqual(3 * 22);
+      expect(result.clock.messageViolations).toBe(0);
+      expect([...kinds].sort()).toEqual(["decode", "frames", "scenario-done", "step"]);
+
+      const positive = (v: number | null | undefined): boolean => typeof v === "number" && Number.isFinite(v) && v > 0;
+      for (const s of result.scenarios) {
+        expect(s.frames, s.id).toBe(20);
+        expect(positive(s.processedPerSec), `${s.id} processed/s`).toBe(true);
+        expect(positive(s.durationS), `${s.id} duration`).toBe(true);
+        expect(s.samplesMs).toHaveLength(20);
+        expect(positive(s.inference?.p99Ms), `${s.id} inference p99`).toBe(true);
+        if (s.id === "raw") {
+          expect(s.e2e).toBeNull();
+          expect(s.inference?.source).toBe("measured");
+          continue;
+        }
+        expect(positive(s.e2e?.p50Ms), `${s.id} e2e p50`).toBe(true);
+        expect(positive(s.e2e?.p99Ms), `${s.id} e2e p99`).toBe(true);
+        expect(s.e2e!.p50Ms).toBeLessThanOrEqual(s.e2e!.p99Ms);
+        expect(s.inference?.source).toBe("histogram");
+        expect(positive(s.input.measuredFps), `${s.id} input rate`).toBe(true);
+        expect(s.drops!.droppedTotal).toBeGreaterThanOrEqual(0);
+        expect(positive(s.drops!.ingestedTotal)).toBe(true);
+        expect(s.daemon?.exit, `${s.id} daemon exit`).toBe(0);
+      }
+      expect(result.scenarios.find((s) => s.id === "paced")?.input.targetFps).toBeGreaterThan(0);
+
+      expect(result.targets.map((t) => t.id)).toEqual(["throughput", "paced-latency", "overload-latency"]);
+      for (const t of result.targets) {
+        expect(positive(t.ratio), `${t.id} ratio`).toBe(true);
+        expect(typeof t.pass).toBe("boolean");
+      }
+
+      const report = renderPipelineBench(result);
+      const rows = report.split("\n").filter((l) => l.startsWith("| ("));
+      expect(rows).toHaveLength(4);
+      const header = report.split("\n").find((l) => l.startsWith("| scenario"));
+      expect(header?.split("|").map((c) => c.trim()).filter(Boolean)).toEqual([
+        "scenario",
+        "input rate",
+        "processed/s",
+        "e2e p50 ms",
+        "e2e p99 ms",
+        "inference p99 ms",
+        "dropped",
+        "target",
+        "result",
+      ]);
+      expect(rows.slice(1).every((r) => /PASS|FAIL/.test(r))).toBe(true);
+    },
+    300_000,
+  );
+});
