@@ -15,9 +15,15 @@ import { requiredThreadpoolSize, threadpoolSize } from "../ingest/threadpool.ts"
 import { createMetrics, type Metrics } from "../metrics/metrics.ts";
 import { startMetricsServer, type Health, type MetricsServer } from "../metrics/server.ts";
 import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel, type ResolvedModel } from "../model/manifest.ts";
-import { LatencyWindow } from "./latency-window.ts";
+import { HealthSupervisor, EXIT_HEALTH_GAVE_UP } from "../health/supervisor.ts";
+import { busHealthState, describeReason, toHealthStatus, type HealthSnapshot } from "../health/state.ts";
+import type { CameraHealthState } from "../bus/codec.ts";
+import { LatencyWindow, RateMeter } from "./latency-window.ts";
 
 export type StopReason = "signal" | "end-of-stream" | "fatal";
+
+/** Exit status when the health monitors gave up (workers could not be brought back). */
+export const EXIT_FATAL = EXIT_HEALTH_GAVE_UP;
 
 export interface DaemonStatus {
   uptimeS: number;
@@ -61,9 +67,9 @@ export class Daemon {
   private readonly e2e = new LatencyWindow();
   private readonly inference = new LatencyWindow();
   private readonly startedAt = process.hrtime.bigint();
+  private readonly rate = new RateMeter(2000);
+  private readonly processedBy = new Map<string, number>();
   private counts = { ingested: 0, processed: 0, dropped: 0 };
-  private fpsMark = { t: process.hrtime.bigint(), processed: 0 };
-  private state: Health["status"] = "starting";
   private stopping: Promise<void> | undefined;
   private resolveStopped!: (r: StopReason) => void;
 
@@ -75,6 +81,7 @@ export class Daemon {
     private readonly bus: BusPublisher,
     private readonly server: MetricsServer | null,
     private pool: InferencePool | null,
+    readonly supervisor: HealthSupervisor,
   ) {
     this.log = logger;
     this.model = model;
@@ -102,6 +109,28 @@ export class Daemon {
     for (const c of config.cameras) metrics.initCamera(c.id);
 
     let daemon: Daemon | undefined;
+    // First, so systemd's watchdog is fed while a long model load (a TensorRT engine build) runs.
+    const supervisor = new HealthSupervisor({
+      config: config.health,
+      cameras: config.cameras.map((c) => c.id),
+      onGiveUp: (why) => {
+        log.fatal({ why }, "health: giving up; exiting so the service manager restarts perceptd");
+        void daemon?.stop("fatal");
+      },
+      onTransition: (t) => {
+        const level = t.to === "fault" ? "error" : t.to === "degraded" ? "warn" : "info";
+        log[level]({ from: t.from, to: t.to, reasons: t.reasons.map(describeReason) }, `health: ${t.from} -> ${t.to}`);
+        metrics.healthTransitions.inc({ from: t.from, to: t.to });
+        for (const st of ["starting", "ok", "degraded", "fault", "stopping"]) metrics.healthState.set({ state: st }, st === t.to ? 1 : 0);
+      },
+      onReasonChange: (c) => log.info({ change: c.change, state: c.state }, `health: ${c.change.kind} ${c.change.reason}`),
+      onPublish: (snap) => daemon?.publishHealth(snap),
+      onReplacement: (e) => {
+        log.warn({ replacement: e }, `inference worker ${e.name}: replacement ${e.outcome}`);
+        metrics.workerReplacements.inc({ worker: e.name, outcome: e.outcome });
+      },
+    });
+    supervisor.start();
     const server = config.metrics.enabled
       ? await startMetricsServer(metrics, {
           host: config.metrics.host,
@@ -118,10 +147,14 @@ export class Daemon {
           a.allowed
             ? log.info({ client: a.clientKey, address: a.address }, "bus: subscriber admitted")
             : log.warn({ client: a.clientKey, address: a.address, reason: a.reason, suppressed: a.suppressed }, "bus: subscriber refused"),
-        ...metrics.busHooks(),
+        onSent: metrics.busHooks().onSent,
+        onDrop: (topic, reason) => {
+          metrics.busHooks().onDrop(topic, reason);
+          supervisor.busDropped(topic);
+        },
       });
       log.info({ endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name }, "bus bound; loading model");
-      const d = new Daemon(config, logger, model, metrics, bus, server, null);
+      const d = new Daemon(config, logger, model, metrics, bus, server, null, supervisor);
       daemon = d;
       d.pool = await InferencePool.start({
         init: {
@@ -140,34 +173,42 @@ export class Daemon {
         workers: config.inference.workers,
         onResult: (r) => d.onResult(r),
         onDrop: (f, reason) => d.onDrop(f, reason),
-        onError: (e) => d.log.error({ err: e.error, fatal: e.fatal, camera: e.camera, seq: e.seq }, "inference failed"),
+        onError: (e) => {
+          d.log.error({ err: e.error, fatal: e.fatal, camera: e.camera, seq: e.seq }, "inference failed");
+          supervisor.inferenceError(e);
+        },
+      });
+      const pool = d.pool;
+      supervisor.attachInference({
+        workers: pool.stats().workers,
+        busy: () => pool.stats().workers.map((w) => w.busy),
+        replaceWorker: (i) => pool.replaceWorker(i),
       });
       const worker = d.pool.workers[0];
       metrics.setModelInfo({ model: model.name, executionProvider: worker.provider, providersTried: worker.tried.map((t) => t.provider) });
       log.info({ provider: worker.provider, tried: worker.tried, warmupMs: worker.warmupMs, workers: d.pool.layout }, "model warm");
       d.startCameras();
-      d.state = "ok";
+      supervisor.camerasStarted();
+      supervisor.markReady();
       metrics.setReady(true);
       return d;
     } catch (e) {
+      supervisor.close();
       await bus?.close();
       await server?.close();
       throw e;
     }
   }
 
-  /** The live figures behind the status line. */
+  /** The live figures behind the status line and the health message. */
   status(): DaemonStatus {
     const now = process.hrtime.bigint();
-    const dt = Number(now - this.fpsMark.t) / 1e9;
-    const fps = dt > 0 ? (this.counts.processed - this.fpsMark.processed) / dt : 0;
-    this.fpsMark = { t: now, processed: this.counts.processed };
     const objects: Record<string, number> = {};
     for (const c of this.cameras.values()) for (const [k, v] of Object.entries(c.lastObjects)) objects[k] = (objects[k] ?? 0) + v;
     return {
       uptimeS: Number(now - this.startedAt) / 1e9,
       ...this.counts,
-      fps,
+      fps: this.rate.perSecond(),
       e2eP50Ms: this.e2e.percentile(0.5),
       e2eP99Ms: this.e2e.percentile(0.99),
       inferenceP50Ms: this.inference.percentile(0.5),
@@ -177,7 +218,64 @@ export class Daemon {
   }
 
   health(): Health {
-    return { status: this.state, details: { model: this.model.name, cameras: this.status().cameras } };
+    return { status: toHealthStatus(this.supervisor.state), details: { model: this.model.name, cameras: this.status().cameras } };
+  }
+
+  /**
+   * SIGHUP: applies what may change at run time (score and IoU thresholds, class filter,
+   * max detections, log level). Everything else needs a restart and is reported, not applied.
+   * Throws (and changes nothing) when the new settings are invalid for this model.
+   */
+  reload(next: Config): { applied: string[]; needsRestart: string[] } {
+    const settings = detectSettings(next, this.model);
+    this.pool?.setSettings(settings);
+    this.log.level = next.log.level;
+    const changed = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
+    const needsRestart = (["cameras", "bus", "metrics", "inference", "health"] as const).filter((k) => changed(this.config[k], next[k]));
+    if (next.model.name !== this.config.model.name || next.model.manifest !== this.config.model.manifest) needsRestart.push("model" as never);
+    return { applied: ["model.scoreThreshold", "model.iouThreshold", "model.classes", "model.maxDetections", "log.level"], needsRestart };
+  }
+
+  /** The health message, at health.publishHz, whatever the frames do. */
+  publishHealth(snap: HealthSnapshot): void {
+    const s = this.status();
+    const finite = (v: number): number => (Number.isFinite(v) ? v : 0);
+    const cameraState: Record<string, CameraHealthState> = {
+      starting: "STATE_STARTING",
+      running: "STATE_RUNNING",
+      restarting: "STATE_RESTARTING",
+      ended: "STATE_ENDED",
+      stopped: "STATE_STOPPED",
+    };
+    try {
+      this.bus.publishMessage("health", {
+        state: busHealthState(snap.state),
+        reasons: snap.reasons.map(describeReason),
+        cameras: s.cameras.map((c) => {
+          const st = this.cameras.get(c.id)!.source.stats();
+          return {
+            cameraId: c.id,
+            state: cameraState[c.state] ?? "STATE_UNSPECIFIED",
+            fps: 0,
+            restarts: c.restarts,
+            framesIngested: BigInt(st.received),
+            framesProcessed: BigInt(this.processedBy.get(c.id) ?? 0),
+          };
+        }),
+        uptimeS: s.uptimeS,
+        fps: finite(s.fps),
+        latencyE2eP50Ms: finite(s.e2eP50Ms),
+        latencyE2eP99Ms: finite(s.e2eP99Ms),
+        latencyInferenceP50Ms: finite(s.inferenceP50Ms),
+        framesIngested: BigInt(s.ingested),
+        framesProcessed: BigInt(s.processed),
+        framesDropped: BigInt(s.dropped),
+        model: this.model.name,
+        executionProvider: this.pool?.workers[0]?.provider ?? "",
+      });
+    } catch (e) {
+      this.log.error({ err: e }, "health message could not be encoded");
+    }
   }
 
   /**
@@ -187,11 +285,14 @@ export class Daemon {
    */
   stop(reason: StopReason = "signal"): Promise<void> {
     this.stopping ??= (async () => {
-      this.state = "stopping";
+      this.supervisor.markStopping(reason);
       this.metrics.setReady(false);
       this.log.info({ reason }, "stopping");
       await Promise.all([...this.cameras.values()].map((c) => c.source.stop()));
       await this.pool?.close(1000);
+      // The last health message says STOPPING, so consumers know the silence that follows is intended.
+      this.publishHealth({ state: "stopping", sinceMs: performance.now(), reasons: [] });
+      this.supervisor.close();
       await this.bus.flush(300);
       await this.bus.close();
       await this.server?.close();
@@ -221,6 +322,7 @@ export class Daemon {
   private onFrame(frame: Frame): void {
     if (this.stopping) return;
     this.counts.ingested++;
+    this.supervisor.frame(frame.camera);
     this.metrics.framesIngested.inc({ camera: frame.camera });
     this.pool?.submit(frame);
   }
@@ -233,6 +335,7 @@ export class Daemon {
   private onCameraEvent(camera: string, e: CameraEvent, log: Logger): void {
     const level = e.type === "error" ? "warn" : "info";
     log[level]({ event: e }, `camera ${camera}: ${e.type}`);
+    this.supervisor.cameraEvent(e);
     if (e.type === "restart") this.metrics.cameraRestarts.inc({ camera });
     if (e.type === "running") this.metrics.cameraUp.set({ camera }, 1);
     if (e.type === "error" || e.type === "restart" || e.type === "ended") this.metrics.cameraUp.set({ camera }, 0);
@@ -246,12 +349,17 @@ export class Daemon {
   private onResult(r: InferResult): void {
     const tPublish = process.hrtime.bigint();
     const { width, height } = this.sourceSize(r.camera, r);
+    // Older than the latency budget: still published (the message is also the detector's
+    // heartbeat, and trackers may use it) but flagged valid=false, never passed off as fresh.
+    const { valid } = this.supervisor.checkFreshness(r.camera, r.tIngestNs, tPublish);
     // The bus stamps counter, publish time and CRC (src/bus/codec.ts).
     this.bus.publishMessage(
       "detections",
       { model: this.model.name, frameWidthPx: width, frameHeightPx: height, detections: r.detections },
-      { cameraId: r.camera, frameSeq: r.seq, tIngestMonoNs: r.tIngestNs },
+      { cameraId: r.camera, frameSeq: r.seq, tIngestMonoNs: r.tIngestNs, valid },
     );
+    if (!valid) this.metrics.detectionsStale.inc({ camera: r.camera });
+    if (this.supervisor.result(r)) this.metrics.inferenceOverruns.inc({ camera: r.camera });
     const tDone = process.hrtime.bigint();
 
     const m = this.metrics;
@@ -272,6 +380,8 @@ export class Daemon {
     const state = this.cameras.get(cam);
     if (state) state.lastObjects = objects;
     this.counts.processed++;
+    this.processedBy.set(cam, (this.processedBy.get(cam) ?? 0) + 1);
+    this.rate.tick();
     this.e2e.add(Number(tDone - r.tIngestNs) / 1e6);
     this.inference.add(r.timings.inferenceMs);
   }

@@ -24,3 +24,30 @@ export class LatencyWindow {
     return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
   }
 }
+
+/** Events per second over a sliding time window (monotonic clock). */
+export class RateMeter {
+  private readonly times: number[] = [];
+
+  constructor(
+    private readonly windowMs = 2000,
+    private readonly clock: () => number = () => performance.now(),
+  ) {}
+
+  tick(): void {
+    this.times.push(this.clock());
+    this.trim();
+  }
+
+  perSecond(): number {
+    this.trim();
+    if (this.times.length < 2) return 0;
+    const span = this.clock() - this.times[0];
+    return span > 0 ? ((this.times.length - 1) * 1000) / Math.max(span, 1) : 0;
+  }
+
+  private trim(): void {
+    const cutoff = this.clock() - this.windowMs;
+    while (this.times.length && this.times[0] < cutoff) this.times.shift();
+  }
+}

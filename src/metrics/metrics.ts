@@ -70,6 +70,11 @@ export interface Metrics {
   readonly busMessagesSent: Counter<"topic">;
   readonly busMessagesDropped: Counter<"topic">;
   readonly ready: Gauge;
+  readonly healthState: Gauge<"state">;
+  readonly healthTransitions: Counter<"from" | "to">;
+  readonly inferenceOverruns: Counter<"camera">;
+  readonly detectionsStale: Counter<"camera">;
+  readonly workerReplacements: Counter<"worker" | "outcome">;
 
   /** Creates every per-camera series at 0, so rate() and absent() work before the first event. */
   initCamera(camera: string): void;
@@ -156,6 +161,38 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
     registers,
   });
 
+  const healthState = new Gauge({
+    name: "perceptd_health_state",
+    help: "1 for the daemon's current health state (starting, ok, degraded, fault, stopping), 0 for the others",
+    labelNames: ["state"] as const,
+    registers,
+  });
+  const healthTransitions = new Counter({
+    name: "perceptd_health_transitions_total",
+    help: "health state transitions",
+    labelNames: ["from", "to"] as const,
+    registers,
+  });
+  const inferenceOverruns = new Counter({
+    name: "perceptd_inference_overruns_total",
+    help: "frames whose preprocess + inference + decode missed health.inferenceDeadlineMs",
+    labelNames: ["camera"] as const,
+    registers,
+  });
+  const detectionsStale = new Counter({
+    name: "perceptd_detections_stale_total",
+    help: "detections published with valid=false because they were older than health.latencyBudgetMs",
+    labelNames: ["camera"] as const,
+    registers,
+  });
+  const workerReplacements = new Counter({
+    name: "perceptd_inference_worker_replacements_total",
+    help: "inference worker replacements after a hang or crash, by outcome (started, succeeded, failed)",
+    labelNames: ["worker", "outcome"] as const,
+    registers,
+  });
+  for (const st of ["starting", "ok", "degraded", "fault", "stopping"]) healthState.set({ state: st }, st === "starting" ? 1 : 0);
+
   for (const topic of TOPIC_NAMES) {
     busMessagesSent.inc({ topic }, 0);
     busMessagesDropped.inc({ topic }, 0);
@@ -173,6 +210,11 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
     cameraUp,
     modelInfo,
     busMessagesSent,
+    healthState,
+    healthTransitions,
+    inferenceOverruns,
+    detectionsStale,
+    workerReplacements,
     busMessagesDropped,
     ready,
     initCamera(camera) {
@@ -181,6 +223,8 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
       for (const reason of FRAME_DROP_REASONS) framesDropped.inc({ camera, reason }, 0);
       cameraRestarts.inc({ camera }, 0);
       cameraUp.set({ camera }, 0);
+      inferenceOverruns.inc({ camera }, 0);
+      detectionsStale.inc({ camera }, 0);
       for (const stage of STAGES) stageLatency.zero({ stage, camera });
     },
     observeStage(stage, camera, seconds) {

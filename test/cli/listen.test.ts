@@ -105,9 +105,11 @@ describe("perceptd listen", () => {
   it("prints readable lines, and a NO_NEW_DATA line for a topic nobody publishes; SIGINT ends it with exit 0", async () => {
     const { port } = await startDaemon();
     const cli = perceptd(["listen", "-e", `tcp://127.0.0.1:${port}`]);
-    // health has no publisher yet (the daemon publishes detections only): it goes stale after 300 ms
-    const [stale] = await cli.waitForLines(1, (l) => /\bhealth\s+NO_NEW_DATA\s+no new data for \d+ ms \(stale after 300 ms\)$/.test(l));
-    expect(stale).toMatch(/^\d\d:\d\d:\d\d\.\d{3}  health /);
+    // alerts have no publisher yet (they come with the hazard work): the topic goes stale after 1000 ms
+    const [stale] = await cli.waitForLines(1, (l) => /\balerts\s+NO_NEW_DATA\s+no new data for \d+ ms \(stale after 1000 ms\)$/.test(l));
+    expect(stale).toMatch(/^\d\d:\d\d:\d\d\.\d{3}  alerts /);
+    const [health] = await cli.waitForLines(1, (l) => /\bhealth\s+OK\s/.test(l));
+    expect(health).toMatch(/health/);
     const [det] = await cli.waitForLines(2, (l) => /\bdetections\s+OK\s+#\d+  cam0 frame \d+  \d+ objects?/.test(l));
     expect(det).toMatch(/age \d+\.\d ms since ingest$/);
     expect(cli.stderr()).toMatch(/listening on tcp:\/\/127\.0\.0\.1:\d+ to detections, health, alerts/);

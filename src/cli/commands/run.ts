@@ -3,7 +3,7 @@
 // ends. Exit codes: 0 clean stop, 1 runtime failure, 78 (EX_CONFIG) invalid configuration.
 import type { Command } from "commander";
 import { ConfigError, describeConfig, loadConfig } from "../../config/load.ts";
-import { Daemon } from "../../daemon/daemon.ts";
+import { Daemon, EXIT_FATAL } from "../../daemon/daemon.ts";
 import { formatStatus } from "../../daemon/status-line.ts";
 import { createLogger } from "../../util/logger.ts";
 
@@ -55,11 +55,11 @@ export function register(program: Command): void {
         process.stdout.write(JSON.stringify(loaded.config, null, 2) + "\n");
         return;
       }
-      await runDaemon(loaded.config, loaded.sources);
+      await runDaemon(loaded.config, loaded.sources, opts);
     });
 }
 
-async function runDaemon(config: Parameters<typeof Daemon.start>[0]["config"], sources: string[]): Promise<void> {
+async function runDaemon(config: Parameters<typeof Daemon.start>[0]["config"], sources: string[], opts: RunOptions): Promise<void> {
   const logger = createLogger(config.log);
   logger.info({ sources }, "perceptd starting");
   const daemon = await Daemon.start({ config, logger });
@@ -79,8 +79,19 @@ async function runDaemon(config: Parameters<typeof Daemon.start>[0]["config"], s
     logger.info({ signal: sig }, "signal received");
     void daemon.stop("signal");
   };
+  // SIGHUP re-reads the same file with the same overrides; an invalid file is rejected
+  // and the running settings stay as they were.
+  const onHangup = (): void => {
+    loadConfig(opts.config, { set: opts.set })
+      .then((next) => {
+        const r = daemon.reload(next.config);
+        logger.info({ applied: r.applied, needsRestart: r.needsRestart }, "SIGHUP: configuration reloaded");
+      })
+      .catch((e: unknown) => logger.error({ err: e instanceof Error ? e.message : String(e) }, "SIGHUP: new configuration rejected; keeping the running one"));
+  };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  process.on("SIGHUP", onHangup);
 
   const reason = await daemon.stopped;
   if (timer) {
@@ -89,5 +100,7 @@ async function runDaemon(config: Parameters<typeof Daemon.start>[0]["config"], s
   }
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
+  process.off("SIGHUP", onHangup);
   logger.info({ reason }, "perceptd exiting");
+  if (reason === "fatal") throw new ExitError("health monitors gave up (see the log); exiting for the service manager to restart perceptd", EXIT_FATAL);
 }
