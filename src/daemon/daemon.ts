@@ -69,6 +69,7 @@ export class Daemon {
   private readonly startedAt = process.hrtime.bigint();
   private readonly rate = new RateMeter(2000);
   private readonly processedBy = new Map<string, number>();
+  private readonly rateBy = new Map<string, RateMeter>();
   private counts = { ingested: 0, processed: 0, dropped: 0 };
   private stopping: Promise<void> | undefined;
   private resolveStopped!: (r: StopReason) => void;
@@ -256,7 +257,7 @@ export class Daemon {
           return {
             cameraId: c.id,
             state: cameraState[c.state] ?? "STATE_UNSPECIFIED",
-            fps: 0,
+            fps: this.rateBy.get(c.id)?.perSecond() ?? 0,
             restarts: c.restarts,
             framesIngested: BigInt(st.received),
             framesProcessed: BigInt(this.processedBy.get(c.id) ?? 0),
@@ -382,6 +383,9 @@ export class Daemon {
     this.counts.processed++;
     this.processedBy.set(cam, (this.processedBy.get(cam) ?? 0) + 1);
     this.rate.tick();
+    let camRate = this.rateBy.get(cam);
+    if (!camRate) this.rateBy.set(cam, (camRate = new RateMeter(2000)));
+    camRate.tick();
     this.e2e.add(Number(tDone - r.tIngestNs) / 1e6);
     this.inference.add(r.timings.inferenceMs);
   }
