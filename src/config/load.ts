@@ -54,8 +54,17 @@ export function formatProblem(p: ConfigProblem): string {
   return `${at} ${key}${p.message}`;
 }
 
-/** PERCEPTD_* variables that belong to tools around the daemon, not to its configuration. */
-const NON_CONFIG_ENV = new Set(["PERCEPTD_PYTHON", "PERCEPTD_SKIP_APT"]);
+/**
+ * PERCEPTD_* variables that belong to tools around the daemon, not to its configuration;
+ * the PERCEPTD_TEST_* ones are the test-only inference stall of src/infer/worker.ts.
+ */
+const NON_CONFIG_ENV = new Set([
+  "PERCEPTD_PYTHON",
+  "PERCEPTD_SKIP_APT",
+  "PERCEPTD_TEST_INFER_STALL_MS",
+  "PERCEPTD_TEST_INFER_STALL_AFTER",
+  "PERCEPTD_TEST_INFER_STALL_EVERY",
+]);
 const ENV_PREFIX = "PERCEPTD_";
 
 type Segment = string | number;

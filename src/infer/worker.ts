@@ -32,6 +32,58 @@ let loaded: Loaded | undefined;
 let settings: DetectSettings | undefined;
 let classFilter: ReadonlySet<number> | undefined;
 
+// ---- TEST-ONLY: injected inference stall ---------------------------------------------
+// Lets the fault tests (test/daemon/faults.test.ts, scripts/fault-figures.ts) make the real
+// daemon's worker hang, which no real model input does on demand. Inert unless
+// PERCEPTD_TEST_INFER_STALL_MS is set; never set it in production.
+//   PERCEPTD_TEST_INFER_STALL_MS     how long a stalled frame blocks this thread
+//   PERCEPTD_TEST_INFER_STALL_AFTER  frames this thread runs normally first (default 0)
+//   PERCEPTD_TEST_INFER_STALL_EVERY  then every Nth frame stalls again (default 0: only once)
+// Counts are per worker thread, so a replacement worker (a new thread) starts counting
+// afresh and stalls again after AFTER frames: the "input that always hangs" case, where
+// repeated replacements end in the give-up exit. Warm-up runs are not counted.
+//
+// The stall is Atomics.wait before session.run, not a busy loop and not inside ORT: the
+// thread is blocked exactly as in a hung native call (no messages handled, busy as the pool
+// sees it), so the pool's replaceWorker detaches it rather than terminating it, the same
+// path as a real hang; a sleep leaves both cores to the replacement's warm-up on a 2-core
+// machine, where a busy loop would take one. Unlike a real hang it ends: the detached
+// thread then takes its queued close and exits, so the process can still exit (e.g. 70).
+interface InjectedStall {
+  ms: number;
+  after: number;
+  every: number;
+}
+
+const STALL_ENV = { ms: "PERCEPTD_TEST_INFER_STALL_MS", after: "PERCEPTD_TEST_INFER_STALL_AFTER", every: "PERCEPTD_TEST_INFER_STALL_EVERY" } as const;
+
+/** The stall asked for by the environment, or null (the normal case). Throws on a malformed value. */
+function injectedStallFromEnv(env: NodeJS.ProcessEnv): InjectedStall | null {
+  const read = (name: string, min: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return 0;
+    const v = Number(raw);
+    if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} (test-only stall injection) must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+    return v;
+  };
+  const ms = read(STALL_ENV.ms, 1);
+  if (ms === 0) return null;
+  return { ms, after: read(STALL_ENV.after, 0), every: read(STALL_ENV.every, 0) };
+}
+
+let injectedStall: InjectedStall | null = null;
+let inferCount = 0;
+
+function maybeStall(): void {
+  const s = injectedStall;
+  if (s === null) return;
+  const n = inferCount++;
+  if (n < s.after) return;
+  if (n > s.after && (s.every === 0 || (n - s.after) % s.every !== 0)) return;
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, s.ms);
+}
+// ---- end of test-only stall ----------------------------------------------------------
+
 function post(msg: WorkerToMain): void {
   port.postMessage(msg);
 }
@@ -82,6 +134,8 @@ async function runFrame(m: Loaded, pixels: Uint8Array, width: number, height: nu
 async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> {
   if (loaded !== undefined) throw new Error(`${loaded.what}: init received twice`);
   const what = `model "${init.modelName}"`;
+  // Test-only (see above); read here so a malformed value fails the start, naming it.
+  injectedStall = injectedStallFromEnv(process.env);
   checkInputSpec(init.modelName, init.entry.input);
   const decoder = decoderFor(init.entry.decoder);
   applySettings(initial, init.entry.labels.length, `${what}: detect settings`);
@@ -124,6 +178,7 @@ async function onInfer(msg: Extract<MainToWorker, { type: "infer" }>): Promise<v
   const tStartNs = process.hrtime.bigint();
   const m = loaded;
   if (m === undefined) throw new Error(`infer request ${msg.id} (${msg.camera} #${msg.seq}) arrived before init completed`);
+  maybeStall();
   const out = await runFrame(m, new Uint8Array(msg.pixels), msg.width, msg.height, `camera ${msg.camera} frame ${msg.seq}`);
   post({ type: "result", id: msg.id, camera: msg.camera, seq: msg.seq, ...out, tStartNs, tEndNs: process.hrtime.bigint() });
 }

@@ -6,8 +6,12 @@
 // Children are tracked until they exit: a daemon with a looping or live source never ends
 // on its own, so one left behind by a crashed bench would burn the CPU the next run
 // measures. An "exit" hook kills what is left (child.kill is synchronous, so it works there);
-// signals are the caller's business (see killAllDaemons).
-import { spawn, type ChildProcess } from "node:child_process";
+// signals are the caller's business (see killAllDaemons). Neither helps when this process
+// dies by SIGKILL (a test runner's timeout, the OOM killer), so on Linux the daemon is
+// started through `setpriv --pdeathsig SIGTERM`, which asks the kernel to SIGTERM it when
+// its parent goes, however that happens. setpriv execs node, so the child's pid is the
+// daemon's own and signals reach it directly.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -78,9 +82,19 @@ export function killAllDaemons(): void {
   for (const child of live) if (isRunning(child)) child.kill("SIGKILL");
 }
 
+let pdeathsig: boolean | undefined;
+
+/** Whether util-linux setpriv can set a parent-death signal here (checked once). */
+function havePdeathsig(): boolean {
+  pdeathsig ??= process.platform === "linux" && spawnSync("setpriv", ["--pdeathsig", "SIGTERM", "--", "true"], { stdio: "ignore" }).status === 0;
+  return pdeathsig;
+}
+
 /** Starts `node bin/perceptd.js <args>` from the repository root, collecting its JSON log lines. */
 export function runDaemon(args: string[], env: NodeJS.ProcessEnv = {}): RunningDaemon {
-  const child = spawn(process.execPath, [PERCEPTD_BIN, ...args], {
+  const argv = [process.execPath, PERCEPTD_BIN, ...args];
+  const [cmd, ...cmdArgs] = havePdeathsig() ? ["setpriv", "--pdeathsig", "SIGTERM", "--", ...argv] : argv;
+  const child = spawn(cmd, cmdArgs, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],

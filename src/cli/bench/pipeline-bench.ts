@@ -200,6 +200,12 @@ export interface ScenarioResult {
   processedPerSec: number;
   /** receipt - tIngestNs; null for (a) */
   e2e: LatencyStats | null;
+  /**
+   * e2e split at the message's tPublishNs, per message: inside the daemon (queueing,
+   * worker hop, inference, decode + NMS, back to the main thread) and after it (encoding,
+   * ZeroMQ, loopback TCP, the subscriber waking up). Exact, unlike the histogram figures.
+   */
+  split: { ingestToPublish: LatencyStats; publishToReceipt: LatencyStats } | null;
   inference: InferenceFigures | null;
   drops: DropFigures | null;
   stages: StageMeans | null;
@@ -625,6 +631,7 @@ async function runRawLoop(
     durationS: loopS,
     processedPerSec: samples.length / loopS,
     e2e: null,
+    split: null,
     inference: { source: "measured", runs: stats.runs, p50Ms: stats.p50Ms, p99Ms: stats.p99Ms, meanMs: stats.meanMs },
     drops: null,
     stages: null,
@@ -794,6 +801,10 @@ async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): 
       // Intervals, not messages: n messages span n - 1 frame times.
       processedPerSec: durationS > 0 ? (msgs.length - 1) / durationS : NaN,
       e2e: latencyStats(e2eSamples),
+      split: {
+        ingestToPublish: latencyStats(msgs.map((m) => msBetween(m.tIngestNs, m.tPublishNs))),
+        publishToReceipt: latencyStats(msgs.map((m, i) => msBetween(m.tPublishNs, recv[i]))),
+      },
       inference: { source: "histogram", runs: inf.count, p50Ms: histogramQuantile(inf, 0.5) * 1e3, p99Ms: histogramQuantile(inf, 0.99) * 1e3, meanMs: (stageMean(inf) ?? NaN) },
       drops: {
         droppedTotal: dropped(after),
@@ -1083,10 +1094,15 @@ function stageLine(s: ScenarioResult): string | null {
   const st = s.stages;
   if (st === null) return null;
   const f = (v: number | null | undefined): string => formatMs(v);
+  const sp = s.split;
   return (
     `${s.label}: stage means (daemon histograms, ms): ingest->worker ${f(st.ingestToWorkerMs)}, preprocess ${f(st.preprocessMs)}, ` +
     `inference ${f(st.inferenceMs)}, decode+NMS ${f(st.decodeMs)}, publish ${f(st.publishMs)}; daemon e2e (ingest->bus) ` +
-    `${f(st.endToEndMs)} vs subscriber e2e mean ${f(s.e2e?.meanMs)}`
+    `${f(st.endToEndMs)} vs subscriber e2e mean ${f(s.e2e?.meanMs)}` +
+    (sp === null
+      ? ""
+      : `; per message p50/p99: ingest->publish ${f(sp.ingestToPublish.p50Ms)}/${f(sp.ingestToPublish.p99Ms)}, ` +
+        `publish->receipt ${f(sp.publishToReceipt.p50Ms)}/${f(sp.publishToReceipt.p99Ms)}`)
   );
 }
 

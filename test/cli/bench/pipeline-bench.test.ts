@@ -113,6 +113,7 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
         expect(positive(s.inference?.p99Ms), `${s.id} inference p99`).toBe(true);
         if (s.id === "raw") {
           expect(s.e2e).toBeNull();
+          expect(s.split).toBeNull();
           expect(s.inference?.source).toBe("measured");
           continue;
         }
@@ -120,6 +121,8 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
         expect(positive(s.e2e?.p99Ms), `${s.id} e2e p99`).toBe(true);
         expect(s.e2e!.p50Ms).toBeLessThanOrEqual(s.e2e!.p99Ms);
         expect(s.inference?.source).toBe("histogram");
+        expect(positive(s.split?.ingestToPublish.p50Ms), `${s.id} ingest->publish`).toBe(true);
+        expect(positive(s.split?.publishToReceipt.p50Ms), `${s.id} publish->receipt`).toBe(true);
         expect(positive(s.input.measuredFps), `${s.id} input rate`).toBe(true);
         expect(s.drops!.droppedTotal).toBeGreaterThanOrEqual(0);
         expect(positive(s.drops!.ingestedTotal)).toBe(true);

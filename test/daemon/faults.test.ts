@@ -1,0 +1,471 @@
+// Faults, end to end: the real daemon as a child process (harness.ts), real GStreamer
+// sources, real ZeroMQ sockets, and for each fault what a consumer on the bus (an ECU using
+// BusClient) sees, and within what time. The bounds are generous on purpose: these run on a
+// 2-core CI machine next to other work and check behaviour, not speed; the measured figures
+// come from scripts/fault-figures.ts.
+//
+// Health thresholds that a 2-core machine trips on its own (100 ms inference deadline,
+// 200 ms latency budget, 100 ms event-loop lag) are raised in every config here, so that the
+// reasons on the bus are the injected fault's and "back to OK" can be asserted. The fault
+// thresholds themselves (cameraStallMs, inferenceHangMs) stay at or near their defaults.
+//
+// Checked elsewhere, not repeated: a frame with a bad CRC (ERROR) and a skipped counter
+// (WRONG_SEQUENCE) at the client, test/bus/client.test.ts; here only real gaps (a subscriber
+// past its high-water mark) are looked at.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { BusClient, type BusClientOptions } from "../../src/bus/client/index.ts";
+import type { CameraHealth, HealthState } from "../../src/bus/codec.ts";
+import { removeConfig, type LogLine } from "../../src/cli/bench/daemon-process.ts";
+import { baseConfig, freePort, runDaemon, VTEST, writeConfig, type RunningDaemon } from "./harness.ts";
+
+// ---------------------------------------------------------------------------------------
+// What a subscriber saw
+
+interface HealthSeen {
+  /** performance.now() of this process when the client got it */
+  at: number;
+  state: HealthState;
+  reasons: string[];
+  cameras: CameraHealth[];
+  e2e: string;
+}
+
+interface DetectionsSeen {
+  at: number;
+  seq: number;
+  valid: boolean;
+  e2e: string;
+}
+
+/** A BusClient read in the background, keeping everything it saw with the time it saw it. */
+class BusWatch {
+  readonly health: HealthSeen[] = [];
+  readonly detections: DetectionsSeen[] = [];
+  /** NO_NEW_DATA reports: topic and how long it had been silent */
+  readonly stale: { at: number; topic: string; silentForMs: number }[] = [];
+  readonly errors: string[] = [];
+  readonly opened = performance.now();
+  private readonly client: BusClient;
+
+  constructor(opts: BusClientOptions) {
+    this.client = new BusClient(opts);
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      for await (const ev of this.client) {
+        if (ev.kind === "stale") this.stale.push({ at: ev.at, topic: ev.topic, silentForMs: ev.silentForMs });
+        else if (ev.kind === "error") this.errors.push(`${ev.topic}: ${ev.detail}`);
+        else if (ev.topic === "health")
+          this.health.push({ at: ev.at, state: ev.body.state, reasons: ev.body.reasons, cameras: ev.body.cameras, e2e: ev.e2e });
+        else if (ev.topic === "detections") this.detections.push({ at: ev.at, seq: Number(ev.header.frameSeq), valid: ev.header.valid, e2e: ev.e2e });
+      }
+    } catch (e) {
+      this.errors.push(`receive loop: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  /** Health messages received in [from, to). */
+  healthBetween(from: number, to: number): HealthSeen[] {
+    return this.health.filter((h) => h.at >= from && h.at < to);
+  }
+
+  lastHealth(): string {
+    const h = this.health.at(-1);
+    return h === undefined ? "no health message yet" : `${h.state} [${h.reasons.join("; ")}]`;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** Polls until pick() returns something; the event timestamps carry the timing, not the poll. */
+async function until<T>(pick: () => T | undefined, timeoutMs: number, what: () => string): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const hit = pick();
+    if (hit !== undefined) return hit;
+    if (performance.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what()}`);
+    await sleep(20);
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const hasReason = (h: HealthSeen, prefix: string): boolean => h.reasons.some((r) => r.startsWith(prefix));
+
+/** Messages per second over a window, and the longest silence in it (ends included). */
+function rate(msgs: { at: number }[], from: number, to: number): { perSecond: number; maxGapMs: number } {
+  const inside = msgs.filter((m) => m.at >= from && m.at < to).map((m) => m.at);
+  let maxGapMs = 0;
+  let prev = from;
+  for (const t of [...inside, to]) {
+    maxGapMs = Math.max(maxGapMs, t - prev);
+    prev = t;
+  }
+  return { perSecond: (inside.length * 1000) / (to - from), maxGapMs };
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes and files, cleaned up after each test
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/**
+ * Relaxed thresholds for conditions a busy 2-core machine raises by itself (see the top);
+ * the camera stall limit too (a live 15 fps testsrc was seen to skip 516 ms on a loaded
+ * host), except in the camera stall test, which uses the default.
+ */
+const QUIET_HOST = { inferenceDeadlineMs: 10_000, latencyBudgetMs: 10_000, eventLoopLagMs: 1000, cameraStallMs: 3000 };
+
+async function startDaemon(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> {
+  const path = await writeConfig(config);
+  const d = runDaemon(["run", "--config", path], env);
+  cleanups.push(() => removeConfig(path));
+  cleanups.push(() => d.kill());
+  return d;
+}
+
+function watch(endpoint: string | string[], opts: Partial<BusClientOptions> = {}): BusWatch {
+  const w = new BusWatch({ endpoints: endpoint, topics: ["health", "detections"], ...opts });
+  cleanups.push(() => w.close());
+  return w;
+}
+
+const logHas = (d: RunningDaemon, pred: (l: LogLine) => boolean): boolean => d.logs.some(pred);
+const msgIs = (m: string) => (l: LogLine) => l.msg === m;
+
+const gstLaunch = spawnSync("gst-launch-1.0", ["--version"]).status === 0;
+
+/** A free UDP port on loopback (may be taken before use; nothing else here binds UDP). */
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** A camera on the network: live test video as RTP/JPEG over UDP, from a separate gst-launch process. */
+function startSender(port: number): ChildProcess {
+  const caps = "video/x-raw,format=I420,width=320,height=240,framerate=15/1";
+  const args = ["-q", "videotestsrc", "is-live=true", "pattern=ball", "!", caps, "!", "jpegenc", "quality=50", "!", "rtpjpegpay", "!", "udpsink", "host=127.0.0.1", `port=${port}`];
+  const child = spawn("gst-launch-1.0", args, { stdio: "ignore" });
+  cleanups.push(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  return child;
+}
+
+function rtpCamera(port: number): Record<string, unknown> {
+  return {
+    type: "pipeline",
+    pipeline: `udpsrc port=${port} ! application/x-rtp,media=video,clock-rate=90000,encoding-name=JPEG,payload=26 ! rtpjpegdepay ! jpegdec`,
+    live: true,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+describe("faults, as a bus subscriber sees them", () => {
+  it.skipIf(!gstLaunch)(
+    "camera source killed mid-stream: DEGRADED (camera_stall) within 3 s, detections stop, health stays at ~10 Hz, camera_restarting, OK again once it is back",
+    async () => {
+      const udp = await freeUdpPort();
+      const port = await freePort();
+      let sender = startSender(udp);
+      const bus = watch(`tcp://127.0.0.1:${port}`);
+      const config = baseConfig(port, rtpCamera(udp), { health: { ...QUIET_HOST, cameraStallMs: 500 } });
+      // Short backoff: the rebuilt pipeline is listening again 200-300 ms after the camera gives up.
+      (config.cameras as Record<string, unknown>[])[0].restart = { initialBackoffMs: 200, maxBackoffMs: 1000 };
+      const d = await startDaemon(config);
+
+      await until(() => (bus.detections.length >= 10 && bus.health.at(-1)?.state === "STATE_OK" ? true : undefined), 60_000, () => `running and OK; ${bus.lastHealth()}`);
+
+      sender.kill("SIGKILL");
+      const tKill = performance.now();
+      const degraded = await until(() => bus.health.find((h) => h.at > tKill && h.state === "STATE_DEGRADED"), 10_000, () => `DEGRADED after the kill; ${bus.lastHealth()}`);
+      expect(degraded.reasons.some((r) => r.startsWith("camera_stall (cam0): no frame for")), degraded.reasons.join("; ")).toBe(true);
+      expect(degraded.at - tKill, "source killed -> DEGRADED on the bus (ms)").toBeLessThan(3000);
+
+      // The camera's own stall timeout (10 s, not configurable) ends the pipeline and restarts it.
+      const restarting = await until(() => bus.health.find((h) => h.at > tKill && hasReason(h, "camera_restarting (cam0)")), 20_000, () => `camera_restarting; ${bus.lastHealth()}`);
+      expect(restarting.state).toBe("STATE_DEGRADED");
+      expect(logHas(d, (l) => l.msg === "camera cam0: error" && /no frame for 10000 ms/.test(String((l.event as { message?: string }).message)))).toBe(true);
+      await sleep(1000); // a restarted pipeline with nothing to receive: still DEGRADED, still no detections
+
+      const tBack = performance.now();
+      const silent = { health: rate(bus.health, tKill, tBack), detections: bus.detections.filter((m) => m.at > tKill + 2000 && m.at < tBack).length };
+      expect(silent.detections, "detections while the source is gone (after the frames in flight)").toBe(0);
+      expect(silent.health.perSecond, "health messages per second while the source is gone").toBeGreaterThan(7);
+      expect(silent.health.maxGapMs, "longest health silence while the source is gone (ms)").toBeLessThan(1000);
+      for (const h of bus.healthBetween(degraded.at, tBack)) expect(h.state, "state while the source is gone").toBe("STATE_DEGRADED");
+
+      sender = startSender(udp);
+      const ok = await until(() => bus.health.find((h) => h.at > tBack && h.state === "STATE_OK"), 20_000, () => `OK after the source came back; ${bus.lastHealth()}`);
+      const resumed = await until(() => bus.detections.find((m) => m.at > tBack), 20_000, () => "detections after the source came back");
+      expect(ok.reasons).toEqual([]);
+      expect(ok.cameras[0]).toMatchObject({ cameraId: "cam0", state: "STATE_RUNNING" });
+      expect(ok.cameras[0].restarts, "camera restarts reported in health").toBeGreaterThanOrEqual(1);
+      expect(resumed.valid).toBe(true);
+      // No health message was lost on the way at any point (a gap would be WRONG_SEQUENCE).
+      expect(bus.health.filter((h) => h.e2e === "WRONG_SEQUENCE")).toEqual([]);
+      expect(bus.errors).toEqual([]);
+      expect(await d.stop()).toBe(0);
+    },
+  );
+
+  it.skipIf(!existsSync(VTEST))(
+    "truncated and unreadable video files (non-looping): logged, health flows until STOPPING, the daemon ends by itself with exit 0",
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), "perceptd-faults-"));
+      cleanups.push(() => rm(dir, { recursive: true, force: true }));
+      const whole = await readFile(VTEST);
+      const truncated = join(dir, "truncated.avi");
+      await writeFile(truncated, whole.subarray(0, 2_000_000)); // about the first 190 of 795 frames
+      const garbage = join(dir, "garbage.avi");
+      const bytes = new Uint8Array(200_000);
+      let x = 12345;
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+      await writeFile(garbage, bytes);
+
+      // Truncated: what is there is played, then the cut reads as the end of the file.
+      {
+        const port = await freePort();
+        const bus = watch(`tcp://127.0.0.1:${port}`);
+        const d = await startDaemon(baseConfig(port, { type: "file", path: truncated, realtime: false }, { health: QUIET_HOST }));
+        expect(await d.exited, `exit code; stderr: ${d.stderr()}`).toBe(0);
+        await sleep(300);
+        expect(bus.detections.length, "detections from the frames before the cut").toBeGreaterThan(0);
+        const last = bus.health.at(-1);
+        expect(last?.state, "last health message").toBe("STATE_STOPPING");
+        const ingested = Number(last?.cameras[0].framesIngested ?? 0);
+        expect(ingested, "frames decoded before the cut").toBeGreaterThan(100);
+        expect(ingested, "frames decoded before the cut").toBeLessThan(795);
+        expect(logHas(d, (l) => l.msg === "camera cam0: ended" && (l.event as { reason?: string }).reason === "eos")).toBe(true);
+        expect(logHas(d, msgIs("camera cam0: error")), "the cut is not reported as an error").toBe(false);
+        expect(logHas(d, (l) => l.msg === "stopping" && l.reason === "end-of-stream")).toBe(true);
+      }
+
+      // Unreadable: the camera fails at once and the run ends as if the file had ended
+      // (exit 0; see the report); the error is in the log only, never in a health reason.
+      {
+        const port = await freePort();
+        const bus = watch(`tcp://127.0.0.1:${port}`);
+        const d = await startDaemon(baseConfig(port, { type: "file", path: garbage, realtime: false }, { health: QUIET_HOST }));
+        expect(await d.exited, `exit code; stderr: ${d.stderr()}`).toBe(0);
+        await sleep(300);
+        const err = d.logs.find(msgIs("camera cam0: error"));
+        expect(err?.level).toBe("warn");
+        expect(String((err?.event as { message?: string } | undefined)?.message)).toMatch(/Could not determine type of stream/);
+        expect(logHas(d, (l) => l.msg === "camera cam0: ended" && (l.event as { reason?: string }).reason === "error")).toBe(true);
+        expect(logHas(d, (l) => l.msg === "stopping" && l.reason === "end-of-stream")).toBe(true);
+        expect(bus.detections).toEqual([]);
+        expect(bus.health.length, "health messages before the end").toBeGreaterThan(0);
+        expect(bus.health.at(-1)).toMatchObject({ state: "STATE_STOPPING", reasons: [] });
+        expect(bus.health.flatMap((h) => h.reasons).filter((r) => r.includes("(cam0)")), "camera reasons ever published").toEqual([]);
+        expect(d.stderr()).not.toMatch(/Segmentation|Aborted|core dumped/);
+      }
+    },
+  );
+
+  it("inference hang (test hook): the worker is replaced, the bus shows DEGRADED (worker_replaced) within the hang limit + 1.5 s, then OK and detections resume", async () => {
+    const port = await freePort();
+    const bus = watch(`tcp://127.0.0.1:${port}`);
+    const hangMs = 1000;
+    const d = await startDaemon(
+      baseConfig(port, { type: "testsrc", pattern: "ball", width: 320, height: 240, framerate: 15 }, { health: { ...QUIET_HOST, inferenceHangMs: hangMs } }),
+      // Each worker thread runs 30 frames, then one frame blocks its thread for 4 s.
+      { PERCEPTD_TEST_INFER_STALL_MS: "4000", PERCEPTD_TEST_INFER_STALL_AFTER: "30" },
+    );
+    const running = await until(() => bus.detections[4], 60_000, () => `first detections; ${bus.lastHealth()}`);
+
+    // The stall begins with the request after the 30th result: right after its publish.
+    const degraded = await until(
+      () => bus.health.find((h) => h.at > running.at && (hasReason(h, "worker_replaced") || hasReason(h, "inference_hang"))),
+      30_000,
+      () => `hang noticed; ${bus.lastHealth()}`,
+    );
+    const lastBefore = bus.detections.filter((m) => m.at < degraded.at).at(-1);
+    expect(lastBefore, "detections before the hang").toBeDefined();
+    const tStall = lastBefore?.at ?? 0;
+    // What the bus shows for a hang is DEGRADED: the FAULT (inference_hang) is raised and,
+    // in the same health tick, handed over to worker_replaced, so no published message
+    // carries it (by design, src/health/monitors.ts; the log and the transitions metric do).
+    expect(degraded.state).toBe("STATE_DEGRADED");
+    expect(degraded.reasons.some((r) => /^worker_replaced \(worker:shared\): worker shared busy on one frame for \d+ ms \(limit 1000 ms\)$/.test(r)), degraded.reasons.join("; ")).toBe(true);
+    expect(degraded.at - tStall, "stall -> DEGRADED on the bus (ms)").toBeLessThan(hangMs + 1500);
+    expect(degraded.at - tStall, "stall -> DEGRADED on the bus (ms)").toBeGreaterThan(hangMs - 100);
+    expect(logHas(d, (l) => l.msg === "health: ok -> fault" && String((l.reasons as string[])[0]).startsWith("inference_hang (worker:shared)"))).toBe(true);
+    expect(bus.health.filter((h) => h.state === "STATE_FAULT"), "FAULT on the bus").toEqual([]);
+
+    const ok = await until(() => bus.health.find((h) => h.at > degraded.at && h.state === "STATE_OK"), 30_000, () => `OK after the replacement; ${bus.lastHealth()}`);
+    const resumed = await until(() => bus.detections.find((m) => m.at > degraded.at), 30_000, () => "detections after the replacement");
+    expect(ok.reasons).toEqual([]);
+    expect(resumed.valid).toBe(true);
+    expect(d.logs.filter((l) => l.msg === "inference worker shared: replacement started").length).toBe(1);
+    expect(logHas(d, (l) => l.msg === "inference worker shared: replacement succeeded")).toBe(true);
+    // Health kept coming while the worker was hung and while its replacement warmed up.
+    const during = rate(bus.health, tStall, ok.at);
+    expect(during.maxGapMs, "longest health silence from the stall to OK (ms)").toBeLessThan(1000);
+    expect(bus.health.filter((h) => h.e2e === "WRONG_SEQUENCE")).toEqual([]);
+    expect(bus.errors).toEqual([]);
+    // The replacement stalls after its own 30 frames too; that is the next test's business.
+  });
+
+  it("inference hang that comes back after every replacement: past maxWorkerReplacements the process exits 70, the last health saying STOPPING", async () => {
+    const port = await freePort();
+    const bus = watch(`tcp://127.0.0.1:${port}`);
+    const d = await startDaemon(
+      baseConfig(port, { type: "testsrc", pattern: "ball", width: 320, height: 240, framerate: 15 }, { health: { ...QUIET_HOST, inferenceHangMs: 1000, maxWorkerReplacements: 1 } }),
+      { PERCEPTD_TEST_INFER_STALL_MS: "2500", PERCEPTD_TEST_INFER_STALL_AFTER: "5" },
+    );
+    const exitedAt = d.exited.then(() => performance.now());
+    const code = await Promise.race([d.exited, sleep(90_000).then(() => "still running after 90 s")]);
+    expect(code, `exit code; stderr: ${d.stderr().slice(-2000)}`).toBe(70);
+    await sleep(300);
+
+    const started = d.logs.filter((l) => l.msg === "inference worker shared: replacement started");
+    expect(started.length, "replacements before giving up").toBe(1);
+    const fatal = d.logs.find((l) => l.level === "fatal");
+    expect(String(fatal?.why)).toMatch(/1 replacement\(s\) in the last 600000 ms already \(limit 1\): giving up$/);
+    expect(logHas(d, (l) => l.msg === "stopping" && l.reason === "fatal")).toBe(true);
+
+    // On the bus: OK, DEGRADED while the first replacement runs, OK, then STOPPING with the
+    // give-up's reasons, and a last STOPPING message without reasons. FAULT never appears:
+    // stop() marks STOPPING inside the tick that gave up, before that tick publishes.
+    const states = bus.health.map((h) => h.state).filter((s, i, all) => i === 0 || all[i - 1] !== s);
+    expect(states.filter((s) => s !== "STATE_STARTING")).toEqual(["STATE_OK", "STATE_DEGRADED", "STATE_OK", "STATE_STOPPING"]);
+    const gaveUp = bus.health.find((h) => h.state === "STATE_STOPPING");
+    expect(gaveUp?.reasons.some((r) => r.startsWith("worker_failed (worker:shared)"))).toBe(true);
+    expect(bus.health.at(-1)).toMatchObject({ state: "STATE_STOPPING", reasons: [] });
+    // The exit waits for the hung thread's run to end (the pool detaches, never kills, a busy
+    // worker); with a 2.5 s stall that is about 1.5 s after giving up.
+    expect((await exitedAt) - (gaveUp?.at ?? 0), "give-up on the bus -> exit (ms)").toBeLessThan(10_000);
+  });
+
+  it("the test-only stall variables are not config keys, and a malformed one fails the start naming it", async () => {
+    const port = await freePort();
+    const d = await startDaemon(baseConfig(port, { type: "testsrc", numBuffers: 10 }), { PERCEPTD_TEST_INFER_STALL_MS: "soon" });
+    expect(await d.exited).toBe(1);
+    expect(d.stderr()).toMatch(/PERCEPTD_TEST_INFER_STALL_MS \(test-only stall injection\) must be an integer >= 1, got "soon"/);
+  });
+
+  it.skipIf(!existsSync(VTEST))(
+    "slow subscriber past its high-water mark: the daemon does not stall, a normal subscriber keeps ~10 Hz health and every message",
+    async () => {
+      const port = await freePort();
+      const dir = await mkdtemp(join(tmpdir(), "perceptd-faults-"));
+      cleanups.push(() => rm(dir, { recursive: true, force: true }));
+      // The slow subscriber is on ipc: on loopback TCP the kernel buffers grow to megabytes,
+      // which the daemon would need minutes to fill; a unix socket holds about 200 KB.
+      const ipc = `ipc://${join(dir, "bus.sock")}`;
+      const d = await startDaemon(
+        baseConfig(port, { type: "file", path: VTEST, realtime: false, loop: true }, {
+          bus: { endpoints: [`tcp://127.0.0.1:${port}`, ipc], sendHighWaterMark: 10 },
+          // Many low-score boxes make messages of a few KB: the slow pipe fills in seconds.
+          model: { scoreThreshold: 0.02, maxDetections: 1000 },
+          health: QUIET_HOST,
+        }),
+      );
+      const bound = await d.waitForLog((l) => l.msg === "bus bound; loading model");
+      await d.waitForLog(msgIs("model warm"));
+      // Connected and subscribed, never read: libzmq fills its pipe (1 message), then the socket.
+      const slow = new BusClient({ endpoints: ipc, topics: ["health", "detections"], receiveHighWaterMark: 1 });
+      cleanups.push(() => slow.close());
+      const bus = watch(`tcp://127.0.0.1:${port}`);
+      await until(() => (bus.detections.length > 0 ? true : undefined), 30_000, () => "detections at the normal subscriber");
+
+      const t0 = performance.now();
+      await sleep(10_000);
+      const t1 = performance.now();
+      const health = rate(bus.health, t0, t1);
+      expect(health.perSecond, "health messages per second at the normal subscriber").toBeGreaterThan(7);
+      expect(health.maxGapMs, "longest health silence at the normal subscriber (ms)").toBeLessThan(1000);
+      expect(bus.detections.filter((m) => m.at >= t1 - 3000).length, "detections in the last 3 s").toBeGreaterThan(3);
+      expect(bus.health.filter((h) => h.e2e !== "OK"), "health gaps at the normal subscriber").toEqual([]);
+      expect(bus.detections.filter((m) => m.e2e !== "OK"), "detections gaps at the normal subscriber").toEqual([]);
+      expect(bus.health.flatMap((h) => h.reasons).filter((r) => r.startsWith("publish_failure"))).toEqual([]);
+      const metrics = await (await fetch(`${String(bound.metrics)}/metrics`)).text();
+      expect(metrics).toMatch(/^perceptd_bus_messages_dropped_total\{topic="health"\} 0$/m);
+      expect(metrics).toMatch(/^perceptd_bus_messages_dropped_total\{topic="detections"\} 0$/m);
+
+      // The slow subscriber did reach the mark: what it reads now skips what libzmq dropped for it.
+      let gap: string | undefined;
+      const deadline = performance.now() + 5000;
+      while (gap === undefined && performance.now() < deadline) {
+        const ev = await slow.receive();
+        if (ev?.kind === "message" && ev.e2e === "WRONG_SEQUENCE") gap = `${ev.topic}: ${ev.detail ?? ""}`;
+      }
+      expect(gap, "a counter gap at the slow subscriber").toMatch(/messages? missing$/);
+      expect(await d.stop(), "exit code").toBe(0);
+    },
+  );
+
+  it("subscriber that joins late: health within a period or two, detections with the next frame, both in sequence from the first", async () => {
+    const port = await freePort();
+    const d = await startDaemon(baseConfig(port, { type: "testsrc", pattern: "ball", width: 320, height: 240, framerate: 15 }, { health: QUIET_HOST }));
+    await d.waitForLog((l) => l.msg === "camera cam0: running");
+    await sleep(2000);
+    const bus = watch(`tcp://127.0.0.1:${port}`);
+    const health = await until(() => bus.health[0], 5000, () => "first health message");
+    const detections = await until(() => bus.detections[0], 5000, () => "first detections message");
+    // One period is 100 ms; the connection and the subscription's trip to the publisher come on top.
+    expect(health.at - bus.opened, "join -> first health (ms)").toBeLessThan(1000);
+    expect(detections.at - bus.opened, "join -> first detections (ms)").toBeLessThan(1000);
+    // Health is state, not edges: the first message already tells the whole story.
+    expect(health).toMatchObject({ state: "STATE_OK", e2e: "OK" });
+    expect(health.cameras[0]).toMatchObject({ cameraId: "cam0", state: "STATE_RUNNING" });
+    expect(Number(health.cameras[0].framesProcessed)).toBeGreaterThan(0);
+    await until(() => (bus.health.length >= 5 && bus.detections.length >= 3 ? true : undefined), 5000, () => "more messages");
+    expect([...bus.health, ...bus.detections].filter((m) => m.e2e !== "OK")).toEqual([]);
+    expect(await d.stop()).toBe(0);
+  });
+
+  it.skipIf(!existsSync(VTEST))("SIGTERM under load (unpaced file, inference on every core): exit 0 within 2 s, the last health message says STOPPING", async () => {
+    const port = await freePort();
+    const bus = watch(`tcp://127.0.0.1:${port}`);
+    const d = await startDaemon(baseConfig(port, { type: "file", path: VTEST, realtime: false, loop: true }, { health: QUIET_HOST }));
+    await until(() => (bus.detections.length >= 10 ? true : undefined), 60_000, () => `detections; ${bus.lastHealth()}`);
+    const pid = d.child.pid ?? 0;
+    const cpu0 = await cpuSeconds(pid);
+    await sleep(2000);
+    const cores = ((await cpuSeconds(pid)) - cpu0) / 2;
+    expect(cores, "CPU the daemon used before SIGTERM (cores)").toBeGreaterThan(0.5);
+
+    const t0 = performance.now();
+    d.child.kill("SIGTERM");
+    const code = await d.exited;
+    const tookMs = performance.now() - t0;
+    expect(code, `exit code; stderr: ${d.stderr().slice(-2000)}`).toBe(0);
+    expect(tookMs, "SIGTERM -> exit (ms)").toBeLessThan(2000);
+    await sleep(300);
+    // Once STOPPING, always STOPPING (messages in flight at the signal may still say OK).
+    const first = bus.health.findIndex((h) => h.state === "STATE_STOPPING");
+    expect(first, "a STOPPING health message").toBeGreaterThanOrEqual(0);
+    expect(bus.health[first].at - t0, "SIGTERM -> STOPPING on the bus (ms)").toBeLessThan(1000);
+    for (const h of bus.health.slice(first)) expect(h.state).toBe("STATE_STOPPING");
+    expect(bus.health.at(-1)).toMatchObject({ state: "STATE_STOPPING", reasons: [] });
+    expect(bus.health.at(-1)?.cameras[0].state).toBe("STATE_STOPPED");
+  });
+});
+
+/** user + system CPU time of a process, from /proc (Linux). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks / 100; // USER_HZ is 100 on Linux
+}
