@@ -13,7 +13,7 @@
 //
 // (b)-(d) start the real daemon as a child process (daemon-process.ts) and time it from a
 // ZeroMQ subscriber here, so the numbers include everything an integrator pays: GStreamer,
-// the hop to the inference worker, decoding, JSON encoding and the bus.
+// the hop to the inference worker, decode + NMS, message encoding and the bus.
 //
 // Paced input is the same file through `videorate ! video/x-raw,framerate=R ! clocksync` as
 // an expert `pipeline` source: clocksync releases buffers on the pipeline clock like a
@@ -1023,7 +1023,7 @@ function buildNotes(warmup: number, clock: ClockCheck): string[] {
   return [
     `(a) times \`await session.run\` alone, in the bench's main thread, on frames decoded by GStreamer and resized ` +
       `by resizeToModel beforehand; ${warmup} untimed runs first. The daemon runs the same session settings in a ` +
-      `worker thread, on frames GStreamer scales, and adds decode + NMS, the worker hop, JSON and the bus.`,
+      `worker thread, on frames GStreamer scales, and adds decode + NMS, the worker hop, message encoding and the bus.`,
     `(b)-(d): the daemon as a child process (\`node bin/perceptd.js run\`), timed by a ZeroMQ subscriber in the bench ` +
       `process; the first ${warmup} messages of each run are discarded. processed/s = (messages - 1) / (last - first receipt).`,
     `e2e = subscriber receipt - tIngestNs (when the daemon's main thread took the frame from the appsink). Both are ` +
