@@ -201,6 +201,19 @@ function describeInput(input: ModelInputSpec): string {
  * input-tensor.ts step. Not Detector.preprocess itself, which needs a session per call site
  * and returns ort.Tensors, while the TF.js side needs the bare array.
  */
+/** The machine a benchmark ran on, as both benches report it. */
+export function machineInfo(): { cpu: string; cores: number; availableParallelism: number; arch: string; platform: string; totalMemoryGiB: number } {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model.trim() ?? "unknown",
+    cores: cpus.length,
+    availableParallelism: os.availableParallelism(),
+    arch: process.arch,
+    platform: `${os.platform()} ${os.release()}`,
+    totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+  };
+}
+
 export function prepareInput(img: RgbImage, input: ModelInputSpec): ModelInputData {
   const transform = computeLetterbox(img.width, img.height, input.width, input.height, input.resize);
   const resized = resizeToModel(img, transform, PAD_FILL);
@@ -499,20 +512,12 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
       (hasTfjs ? " speedup = TF.js p50 / row p50, against the same TF.js graph, both from this run." : ""),
   );
 
-  const cpus = os.cpus();
   return {
     bench: "model",
     schemaVersion: 1,
     startedAt,
     command: opts.command ?? defaultCommand(),
-    machine: {
-      cpu: cpus[0]?.model.trim() ?? "unknown",
-      cores: cpus.length,
-      availableParallelism: os.availableParallelism(),
-      arch: process.arch,
-      platform: `${os.platform()} ${os.release()}`,
-      totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    },
+    machine: machineInfo(),
     versions: {
       node: process.version,
       onnxruntime: ort.env.versions.node ?? ort.env.versions.common,

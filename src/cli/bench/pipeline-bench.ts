@@ -48,7 +48,7 @@ import {
   type LogLine,
   type RunningDaemon,
 } from "./daemon-process.ts";
-import { commandLineOf, DEFAULT_BENCH_VIDEO, latencyStats, prepareInput, spreadFrameIndices, type LatencyStats } from "./model-bench.ts";
+import { commandLineOf, DEFAULT_BENCH_VIDEO, latencyStats, machineInfo, prepareInput, spreadFrameIndices, type LatencyStats } from "./model-bench.ts";
 import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./table.ts";
 
 export const DEFAULT_PIPELINE_FRAMES = 300;
@@ -978,19 +978,13 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
 
     const clock: ClockCheck = { ...clockCheck, messagesChecked: ctx.clock.checked, messageViolations: ctx.clock.violations };
     const notes = buildNotes(warmup, clock);
-    const cpus = os.cpus();
     return {
       bench: "pipeline",
       schemaVersion: 1,
       startedAt,
       command: opts.command ?? defaultCommand(),
       machine: {
-        cpu: cpus[0]?.model.trim() ?? "unknown",
-        cores: cpus.length,
-        availableParallelism: os.availableParallelism(),
-        arch: process.arch,
-        platform: `${os.platform()} ${os.release()}`,
-        totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+        ...machineInfo(),
         loadAvgStart,
         loadAvgEnd: os.loadavg(),
       },
