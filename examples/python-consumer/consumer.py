@@ -244,6 +244,9 @@ def summarize(topic, msg, pb2):
             "detections": len(msg.detections),
             "labels": labels,
             "best_score": round(msg.detections[0].score, 3) if msg.detections else None,
+            # track_id, range_m, ttc_s, in_corridor: filled where the camera has a hazard assessment
+            "tracked": sum(1 for d in msg.detections if d.track_id),
+            "in_corridor": sum(1 for d in msg.detections if d.in_corridor),
         }
     if topic == "health":
         return {
@@ -256,6 +259,8 @@ def summarize(topic, msg, pb2):
         "alerts": len(msg.alerts),
         "kinds": [enum_name(pb2.Alert.Kind, a.kind) for a in msg.alerts],
         "critical": sum(1 for a in msg.alerts if a.level == pb2.Alert.LEVEL_CRITICAL),
+        # header.valid false (health not OK): show the alerts, do not act on them
+        "valid": msg.header.valid,
     }
 
 

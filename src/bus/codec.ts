@@ -55,7 +55,17 @@ export interface DetectionsBody {
   frameWidthPx: number;
   frameHeightPx: number;
   /** boxes travel as float32, the detector's own precision */
-  detections: Detection[];
+  detections: PublishedDetection[];
+}
+
+/** A detection as published: the detector's fields plus what the hazard assessment knows of it (absent: unknown). */
+export interface PublishedDetection extends Detection {
+  /** the object's track; absent (0 on the wire): not tracked */
+  trackId?: bigint;
+  rangeM?: number;
+  ttcS?: number;
+  /** absent (false on the wire): outside the corridor, or none configured */
+  inCorridor?: boolean;
 }
 
 export const HEALTH_STATES = ["STATE_UNSPECIFIED", "STATE_STARTING", "STATE_OK", "STATE_DEGRADED", "STATE_FAULT", "STATE_STOPPING"] as const;
@@ -92,7 +102,7 @@ export interface HealthBody {
   executionProvider: string;
 }
 
-export const ALERT_KINDS = ["KIND_UNSPECIFIED", "KIND_FORWARD_COLLISION", "KIND_PEDESTRIAN", "KIND_CYCLIST", "KIND_OBSTACLE"] as const;
+export const ALERT_KINDS = ["KIND_UNSPECIFIED", "KIND_FORWARD_COLLISION", "KIND_PEDESTRIAN", "KIND_CYCLIST", "KIND_OBSTACLE", "KIND_VEHICLE"] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 
 export const ALERT_LEVELS = ["LEVEL_UNSPECIFIED", "LEVEL_INFO", "LEVEL_WARNING", "LEVEL_CRITICAL"] as const;
@@ -347,7 +357,19 @@ const ADAPTERS: { [T in TopicName]: Adapter<BodyOf<T>> } = {
       model: b.model,
       frameWidthPx: b.frameWidthPx,
       frameHeightPx: b.frameHeightPx,
-      detections: b.detections.map((d) => ({ classId: d.classId, label: d.label, score: d.score, x1Px: d.box[0], y1Px: d.box[1], x2Px: d.box[2], y2Px: d.box[3] })),
+      detections: b.detections.map((d) => ({
+        classId: d.classId,
+        label: d.label,
+        score: d.score,
+        x1Px: d.box[0],
+        y1Px: d.box[1],
+        x2Px: d.box[2],
+        y2Px: d.box[3],
+        trackId: d.trackId,
+        rangeM: d.rangeM,
+        ttcS: d.ttcS,
+        inCorridor: d.inCorridor,
+      })),
     }),
     fromWire: (w) => {
       const dets = w.detections as Plain[];
@@ -355,11 +377,17 @@ const ADAPTERS: { [T in TopicName]: Adapter<BodyOf<T>> } = {
         model: w.model as string,
         frameWidthPx: w.frameWidthPx as number,
         frameHeightPx: w.frameHeightPx as number,
+        // The hazard fields are left out where they hold their "unknown" value, so a detection
+        // of an untracked camera reads back exactly as the detector produced it.
         detections: dets.map((d) => ({
           classId: d.classId as number,
           label: d.label as string,
           score: d.score as number,
           box: [d.x1Px as number, d.y1Px as number, d.x2Px as number, d.y2Px as number],
+          ...(d.trackId !== undefined && d.trackId !== 0n ? { trackId: d.trackId as bigint } : {}),
+          ...(d.rangeM !== undefined ? { rangeM: d.rangeM as number } : {}),
+          ...(d.ttcS !== undefined ? { ttcS: d.ttcS as number } : {}),
+          ...(d.inCorridor === true ? { inCorridor: true } : {}),
         })),
       };
     },

@@ -2,8 +2,7 @@
 // its objects in one object rather than Header + body (the test harness, quick scripts).
 // The wire format is protobuf (proto/perceptd.proto, message Detections); encoding goes
 // through BusEncoder (src/bus/codec.ts) only, so the counter and CRC are stamped in one place.
-import type { Detection } from "../infer/types.ts";
-import { decodeFrame } from "./codec.ts";
+import { decodeFrame, type PublishedDetection } from "./codec.ts";
 
 export interface DetectionsMessage {
   camera: string;
@@ -24,7 +23,8 @@ export interface DetectionsMessage {
   /** size of the source frame in pixels: the space the boxes are in */
   width: number;
   height: number;
-  detections: Detection[];
+  /** with track id, range, time to collision and corridor membership where the camera has a hazard assessment */
+  detections: PublishedDetection[];
 }
 
 /** Checks (CRC, schema_version, data_id) and decodes a `detections` frame; throws FrameError saying what is wrong. */

@@ -5,9 +5,11 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { register as registerBench } from "./commands/bench.ts";
 import { register as registerDetect } from "./commands/detect.ts";
+import { register as registerEval } from "./commands/eval.ts";
 import { register as registerKeys } from "./commands/keys.ts";
 import { register as registerListen } from "./commands/listen.ts";
 import { register as registerModels } from "./commands/models.ts";
+import { register as registerPrune } from "./commands/prune.ts";
 import { ExitError, register as registerRun } from "./commands/run.ts";
 
 export const EXIT_OK = 0;
@@ -51,6 +53,8 @@ export function buildProgram(): Command {
   registerModels(program);
   registerBench(program);
   registerDetect(program);
+  registerEval(program);
+  registerPrune(program);
   registerListen(program);
   registerKeys(program);
   return program;

@@ -7,6 +7,7 @@
 // field defaults; .prefault({}) parses {} and so takes every default from the fields.
 import { z } from "zod";
 import { Z85_KEY_PATTERN } from "../bus/z85.ts";
+import { AlertsSchema, CorridorSchema, GeometrySchema, TrackingSchema } from "./hazard-schema.ts";
 
 /** Keys whose value is a filesystem path; a relative one is resolved against the folder of the config file it came from (see load.ts). */
 export const filePathKeys = z.registry();
@@ -24,10 +25,16 @@ export const RestartSchema = z
     initialBackoffMs: ms(500, 10, 600_000, "first delay before restarting a failed live source"),
     maxBackoffMs: ms(30_000, 100, 3_600_000, "ceiling of the exponential backoff"),
     jitter: z.number().min(0).max(1).default(0.2).describe("random spread added to each delay, as a fraction of it"),
+    stallTimeoutMs: ms(
+      5000,
+      100,
+      600_000,
+      "a running pipeline that delivers no frame for this long has failed: it is torn down and, for a live source, rebuilt after the backoff (camera_restarting); health.cameraStallMs flags the silence much sooner",
+    ),
   })
   .strict()
   .superRefine(backoffWithinCeiling)
-  .describe("restart policy of a live source (v4l2, csi, rtsp, live pipeline) after an error or end of stream");
+  .describe("when a silent source counts as failed, and the backoff before a live source (v4l2, csi, rtsp, live pipeline) is rebuilt after an error or end of stream");
 
 // A named check on the restart block itself, so it still runs (and is reported) when some
 // other part of the camera is invalid.
@@ -89,8 +96,16 @@ export const CameraSchema = z
     id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, "1-32 letters, digits, '_' or '-'").describe("camera id, carried in every frame and bus message"),
     source: SourceSchema,
     restart: RestartSchema.prefault({}),
+    geometry: GeometrySchema.optional(),
+    corridor: CorridorSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine(groundCorridorHasGeometry);
+
+function groundCorridorHasGeometry(c: { geometry?: unknown; corridor?: { type: string } }, ctx: z.RefinementCtx): void {
+  if (c.corridor?.type === "ground" && c.geometry === undefined)
+    ctx.addIssue({ code: "custom", path: ["corridor", "type"], message: "a ground corridor needs the camera's geometry (or use type: image with a polygon)" });
+}
 
 export const ExecutionProviderSchema = z.enum(["tensorrt", "cuda", "cpu"]);
 
@@ -98,7 +113,7 @@ export const ExecutionProviderSchema = z.enum(["tensorrt", "cuda", "cpu"]);
 // DEGRADED (still publishing, some of it late or missing) or FAULT (systemd restarts it).
 export const HealthSchema = z
   .object({
-    cameraStallMs: ms(500, 50, 60_000, "a camera with no frame for this long raises camera_stall (DEGRADED) until its next frame; the pipeline itself is rebuilt only after a much longer stall"),
+    cameraStallMs: ms(500, 50, 60_000, "a camera with no frame for this long raises camera_stall (DEGRADED) until its next frame; the pipeline itself is rebuilt after the camera's restart.stallTimeoutMs"),
     inferenceDeadlineMs: ms(100, 1, 60_000, "per-frame worker time (preprocess + inference + decode) above this is an inference overrun"),
     overrunWindow: z.number().int().min(1).max(10_000).default(30).describe("frames per camera over which overruns, and detections stale at publish, are counted"),
     overrunThreshold: z
@@ -168,6 +183,10 @@ export const ConfigSchema = z
         executionProviders: z.array(ExecutionProviderSchema).min(1).default(["cpu"]).describe("tried in order; the first that loads runs"),
         intraOpThreads: z.number().int().min(0).max(256).default(0).describe("ONNX Runtime intra-op threads (0: one per core)"),
         interOpThreads: z.number().int().min(0).max(256).default(1).describe("ONNX Runtime inter-op threads (parallel graph branches)"),
+        allowSpinning: z
+          .boolean()
+          .default(false)
+          .describe("let ONNX Runtime's threads busy-wait between operators: a little faster alone, slower next to GStreamer and the bus on the same cores (see the README's pipeline bench)"),
         trtFp16: z.boolean().default(true).describe("TensorRT: allow fp16 kernels"),
         trtCacheDir: filePath("TensorRT engine cache folder (engines are built on first run, minutes on a Jetson)").default("/var/cache/perceptd/trt"),
         warmupRuns: z.number().int().min(0).max(100).default(3).describe("inferences on a blank frame before the daemon reports ready"),
@@ -219,6 +238,8 @@ export const ConfigSchema = z
       .prefault({})
       .describe("Prometheus metrics and health endpoint"),
     health: HealthSchema.prefault({}),
+    tracking: TrackingSchema.prefault({}),
+    alerts: AlertsSchema.prefault({}),
     status: z
       .object({
         mode: z.enum(["auto", "on", "off"]).default("auto").describe("live status line on stderr; auto: when stderr is a terminal"),

@@ -19,11 +19,16 @@ import { HealthSupervisor, EXIT_HEALTH_GAVE_UP } from "../health/supervisor.ts";
 import { busHealthState, describeReason, toHealthStatus, type HealthSnapshot } from "../health/state.ts";
 import type { CameraHealthState } from "../bus/codec.ts";
 import { LatencyWindow, RateMeter } from "./latency-window.ts";
+import { HazardStage } from "./hazard-stage.ts";
 
-export type StopReason = "signal" | "end-of-stream" | "fatal";
+/** "source-failed": every camera ended and at least one ended on an error (an unreadable replay). */
+export type StopReason = "signal" | "end-of-stream" | "source-failed" | "fatal";
 
 /** Exit status when the health monitors gave up (workers could not be brought back). */
 export const EXIT_FATAL = EXIT_HEALTH_GAVE_UP;
+
+/** Exit status when a source that is not restarted failed (EX_NOINPUT): the run did not do what it was asked. */
+export const EXIT_SOURCE_FAILED = 66;
 
 export interface DaemonStatus {
   uptimeS: number;
@@ -49,7 +54,7 @@ export interface DaemonOptions {
 
 interface CameraState {
   source: CameraSource;
-  ended: boolean;
+  ended: false | "eos" | "error";
   lastObjects: Record<string, number>;
 }
 
@@ -73,6 +78,8 @@ export class Daemon {
   private counts = { ingested: 0, processed: 0, dropped: 0 };
   private stopping: Promise<void> | undefined;
   private resolveStopped!: (r: StopReason) => void;
+  /** tracking, distances and alerts per camera; publishes the alerts topic */
+  private readonly hazard: HazardStage;
 
   private constructor(
     private readonly config: Config,
@@ -90,6 +97,7 @@ export class Daemon {
     this.endpoints = bus.endpoints;
     this.metricsUrl = server?.url ?? null;
     this.stopped = new Promise((r) => (this.resolveStopped = r));
+    this.hazard = new HazardStage({ config, bus, metrics, logger, health: () => supervisor.state });
   }
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
@@ -157,6 +165,9 @@ export class Daemon {
       log.info({ endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name }, "bus bound; loading model");
       const d = new Daemon(config, logger, model, metrics, bus, server, null, supervisor);
       daemon = d;
+      // From here on, so the alerts topic says "not valid" while the model loads rather than
+      // staying silent.
+      d.hazard.start();
       d.pool = await InferencePool.start({
         init: {
           modelPath: model.path,
@@ -165,6 +176,7 @@ export class Daemon {
           executionProviders: config.inference.executionProviders,
           intraOpThreads: config.inference.intraOpThreads,
           interOpThreads: config.inference.interOpThreads,
+          allowSpinning: config.inference.allowSpinning,
           trtFp16: config.inference.trtFp16,
           trtCacheDir: config.inference.trtCacheDir,
           warmupRuns: config.inference.warmupRuns,
@@ -194,6 +206,7 @@ export class Daemon {
       metrics.setReady(true);
       return d;
     } catch (e) {
+      daemon?.hazard.dispose();
       supervisor.close();
       await bus?.close();
       await server?.close();
@@ -232,7 +245,7 @@ export class Daemon {
     this.pool?.setSettings(settings);
     this.log.level = next.log.level;
     const changed = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
-    const needsRestart = (["cameras", "bus", "metrics", "inference", "health"] as const).filter((k) => changed(this.config[k], next[k]));
+    const needsRestart = (["cameras", "bus", "metrics", "inference", "health", "tracking", "alerts"] as const).filter((k) => changed(this.config[k], next[k]));
     if (next.model.name !== this.config.model.name || next.model.manifest !== this.config.model.manifest) needsRestart.push("model" as never);
     return { applied: ["model.scoreThreshold", "model.iouThreshold", "model.classes", "model.maxDetections", "log.level"], needsRestart };
   }
@@ -290,9 +303,14 @@ export class Daemon {
       this.metrics.setReady(false);
       this.log.info({ reason }, "stopping");
       await Promise.all([...this.cameras.values()].map((c) => c.source.stop()));
+      // Every replay ended: its last frames are part of the run (a signal does not wait).
+      if (reason === "end-of-stream") await this.pool?.settle(2000);
       await this.pool?.close(1000);
-      // The last health message says STOPPING, so consumers know the silence that follows is intended.
-      this.publishHealth({ state: "stopping", sinceMs: performance.now(), reasons: [] });
+      // The last health message says STOPPING, so consumers know the silence that follows is
+      // intended; its reasons are those still active (none after an orderly stop; the
+      // camera_failed or worker_failed that ended the run otherwise).
+      this.supervisor.publishNow();
+      this.hazard.stop();
       this.supervisor.close();
       await this.bus.flush(300);
       await this.bus.close();
@@ -313,6 +331,7 @@ export class Daemon {
         source: new CameraSource(cam, { width, height, resize }, {
           onFrame: (f) => this.onFrame(f),
           onEvent: (e) => this.onCameraEvent(cam.id, e, log),
+          whenConsumerReady: () => this.pool?.whenSlotFree(cam.id) ?? null,
         }),
       };
       this.cameras.set(cam.id, state);
@@ -341,9 +360,12 @@ export class Daemon {
     if (e.type === "running") this.metrics.cameraUp.set({ camera }, 1);
     if (e.type === "error" || e.type === "restart" || e.type === "ended") this.metrics.cameraUp.set({ camera }, 0);
     if (e.type === "ended") {
-      this.cameras.get(camera)!.ended = true;
+      this.cameras.get(camera)!.ended = e.reason;
+      // camera_failed (a FAULT) goes out now, before the stop below turns the state to STOPPING.
+      if (e.reason === "error") this.supervisor.publishNow();
       // A replay that has ended ends the run once every camera is done.
-      if ([...this.cameras.values()].every((c) => c.ended)) void this.stop("end-of-stream");
+      const all = [...this.cameras.values()];
+      if (all.every((c) => c.ended !== false)) void this.stop(all.some((c) => c.ended === "error") ? "source-failed" : "end-of-stream");
     }
   }
 
@@ -353,10 +375,12 @@ export class Daemon {
     // Older than the latency budget: still published (the message is also the detector's
     // heartbeat, and trackers may use it) but flagged valid=false, never passed off as fresh.
     const { valid } = this.supervisor.checkFreshness(r.camera, r.tIngestNs, tPublish);
+    // Tracking, distance, time to collision, corridor; alerts go out from there when they change.
+    const detections = this.hazard.assess(r.camera, r.detections, { width, height }, r.tIngestNs);
     // The bus stamps counter, publish time and CRC (src/bus/codec.ts).
     this.bus.publishMessage(
       "detections",
-      { model: this.model.name, frameWidthPx: width, frameHeightPx: height, detections: r.detections },
+      { model: this.model.name, frameWidthPx: width, frameHeightPx: height, detections },
       { cameraId: r.camera, frameSeq: r.seq, tIngestMonoNs: r.tIngestNs, valid },
     );
     if (!valid) this.metrics.detectionsStale.inc({ camera: r.camera });

@@ -96,6 +96,9 @@ export class CameraStallMonitor {
         if (this.cameras.delete(e.camera)) {
           this.sink.clear("camera_stall", e.camera);
           this.sink.clear("camera_restarting", e.camera);
+          // A source that ended on an error (a replay that cannot be read) will not come back:
+          // say so on the bus, where an end of file would say nothing.
+          if (e.reason === "error") this.sink.raise("camera_failed", e.camera, e.detail ?? "the source ended on an error");
         }
         return;
       case "error":
@@ -118,6 +121,18 @@ export class CameraStallMonitor {
       const what = w.seenFrame ? "no frame for" : "no first frame within";
       this.sink.raise("camera_stall", camera, `${what} ${Math.round(silentMs)} ms (limit ${limit} ms)`);
     }
+  }
+
+  /**
+   * Shutdown: the cameras are being stopped on purpose, so their silence from now on is no
+   * stall. Clears camera_stall and camera_restarting; camera_failed stays (it says why).
+   */
+  stopWatching(): void {
+    for (const camera of this.cameras.keys()) {
+      this.sink.clear("camera_stall", camera);
+      this.sink.clear("camera_restarting", camera);
+    }
+    this.cameras.clear();
   }
 
   /** Cameras currently stalled. */
@@ -174,21 +189,35 @@ export class SustainedCounter {
   }
 }
 
-/** One SustainedCounter per camera, raising `reason` for the camera while tripped. */
-class PerCameraSustained {
+/**
+ * A per-camera limit on a time (worker time, age at publish): each observation above
+ * `limitMs` is a hit, counted since start; `threshold` hits among a camera's last `window`
+ * raise `reason` for the camera (one SustainedCounter each) until at most half remain.
+ */
+class PerCameraLimit {
   private readonly counters = new Map<string, SustainedCounter>();
+  private readonly totals = new Map<string, number>();
 
   constructor(
     private readonly sink: ReasonSink,
     private readonly reason: "inference_overrun" | "detections_stale",
+    readonly limitMs: number,
+    /** the option's name, for the error on a bad limit */
+    limitName: string,
     private readonly window: number,
     private readonly threshold: number,
+    /** the reason's detail, e.g. "5 of the last frames over 100 ms (latest 116.0 ms)" */
+    private readonly describe: (hits: number, latestMs: number) => string,
   ) {
+    requirePositive(limitName, limitMs);
     // Checked here so a bad config fails at construction, not at the first frame.
     new SustainedCounter(window, threshold);
   }
 
-  push(camera: string, hit: boolean, detail: () => string): void {
+  /** Returns true when `valueMs` is over the limit. */
+  observe(camera: string, valueMs: number): boolean {
+    const hit = valueMs > this.limitMs;
+    if (hit) this.totals.set(camera, (this.totals.get(camera) ?? 0) + 1);
     let c = this.counters.get(camera);
     if (c === undefined) {
       c = new SustainedCounter(this.window, this.threshold);
@@ -196,12 +225,14 @@ class PerCameraSustained {
     }
     const was = c.tripped;
     const now = c.push(hit);
-    if (now && (!was || hit)) this.sink.raise(this.reason, camera, detail());
+    if (now && (!was || hit)) this.sink.raise(this.reason, camera, this.describe(c.hits, valueMs));
     else if (!now && was) this.sink.clear(this.reason, camera);
+    return hit;
   }
 
-  hits(camera: string): number {
-    return this.counters.get(camera)?.hits ?? 0;
+  /** Hits of a camera since start. */
+  total(camera: string): number {
+    return this.totals.get(camera) ?? 0;
   }
 }
 
@@ -229,26 +260,21 @@ export interface InferenceOverrunOptions {
  */
 export class InferenceOverrunMonitor {
   readonly deadlineMs: number;
-  private readonly windows: PerCameraSustained;
-  private readonly totals = new Map<string, number>();
+  private readonly limit: PerCameraLimit;
 
   constructor(sink: ReasonSink, opts: InferenceOverrunOptions) {
-    requirePositive("deadlineMs", opts.deadlineMs);
     this.deadlineMs = opts.deadlineMs;
-    this.windows = new PerCameraSustained(sink, "inference_overrun", opts.window, opts.threshold);
+    this.limit = new PerCameraLimit(sink, "inference_overrun", opts.deadlineMs, "deadlineMs", opts.window, opts.threshold, (hits, latest) => `${hits} of the last frames over ${opts.deadlineMs} ms (latest ${latest.toFixed(1)} ms)`);
   }
 
   /** Returns true when this frame overran (count it in a metric). */
   frame(camera: string, workMs: number): boolean {
-    const over = workMs > this.deadlineMs;
-    if (over) this.totals.set(camera, (this.totals.get(camera) ?? 0) + 1);
-    this.windows.push(camera, over, () => `${this.windows.hits(camera)} of the last frames over ${this.deadlineMs} ms (latest ${workMs.toFixed(1)} ms)`);
-    return over;
+    return this.limit.observe(camera, workMs);
   }
 
   /** Overruns of a camera since start. */
   overruns(camera: string): number {
-    return this.totals.get(camera) ?? 0;
+    return this.limit.total(camera);
   }
 }
 
@@ -286,26 +312,21 @@ export interface FreshnessVerdict {
  */
 export class FreshnessMonitor {
   readonly budgetMs: number;
-  private readonly windows: PerCameraSustained;
-  private readonly totals = new Map<string, number>();
+  private readonly limit: PerCameraLimit;
 
   constructor(sink: ReasonSink, opts: FreshnessOptions) {
-    requirePositive("budgetMs", opts.budgetMs);
     this.budgetMs = opts.budgetMs;
-    this.windows = new PerCameraSustained(sink, "detections_stale", opts.window, opts.threshold);
+    this.limit = new PerCameraLimit(sink, "detections_stale", opts.budgetMs, "budgetMs", opts.window, opts.threshold, (hits, latest) => `${hits} of the last results older than ${opts.budgetMs} ms at publish (latest ${latest.toFixed(1)} ms)`);
   }
 
   check(camera: string, tIngestNs: bigint, tPublishNs: bigint): FreshnessVerdict {
     const ageMs = Number(tPublishNs - tIngestNs) / 1e6;
-    const valid = ageMs <= this.budgetMs;
-    if (!valid) this.totals.set(camera, (this.totals.get(camera) ?? 0) + 1);
-    this.windows.push(camera, !valid, () => `${this.windows.hits(camera)} of the last results older than ${this.budgetMs} ms at publish (latest ${ageMs.toFixed(1)} ms)`);
-    return { valid, ageMs };
+    return { valid: !this.limit.observe(camera, ageMs), ageMs };
   }
 
   /** Results of a camera published with valid=false since start. */
   stale(camera: string): number {
-    return this.totals.get(camera) ?? 0;
+    return this.limit.total(camera);
   }
 }
 
@@ -444,6 +465,7 @@ export class InferenceHangMonitor {
     if (w.replacingSinceMs === null) return;
     w.replacingSinceMs = null;
     w.busySinceMs = null;
+    this.sink.clear("inference_hang", w.source);
     this.sink.clear("worker_replaced", w.source);
   }
 
@@ -466,10 +488,10 @@ export class InferenceHangMonitor {
     this.replacementCount++;
     w.replacingSinceMs = now;
     w.busySinceMs = null;
-    // The replacement detaches the hung thread at once: the lane is no longer stuck on it,
-    // it is restarting, which its cameras feel as missing detections, not as a dead daemon.
+    // A hang (inference_hang, FAULT) stays raised until the replacement is warm: until then
+    // its cameras get no detections at all, and consumers must see that as FAULT on the bus,
+    // not as the milder DEGRADED of a lane that is merely restarting.
     this.sink.raise("worker_replaced", w.source, why);
-    this.sink.clear("inference_hang", w.source);
     return { type: "replace", worker, why };
   }
 

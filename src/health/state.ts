@@ -35,6 +35,8 @@ export const REASON_SEVERITY = {
   camera_stall: "degraded",
   /** a camera's pipeline failed and is backing off before a restart (source: camera id) */
   camera_restarting: "degraded",
+  /** a source that is not restarted (a replay file) ended on an error: it will not come back (source: camera id) */
+  camera_failed: "fault",
   /** k of a camera's last n frames missed the per-frame inference deadline (source: camera id) */
   inference_overrun: "degraded",
   /** a worker has been inside one frame for longer than the hang limit (source: worker) */

@@ -174,6 +174,8 @@ export class HealthSupervisor {
 
   /** Shutdown began: STOPPING, and STOPPING=1 to systemd. The tick keeps feeding the watchdog until close(). */
   markStopping(why?: string): void {
+    // The cameras are about to be stopped on purpose: their silence is no stall.
+    this.cameras.stopWatching();
     this.machine.markStopping();
     this.notifier.stopping(why === undefined ? "stopping" : `stopping: ${why}`);
   }
@@ -239,6 +241,14 @@ export class HealthSupervisor {
     const hang = this.hangMonitor;
     if (hang !== null && this.inference !== null) for (const a of hang.sample(this.inference.busy())) this.act(a);
     this.watchdog.feed(this.machine.state);
+    this.publishNow();
+  }
+
+  /**
+   * The health message now, outside the tick: for a state that must reach the bus before
+   * what follows it (a camera that failed, the FAULT of giving up) replaces it.
+   */
+  publishNow(): void {
     this.opts.onPublish?.(this.machine.snapshot());
   }
 
@@ -246,6 +256,9 @@ export class HealthSupervisor {
     if (a.type === "give-up") {
       if (this.gaveUp) return;
       this.gaveUp = true;
+      // FAULT (worker_failed) goes out before onGiveUp's stop turns the state to STOPPING,
+      // so the bus says why the daemon is about to go away.
+      this.publishNow();
       this.opts.onGiveUp(a.why);
       return;
     }

@@ -114,6 +114,12 @@ export class FrameScheduler<F extends CameraFrame = CameraFrame> {
     return out;
   }
 
+  /** Whether `camera` has a frame in its waiting slot. */
+  isWaiting(camera: string): boolean {
+    const i = this.index.get(camera);
+    return i !== undefined && this.slots[i].waiting !== undefined;
+  }
+
   /** Frames waiting, over all cameras. */
   get waiting(): number {
     return this.waitingCount;

@@ -103,6 +103,8 @@ export class InferencePool {
   private readonly workerInit: WorkerInit;
   private settings: DetectSettings;
   private closing: Promise<void> | undefined;
+  /** whenSlotFree() callers, by camera */
+  private readonly slotWaiters = new Map<string, (() => void)[]>();
 
   private constructor(layout: WorkerLayout, lanes: Lane[], laneOf: Map<string, Lane>, opts: InferencePoolOptions, workerInit: WorkerInit) {
     this.layout = layout;
@@ -192,6 +194,23 @@ export class InferencePool {
     this.pump(lane);
   }
 
+  /**
+   * Backpressure for sources that can wait (CameraSourceOptions.whenConsumerReady): null
+   * when `camera`'s waiting slot is empty, so a frame submitted now replaces nothing; else a
+   * promise that resolves once its worker has taken the waiting frame (or the pool closes).
+   * Keeping one frame waiting behind the one in flight means the worker never idles on a
+   * decode.
+   */
+  whenSlotFree(camera: string): Promise<void> | null {
+    const lane = this.laneOf.get(camera);
+    if (lane === undefined || this.closing !== undefined || !lane.scheduler.isWaiting(camera)) return null;
+    return new Promise((resolve) => {
+      const list = this.slotWaiters.get(camera);
+      if (list === undefined) this.slotWaiters.set(camera, [resolve]);
+      else list.push(resolve);
+    });
+  }
+
   /** New decode settings for every worker, from the next frame each runs (SIGHUP). Throws RangeError on bad values, before changing any worker. */
   setSettings(s: DetectSettings): void {
     checkDetectSettings(s, this.opts.init.entry.labels.length, `InferencePool (model "${this.opts.init.modelName}"): detect settings`);
@@ -255,6 +274,26 @@ export class InferencePool {
   }
 
   /**
+   * Resolves once no frame waits or runs in any lane, or after timeoutMs: the end of a
+   * replay finishes its last frames before close() would drop the waiting ones. A lane
+   * whose worker is down (nothing running) is not waited for.
+   */
+  async settle(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const running = this.lanes.map((l) => l.running).filter((r): r is Promise<void> => r !== undefined);
+      const left = deadline - performance.now();
+      if (running.length === 0 || left <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((r) => (timer = setTimeout(r, left)));
+      // A finished frame's handler pumps the next waiting one synchronously, so looking
+      // again right after any lane settles sees the whole pool's state.
+      await Promise.race([Promise.race(running), timeout]);
+      clearTimeout(timer);
+    }
+  }
+
+  /**
    * Shutdown: waiting frames are dropped ("closed"), each worker finishes the frame in
    * flight (its result is delivered), then releases its session and ends. Bounded by
    * timeoutMs, workers in parallel; a worker still running a frame then is detached (see
@@ -266,6 +305,7 @@ export class InferencePool {
     if (this.closing !== undefined) return this.closing;
     this.closing = (async () => {
       for (const lane of this.lanes) for (const f of lane.scheduler.drain()) this.drop(f, "closed");
+      this.releaseSlotWaiters();
       // A replacement under way ends on its own: it sees `closing` and closes what it started.
       await Promise.all(this.lanes.map((lane) => lane.worker.close(timeoutMs)));
       // The result handlers run before a worker's close() resumes; this only waits for their finally.
@@ -285,6 +325,7 @@ export class InferencePool {
     if (lane.running !== undefined || !lane.worker.alive || this.closing !== undefined) return;
     const frame = lane.scheduler.next();
     if (frame === undefined) return;
+    this.releaseSlotWaiters(frame.camera);
     lane.running = lane.worker.infer(frame).then(
       (result) => {
         lane.completed.set(frame.camera, (lane.completed.get(frame.camera) ?? 0) + 1);
@@ -308,6 +349,15 @@ export class InferencePool {
       callback();
     } finally {
       this.pump(lane);
+    }
+  }
+
+  private releaseSlotWaiters(camera?: string): void {
+    const cameras = camera === undefined ? [...this.slotWaiters.keys()] : [camera];
+    for (const c of cameras) {
+      const list = this.slotWaiters.get(c);
+      this.slotWaiters.delete(c);
+      for (const resolve of list ?? []) resolve();
     }
   }
 

@@ -16,6 +16,13 @@ export interface SessionOptions {
   /** Threads across independent operators; 0 or absent lets ORT decide. */
   interOpThreads?: number;
   /**
+   * Whether ORT's pool threads busy-wait for work between operators (ORT's default: yes).
+   * Spinning shaves a little off one run but burns the cores meanwhile, which a daemon
+   * that also decodes video and publishes on the same cores pays for (see the README's
+   * pipeline bench). Absent: ORT's default.
+   */
+  allowSpinning?: boolean;
+  /**
    * TensorRT engine cache folder and FP16 switch. onnxruntime-node 1.30 hands the
    * TensorRT provider its device id only (and its provider then ignores the ORT_TENSORRT_*
    * variables), so these cannot take effect yet; a TensorRT session with either set
@@ -92,6 +99,12 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
   const base: ort.InferenceSession.SessionOptions = {};
   if (opts.intraOpThreads !== undefined) base.intraOpNumThreads = opts.intraOpThreads;
   if (opts.interOpThreads !== undefined) base.interOpNumThreads = opts.interOpThreads;
+  if (opts.allowSpinning !== undefined) {
+    // Session config keys session.intra_op.allow_spinning / session.inter_op.allow_spinning
+    // (onnxruntime_session_options_config_keys.h); the Node binding takes string values.
+    const spin = opts.allowSpinning ? "1" : "0";
+    base.extra = { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } };
+  }
 
   const tried: ProviderAttempt[] = [];
   for (const provider of providers) {

@@ -21,6 +21,8 @@ export interface WorkerInit {
   intraOpThreads: number;
   /** 0: ONNX Runtime decides */
   interOpThreads: number;
+  /** ORT pool threads busy-wait between operators (SessionOptions.allowSpinning) */
+  allowSpinning: boolean;
   trtFp16: boolean;
   trtCacheDir: string;
   warmupRuns: number;

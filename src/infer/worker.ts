@@ -150,6 +150,7 @@ async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> 
     executionProviders: init.executionProviders,
     intraOpThreads: init.intraOpThreads,
     interOpThreads: init.interOpThreads,
+    allowSpinning: init.allowSpinning,
     trtFp16: init.trtFp16,
     trtCacheDir: init.trtCacheDir,
     source: init.modelPath,

@@ -3,7 +3,8 @@
 import type { z } from "zod";
 import type { RestartSchema } from "../config/schema.ts";
 
-export type RestartConfig = z.infer<typeof RestartSchema>;
+/** The backoff part of a camera's restart block. */
+export type RestartConfig = Pick<z.infer<typeof RestartSchema>, "initialBackoffMs" | "maxBackoffMs" | "jitter">;
 
 /**
  * Delay in whole milliseconds before restart number `attempt` (1 for the first restart

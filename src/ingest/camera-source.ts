@@ -48,7 +48,8 @@ export type CameraEvent =
   | { type: "error"; camera: string; message: string }
   /** `attempt` counts consecutive restarts since the last healthy run, from 1. */
   | { type: "restart"; camera: string; attempt: number; delayMs: number }
-  | { type: "ended"; camera: string; reason: "eos" | "error" };
+  /** `detail`: for reason "error", the error that ended it (the same words as the "error" event). */
+  | { type: "ended"; camera: string; reason: "eos" | "error"; detail?: string };
 
 export interface CameraStats {
   /** Frames handed over by the appsink since start(), over all restarts and loops. */
@@ -68,18 +69,26 @@ export interface CameraSourceOptions {
   clock?: () => bigint;
   /** Frames delivered for this long make a pipeline healthy: the backoff starts over (default 10 s). */
   healthyAfterMs?: number;
-  /** A running pipeline that delivers no frame for this long has failed (default 10 s; 0: never). */
+  /** A running pipeline that delivers no frame for this long has failed (default: the camera's restart.stallTimeoutMs; 0: never). */
   stallTimeoutMs?: number;
   /** A (re)started pipeline must deliver its first frame within this (default 20 s; 0: never). */
   startTimeoutMs?: number;
   /** Random source for the backoff jitter (default Math.random). */
   random?: () => number;
+  /**
+   * Backpressure for sources that deliver every frame (a replay file with realtime: false):
+   * asked before each pull; null when the consumer can take a frame now, else a promise that
+   * resolves when it can. Decoding then waits for inference instead of decoding frames only
+   * for the consumer to drop them (measured: ~450 decoded per second for ~18 processed, the
+   * decoder taking a core from inference). Not used for live or paced sources, whose clock
+   * is not ours to hold back. The stall timeout does not run while waiting.
+   */
+  whenConsumerReady?: () => Promise<void> | null;
 }
 
 const DEFAULT_HEALTHY_AFTER_MS = 10_000;
 // RTSP over UDP gives up after 5 s and retries over TCP, so a first frame can take a while.
 const DEFAULT_START_TIMEOUT_MS = 20_000;
-const DEFAULT_STALL_TIMEOUT_MS = 10_000;
 // EOS and errors are posted right after the appsink runs dry; waiting longer means
 // GStreamer stopped without either.
 const TERMINAL_TIMEOUT_MS = 5_000;
@@ -100,6 +109,8 @@ class Run {
   lastFrameMs: number | null = null;
   eosSeen = false;
   drained = false;
+  /** waiting on whenConsumerReady: a silence that is ours, not the source's */
+  awaitingConsumer = false;
   terminalTimer: NodeJS.Timeout | null = null;
   watchdog: NodeJS.Timeout | null = null;
   released: Promise<void> = Promise.resolve();
@@ -163,7 +174,7 @@ export class CameraSource {
       throw new RangeError(`${this.where}: ${errorText(err)}`, { cause: err });
     }
     this.healthyAfterMs = opts.healthyAfterMs ?? DEFAULT_HEALTHY_AFTER_MS;
-    this.stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    this.stallTimeoutMs = opts.stallTimeoutMs ?? camera.restart.stallTimeoutMs;
     this.startTimeoutMs = opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   }
 
@@ -208,7 +219,9 @@ export class CameraSource {
   /** Pipeline to NULL; resolves when no GStreamer work for this camera is left. */
   stop(): Promise<void> {
     if (this.stopping !== null) return this.stopping;
-    this.state = "stopped";
+    // A source that ended by itself keeps saying so: the last health message tells a
+    // finished replay (ENDED) from a camera the shutdown stopped (STOPPED).
+    if (this.state !== "ended") this.state = "stopped";
     if (this.restartTimer !== null) {
       clearTimeout(this.restartTimer);
       this.restartTimer = null;
@@ -260,6 +273,15 @@ export class CameraSource {
 
   private async pullLoop(run: Run, runner: GstRunner): Promise<void> {
     for (;;) {
+      const ready = this.desc.everyFrame ? (this.opts.whenConsumerReady?.() ?? null) : null;
+      if (ready !== null) {
+        run.awaitingConsumer = true;
+        await ready;
+        run.awaitingConsumer = false;
+        if (run.closed) return;
+        // The stall clock restarts from the moment we ask again.
+        if (run.lastFrameMs !== null) run.lastFrameMs = this.nowMs();
+      }
       const sample = await runner.pull();
       if (run.closed) return;
       if (sample === null) {
@@ -414,7 +436,7 @@ export class CameraSource {
     this.emit({ type: "error", camera: this.id, message });
     if (this.ended()) return;
     if (this.desc.live) this.scheduleRestart();
-    else this.end("error");
+    else this.end("error", message);
   }
 
   private scheduleRestart(): void {
@@ -429,11 +451,11 @@ export class CameraSource {
     this.emit({ type: "restart", camera: this.id, attempt: this.attempt, delayMs });
   }
 
-  private end(reason: "eos" | "error"): void {
+  private end(reason: "eos" | "error", detail?: string): void {
     this.state = "ended";
     this.run = null;
     void Promise.all([...this.live].map((r) => r.released)).then(() => this.maybeReleaseThreads());
-    this.emit({ type: "ended", camera: this.id, reason });
+    this.emit(detail === undefined ? { type: "ended", camera: this.id, reason } : { type: "ended", camera: this.id, reason, detail });
   }
 
   private closeRun(run: Run): void {
@@ -480,7 +502,7 @@ export class CameraSource {
   }
 
   private overdue(run: Run): string | null {
-    if (run.closed || run.drained || run.eosSeen) return null;
+    if (run.closed || run.drained || run.eosSeen || run.awaitingConsumer) return null;
     const now = this.nowMs();
     if (run.lastFrameMs === null) {
       if (this.startTimeoutMs > 0 && now - run.startedMs > this.startTimeoutMs) {

@@ -29,7 +29,7 @@ const SAMPLES: TopicBodies = {
     frameWidthPx: 1280,
     frameHeightPx: 720,
     detections: [
-      { classId: 2, label: "car", score: 0.875, box: [10.5, 20.25, 110.75, 300] },
+      { classId: 2, label: "car", score: 0.875, box: [10.5, 20.25, 110.75, 300], trackId: 7n, rangeM: 12.5, ttcS: 2.25, inCorridor: true },
       { classId: 0, label: "person", score: 0.5, box: [600, 300, 900.125, 500] },
     ],
   } satisfies DetectionsBody,

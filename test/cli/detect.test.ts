@@ -1,6 +1,5 @@
 // The real CLI in a child process (bin/perceptd.js through tsx), on the shipped models and
 // vtest.avi: what a user or a script sees, exit codes included.
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -9,28 +8,12 @@ import { parseFrameSpec } from "../../src/cli/commands/detect.ts";
 import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
 import { readImageFile, writePng } from "../../src/ingest/image-file.ts";
 import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../src/model/manifest.ts";
+import { perceptd } from "./run-cli.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-const BIN = join(ROOT, "bin/perceptd.js");
 const VIDEO = ".cache/fixtures/vtest.avi";
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function perceptd(...args: string[]): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout, stderr }));
-  });
-}
 
 interface JsonDetection {
   file: string;

@@ -1,24 +1,12 @@
 // `perceptd keys` as a user runs it: files, modes, refusal to overwrite.
-import { spawn } from "node:child_process";
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readPublicKey, readSecretKeyFile } from "../../src/bus/curve.ts";
+import { perceptd } from "./run-cli.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
 
-function perceptd(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [join(ROOT, "bin/perceptd.js"), ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout, stderr }));
-  });
-}
 
 let dir: string;
 beforeAll(async () => {

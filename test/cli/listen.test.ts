@@ -105,9 +105,15 @@ describe("perceptd listen", () => {
   it("prints readable lines, and a NO_NEW_DATA line for a topic nobody publishes; SIGINT ends it with exit 0", async () => {
     const { port } = await startDaemon();
     const cli = perceptd(["listen", "-e", `tcp://127.0.0.1:${port}`]);
-    // alerts have no publisher yet (they come with the hazard work): the topic goes stale after 1000 ms
-    const [stale] = await cli.waitForLines(1, (l) => /\balerts\s+NO_NEW_DATA\s+no new data for \d+ ms \(stale after 1000 ms\)$/.test(l));
+    // Nobody on this port: the topic goes stale after its 1000 ms.
+    const nobody = perceptd(["listen", "-e", `tcp://127.0.0.1:${await freePort()}`, "-t", "alerts"]);
+    const [stale] = await nobody.waitForLines(1, (l) => /\balerts\s+NO_NEW_DATA\s+no new data for \d+ ms \(stale after 1000 ms\)$/.test(l));
     expect(stale).toMatch(/^\d\d:\d\d:\d\d\.\d{3}  alerts /);
+    nobody.child.kill("SIGINT");
+    expect(await nobody.exited).toBe(0);
+    // The daemon's alert set, re-sent as state: empty (this camera has no corridor).
+    const [alerts] = await cli.waitForLines(1, (l) => /\balerts\s+OK\s+#\d+  no alerts/.test(l));
+    expect(alerts).toMatch(/^\d\d:\d\d:\d\d\.\d{3}  alerts /);
     const [health] = await cli.waitForLines(1, (l) => /\bhealth\s+OK\s/.test(l));
     expect(health).toMatch(/health/);
     const [det] = await cli.waitForLines(2, (l) => /\bdetections\s+OK\s+#\d+  cam0 frame \d+  \d+ objects?/.test(l));

@@ -85,6 +85,26 @@ describe("CameraStallMonitor", () => {
     mon.frame("front");
     expect(reasons()).toEqual([]);
   });
+
+  it("a replay that ended on an error raises camera_failed (FAULT) with the error; shutdown clears stalls but keeps it", () => {
+    const { m, clock, now, reasons } = setup();
+    const mon = new CameraStallMonitor(m, { cameras: ["front", "replay"], stallMs: 500, clock: now });
+    mon.begin();
+    mon.frame("front");
+    m.markReady();
+    mon.event({ type: "ended", camera: "replay", reason: "error", detail: "camera replay (file x.avi): Could not determine type of stream" });
+    expect(reasons()).toEqual(["camera_failed/replay"]);
+    expect(m.reasons()[0].detail).toBe("camera replay (file x.avi): Could not determine type of stream");
+    expect(m.state).toBe("fault");
+    clock.t += 600;
+    mon.tick();
+    expect(reasons()).toEqual(["camera_failed/replay", "camera_stall/front"]);
+    mon.stopWatching();
+    expect(reasons(), "after stopWatching").toEqual(["camera_failed/replay"]);
+    clock.t += 10_000;
+    mon.tick();
+    expect(reasons(), "nothing is watched after stopWatching").toEqual(["camera_failed/replay"]);
+  });
 });
 
 describe("SustainedCounter", () => {
@@ -187,15 +207,13 @@ describe("InferenceHangMonitor", () => {
     const why = "worker shared busy on one frame for 1001 ms (limit 1000 ms)";
     expect(mon.sample([true])).toEqual([{ type: "replace", worker: 0, why }]);
     expect(mon.hangs).toBe(1);
-    // The hang is a FAULT for as long as it takes to ask for the replacement, then the lane is restarting.
-    expect(transitions.map((t) => [t.to, t.cause.kind === "ready" || t.cause.kind === "stopping" ? "" : t.cause.reason])).toEqual([
-      ["fault", "inference_hang"],
-      ["degraded", "inference_hang"],
-    ]);
-    expect(reasons()).toEqual(["worker_replaced/worker:shared"]);
+    // The hang is a FAULT until the replacement is warm: its cameras get nothing meanwhile.
+    expect(transitions.map((t) => [t.to, t.cause.kind === "ready" || t.cause.kind === "stopping" ? "" : t.cause.reason])).toEqual([["fault", "inference_hang"]]);
+    expect(reasons()).toEqual(["inference_hang/worker:shared", "worker_replaced/worker:shared"]);
     // While replacing, sampling does not look at the lane.
     clock.t += 10_000;
     expect(mon.sample([true])).toEqual([]);
+    expect(m.state).toBe("fault");
     mon.replacementSucceeded(0);
     expect(reasons()).toEqual([]);
     expect(m.state).toBe("ok");

@@ -150,9 +150,9 @@ describe("HealthStateMachine", () => {
     expect(() => m.raise("bogus" as HealthReason, "x")).toThrow(/unknown health reason "bogus"/);
   });
 
-  it("gives every reason a severity, and only hangs and given-up workers are FAULT", () => {
+  it("gives every reason a severity, and only hangs, given-up workers and failed replays are FAULT", () => {
     const faults = HEALTH_REASONS.filter((r) => REASON_SEVERITY[r] === "fault");
-    expect(faults.sort()).toEqual(["inference_hang", "worker_failed"]);
+    expect(faults.sort()).toEqual(["camera_failed", "inference_hang", "worker_failed"]);
   });
 });
 

@@ -90,13 +90,17 @@ describe("HealthSupervisor", () => {
     h.sup.tick();
     expect(calls).toEqual([0]);
     expect(h.replacements).toEqual([{ outcome: "started", worker: 0, name: "shared", why: "worker shared busy on one frame for 1001 ms (limit 1000 ms)" }]);
-    expect(h.transitions.map((t) => t.to)).toEqual(["ok", "fault", "degraded"]);
-    // The tick after the hang saw DEGRADED, not FAULT, and the interval had passed: fed.
-    expect(h.sent.filter((m) => m === "WATCHDOG=1")).toHaveLength(2);
+    expect(h.transitions.map((t) => t.to)).toEqual(["ok", "fault"]);
+    // FAULT until the replacement is warm: the tick that saw the hang did not feed the watchdog.
+    expect(h.sent.filter((m) => m === "WATCHDOG=1")).toHaveLength(1);
+    expect(h.published.at(-1)?.state, "the health message of the tick that saw the hang").toBe("fault");
     resolveReplace();
     await flush();
     expect(h.replacements.at(-1)).toEqual({ outcome: "succeeded", worker: 0, name: "shared" });
     expect(h.sup.state).toBe("ok");
+    h.clock.t = 20_000;
+    h.sup.tick();
+    expect(h.sent.filter((m) => m === "WATCHDOG=1"), "fed again once OK").toHaveLength(2);
     expect(h.gaveUp).toEqual([]);
   });
 
@@ -112,6 +116,9 @@ describe("HealthSupervisor", () => {
     expect(h.gaveUp).toHaveLength(1);
     expect(h.gaveUp[0]).toMatch(/replacement failed: model file missing; 1 replacement\(s\) .* giving up$/);
     expect(h.sup.state).toBe("fault");
+    // The FAULT went out before onGiveUp (whose stop turns the state to STOPPING).
+    expect(h.published.at(-1)?.state).toBe("fault");
+    expect(h.published.at(-1)?.reasons.map((r) => r.reason)).toContain("worker_failed");
     const pings = h.sent.filter((m) => m === "WATCHDOG=1").length;
     h.clock.t = 10_000;
     h.sup.tick();

@@ -41,6 +41,7 @@ function init(over: Partial<WorkerInit> = {}): WorkerInit {
     executionProviders: ["cpu"],
     intraOpThreads: 0,
     interOpThreads: 1,
+    allowSpinning: false,
     trtFp16: false,
     trtCacheDir: join(tmpdir(), "perceptd-trt-unused"),
     warmupRuns: 1,
@@ -118,6 +119,32 @@ describe.skipIf(!HAVE_VTEST)("InferencePool, shared worker", () => {
     expect(pool.stats().cameras).toEqual([
       { camera: "a", offered: 10, dropped: 8, started: 2, finished: 2, waiting: false, inFlight: false, completed: 2, errors: 0, worker: 0 },
     ]);
+  });
+
+  it("whenSlotFree: a producer that waits for it loses no frame, and the worker always has the next one waiting", async () => {
+    const { pool, rec } = await startPool({ cameras: ["a"] });
+    expect(pool.whenSlotFree("a"), "empty slot: ready now").toBeNull();
+    let waits = 0;
+    for (let seq = 0; seq < 12; seq++) {
+      const ready = pool.whenSlotFree("a");
+      if (ready !== null) {
+        waits++;
+        await ready;
+      }
+      pool.submit(frame("a", seq));
+    }
+    await waitFor("12 results", () => rec.results.length === 12);
+    expect(rec.drops, "frames replaced").toEqual([]);
+    expect(rec.results.map((r) => r.seq)).toEqual([...Array(12).keys()]);
+    // Frame 0 goes straight to the worker and frame 1 waits behind it; from then on every
+    // submit waits for the worker to take the frame before it.
+    expect(waits).toBe(10);
+    pool.submit(frame("a", 12));
+    pool.submit(frame("a", 13));
+    const pending = pool.whenSlotFree("a");
+    expect(pending, "a frame is waiting behind the one in flight").not.toBeNull();
+    await pool.close();
+    await pending; // close() releases waiters
   });
 
   it("keeps up with a producer faster than inference by dropping waiting frames: results in order, one in flight", async () => {

@@ -37,6 +37,7 @@ function initFor(m: ResolvedModel, over: Partial<WorkerInit> = {}): WorkerInit {
     executionProviders: ["cpu"],
     intraOpThreads: 0,
     interOpThreads: 1,
+    allowSpinning: false,
     trtFp16: false,
     trtCacheDir: join(tmpdir(), "perceptd-trt-unused"),
     warmupRuns: 1,

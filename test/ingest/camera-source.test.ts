@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { MessageChannel } from "node:worker_threads";
 import { afterEach, describe, expect, it } from "vitest";
+import { setTimeout as sleep } from "node:timers/promises";
 import { CameraSchema, type CameraConfig } from "../../src/config/schema.ts";
 import { boxToModel, computeLetterbox } from "../../src/infer/letterbox.ts";
 import { CameraSource, type CameraEvent, type CameraSourceOptions } from "../../src/ingest/camera-source.ts";
@@ -334,6 +335,39 @@ describe.skipIf(!HAVE_VTEST)("CameraSource with vtest.avi (768x576, 10 fps, 795 
     expect(h.events.map((e) => e.type)).toEqual(["running", "eos", "ended"]);
     expect(h.events[0]).toMatchObject({ sourceWidth: 768, sourceHeight: 576 });
     expect(h.cam.stats()).toEqual({ received: 795, restarts: 0, errors: 0, loops: 0, state: "ended" });
+  });
+
+  it("unpaced with backpressure: no frame is pulled while the consumer is not ready, and waiting is no stall", async () => {
+    let release: (() => void) | null = null;
+    let asked = 0;
+    const h = harness(camera({ type: "file", path: VTEST, realtime: false }), LB, {
+      keep: 0,
+      stallTimeoutMs: 150,
+      // Ready for the first three frames, then every pull waits for the test to release it.
+      whenConsumerReady: () => {
+        asked++;
+        if (asked <= 3) return null;
+        return new Promise<void>((r) => (release = r));
+      },
+    });
+    h.cam.start();
+    await h.until("3 frames", () => h.frames.length >= 3);
+    await sleep(600); // four stall timeouts
+    expect(h.frames.length, "frames delivered while the consumer was not ready").toBe(3);
+    expect(ofType(h.events, "error"), "waiting on the consumer counted as a stall").toEqual([]);
+    for (let i = 0; i < 5; i++) {
+      const before = h.frames.length;
+      expect(release, "the source is waiting on the consumer").not.toBeNull();
+      const r = release as unknown as () => void;
+      release = null;
+      r();
+      await h.until(`frame ${before + 1}`, () => h.frames.length === before + 1);
+      await sleep(50);
+      expect(h.frames.length, "one frame per release").toBe(before + 1);
+    }
+    expect(h.frames.map((f) => f.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    await h.cam.stop();
+    expect(h.cam.stats().state).toBe("stopped");
   });
 
   it("loop: seeks back to the start and keeps delivering", async () => {

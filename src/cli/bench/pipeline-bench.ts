@@ -4,8 +4,8 @@
 //   (a) raw: N frames decoded and resized up front (untimed), then sequential
 //       `await session.run` in this process's main thread. The ceiling.
 //   (b) unpaced: the daemon on the file with realtime: false. Unpaced file sources deliver
-//       every decoded frame (appsink drop=false) and the latest-wins slot drops what
-//       inference cannot take, so processed/s is the daemon's throughput.
+//       every decoded frame (appsink drop=false) and decoding waits until the camera's
+//       waiting slot is free (backpressure), so processed/s is the daemon's throughput.
 //   (c) paced: the same file at a fraction of (a)'s throughput, below saturation: latency
 //       with (almost) no queueing.
 //   (d) overloaded: the same file at a multiple of (a)'s throughput: latency and drops
@@ -90,6 +90,8 @@ export interface PipelineBenchOptions {
   model?: string;
   /** ONNX Runtime intra-op threads for (a) and the daemon alike; default 0 (ORT decides, as the daemon's config). */
   threads?: number;
+  /** ORT threads busy-wait between operators, for (a) and the daemon alike; default false (the daemon's default, inference.allowSpinning). */
+  spinning?: boolean;
   manifestPath?: string;
   /** (c)'s input rate as a fraction of (a)'s throughput. Default 0.6. */
   pacedFraction?: number;
@@ -260,6 +262,8 @@ export interface PipelineBenchResult {
     /** intra-op threads as configured (0: ORT's default) */
     threads: number;
     interOpThreads: number;
+    /** inference.allowSpinning, raw loop and daemon alike */
+    allowSpinning: boolean;
     pacedFraction: number;
     overloadFactor: number;
     rawLoop: "main thread";
@@ -566,6 +570,7 @@ async function runRawLoop(
   frames: number,
   warmup: number,
   threads: number,
+  spinning: boolean,
   manifestPath: string,
   modelName: string | undefined,
   progress: (e: PipelineBenchProgress) => void,
@@ -593,6 +598,7 @@ async function runRawLoop(
     // As the daemon's worker creates its session from the config (same keys, same defaults).
     intraOpThreads: threads,
     interOpThreads: 1,
+    allowSpinning: spinning,
     source: model.path,
   });
   const samples: number[] = [];
@@ -672,6 +678,7 @@ interface DaemonContext {
   frames: number;
   warmup: number;
   threads: number;
+  spinning: boolean;
   modelName: string;
   manifestPath: string;
   progress: (e: PipelineBenchProgress) => void;
@@ -689,7 +696,7 @@ function daemonConfig(spec: DaemonScenarioSpec, ctx: DaemonContext): Record<stri
     // Port 0: the daemon binds a free port and logs it, so no other process can take it first.
     bus: { endpoints: ["tcp://127.0.0.1:0"] },
     metrics: { enabled: true, host: "127.0.0.1", port: 0 },
-    inference: { executionProviders: ["cpu"], intraOpThreads: ctx.threads, interOpThreads: 1 },
+    inference: { executionProviders: ["cpu"], intraOpThreads: ctx.threads, interOpThreads: 1, allowSpinning: ctx.spinning },
     status: { mode: "off" },
   };
 }
@@ -912,6 +919,7 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
   const warmup = positiveInt("warmup", opts.warmup ?? DEFAULT_PIPELINE_WARMUP);
   const threads = opts.threads ?? 0;
   if (!(Number.isInteger(threads) && threads >= 0)) throw new RangeError(`bench pipeline: threads must be a non-negative integer, got ${String(threads)}`);
+  const spinning = opts.spinning ?? false;
   const pacedFraction = positiveNumber("pacedFraction", opts.pacedFraction ?? DEFAULT_PACED_FRACTION);
   const overloadFactor = positiveNumber("overloadFactor", opts.overloadFactor ?? DEFAULT_OVERLOAD_FACTOR);
   const manifestPath = resolve(opts.manifestPath ?? DEFAULT_MANIFEST_PATH);
@@ -938,13 +946,13 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
       );
     }
 
-    const raw = await runRawLoop(video, frames, warmup, threads, manifestPath, opts.model, progress);
+    const raw = await runRawLoop(video, frames, warmup, threads, spinning, manifestPath, opts.model, progress);
     progress({ kind: "scenario-done", result: raw.result });
     const rawFps = raw.result.processedPerSec;
     const pacedFps = round1(Math.max(0.5, pacedFraction * rawFps));
     const overloadFps = round1(Math.min(1000, overloadFactor * rawFps));
 
-    const ctx: DaemonContext = { frames, warmup, threads, modelName: raw.modelName, manifestPath, progress, clock: { checked: 0, violations: 0 }, env: opts.daemonEnv ?? {} };
+    const ctx: DaemonContext = { frames, warmup, threads, spinning, modelName: raw.modelName, manifestPath, progress, clock: { checked: 0, violations: 0 }, env: opts.daemonEnv ?? {} };
     const specs: DaemonScenarioSpec[] = [
       {
         id: "unpaced",
@@ -997,6 +1005,7 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
         warmup,
         threads,
         interOpThreads: 1,
+        allowSpinning: spinning,
         pacedFraction,
         overloadFactor,
         rawLoop: "main thread",
@@ -1131,7 +1140,7 @@ export function renderPipelineBench(result: PipelineBenchResult): string {
     `machine:     ${m.cpu}, ${m.cores} cores (${m.availableParallelism} usable), ${m.arch}, ${m.platform}, ${m.totalMemoryGiB} GiB; ` +
       `load average ${la(m.loadAvgStart)} at start, ${la(m.loadAvgEnd)} at end`,
     `node:        ${v.node}`,
-    `onnxruntime: onnxruntime-node ${v.onnxruntime}, CPU execution provider, intra-op threads ${s.threads === 0 ? "0 (ORT default)" : s.threads}, inter-op ${s.interOpThreads}`,
+    `onnxruntime: onnxruntime-node ${v.onnxruntime}, CPU execution provider, intra-op threads ${s.threads === 0 ? "0 (ORT default)" : s.threads}, inter-op ${s.interOpThreads}, spinning ${s.allowSpinning ? "on" : "off"}`,
     `model:       ${s.model} (${s.input})`,
     `video:       ${relative(process.cwd(), s.video) || s.video}`,
     `frames:      ${s.frames} timed per scenario after ${s.warmup} warm-up; (c) at ${s.pacedFraction}x and (d) at ${s.overloadFactor}x (a)'s frames/s`,

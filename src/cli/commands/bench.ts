@@ -121,6 +121,7 @@ interface PipelineCommandOptions {
   frames: number;
   model?: string;
   threads?: number;
+  spinning?: boolean;
   json?: boolean;
 }
 
@@ -182,6 +183,7 @@ export function register(program: Command): void {
     .option("--frames <n>", "timed frames per scenario: session runs for (a), bus messages for (b)-(d)", intOption(2), 300)
     .option("--model <name>", "manifest model (default: the manifest's default)")
     .option("--threads <n>", `ONNX Runtime intra-op threads, raw loop and daemon alike (default: ORT's, one per core; here ${os.availableParallelism()} cores)`, intOption(1))
+    .option("--spinning", "let ONNX Runtime's threads busy-wait between operators, raw loop and daemon alike (inference.allowSpinning; default off)")
     .option("--json", "print only the JSON result on stdout")
     .action(async (opts: PipelineCommandOptions) => {
       const { benchPipeline, renderPipelineBench } = await import("../bench/pipeline-bench.ts");
@@ -191,6 +193,7 @@ export function register(program: Command): void {
         frames: opts.frames,
         model: opts.model,
         threads: opts.threads,
+        spinning: opts.spinning,
         onProgress: progress.onProgress,
       };
       let result;

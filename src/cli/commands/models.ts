@@ -25,6 +25,29 @@ export function register(program: Command): void {
     });
 
   models
+    .command("build-pruned")
+    .description(
+      "prune the dense models into the variants listed in src/model/pruned-variants.ts (structured, least-squares " +
+        "recovery on vtest.avi calibration frames), bake their preprocessing (-u8), write their reports to models/reports/ " +
+        "and enter them in models/manifest.json; minutes per variant",
+    )
+    .option("--only <names>", "comma-separated variants to build (e.g. nanodet-p25)")
+    .option("--video <path>", "calibration video", ".cache/fixtures/vtest.avi")
+    .action(async (opts: { only?: string; video: string }) => {
+      const { buildPrunedVariants } = await import("../../model/pruned-variants.ts");
+      const tty = process.stderr.isTTY;
+      const built = await buildPrunedVariants({
+        only: opts.only?.split(",").map((s) => s.trim()).filter(Boolean),
+        video: opts.video,
+        log: (m, live) => {
+          if (live && tty) process.stderr.write(`\r\x1b[2K${m}`);
+          else if (!live) process.stderr.write(`${tty ? "\r\x1b[2K" : ""}models: ${m}\n`);
+        },
+      });
+      for (const b of built) process.stdout.write(`${b.sha256}  ${b.file}\n`);
+    });
+
+  models
     .command("list")
     .description("list the models in the manifest")
     .option("--manifest <path>", "manifest file", DEFAULT_MANIFEST_PATH)

@@ -1,9 +1,10 @@
 // `perceptd run`: the daemon. Loads and checks the config, starts the stages, prints a
 // status line on a terminal, and stops cleanly on SIGINT/SIGTERM or when a replayed file
-// ends. Exit codes: 0 clean stop, 1 runtime failure, 78 (EX_CONFIG) invalid configuration.
+// ends. Exit codes: 0 clean stop, 1 start-up failure, 66 (EX_NOINPUT) a replay could not be
+// read, 70 (EX_SOFTWARE) the health monitors gave up, 78 (EX_CONFIG) invalid configuration.
 import type { Command } from "commander";
 import { ConfigError, describeConfig, loadConfig } from "../../config/load.ts";
-import { Daemon, EXIT_FATAL } from "../../daemon/daemon.ts";
+import { Daemon, EXIT_FATAL, EXIT_SOURCE_FAILED } from "../../daemon/daemon.ts";
 import { formatStatus } from "../../daemon/status-line.ts";
 import { createLogger } from "../../util/logger.ts";
 
@@ -37,7 +38,9 @@ export function register(program: Command): void {
     .addHelpText(
       "after",
       "\nEnvironment: PERCEPTD_<SECTION>__<KEY>=value overrides a key (e.g. PERCEPTD_METRICS__PORT=0);\n" +
-        "order: file < environment < --set. SIGINT/SIGTERM stop cleanly (exit 0).",
+        "order: file < environment < --set. SIGINT/SIGTERM stop cleanly (exit 0).\n" +
+        "Exit codes: 0 stopped or every replay ended, 1 start-up failure, 66 a replay could not be read,\n" +
+        "70 the health monitors gave up (systemd restarts), 78 invalid configuration.",
     )
     .action(async (opts: RunOptions) => {
       if (opts.helpConfig) {
@@ -103,4 +106,5 @@ async function runDaemon(config: Parameters<typeof Daemon.start>[0]["config"], s
   process.off("SIGHUP", onHangup);
   logger.info({ reason }, "perceptd exiting");
   if (reason === "fatal") throw new ExitError("health monitors gave up (see the log); exiting for the service manager to restart perceptd", EXIT_FATAL);
+  if (reason === "source-failed") throw new ExitError("a video source failed and will not be restarted (see the camera error in the log)", EXIT_SOURCE_FAILED);
 }

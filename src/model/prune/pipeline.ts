@@ -1,0 +1,416 @@
+// `perceptd prune` end to end, without the command line: read the model, gather calibration
+// frames when a step needs them, prune (structured or unstructured, fixed ratios or a FLOPs /
+// latency target), optionally refit with least squares, check the result with the ONNX
+// checker and ONNX Runtime, measure dense vs pruned side by side, write model and report.
+// The pruning steps themselves are pure functions (structured.ts, unstructured.ts); this file
+// is the I/O around them, so a script can call it with the same options as the CLI.
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join, relative, resolve } from "node:path";
+import type { ModelInputData } from "../../infer/input-tensor.ts";
+import { writeFileAtomic } from "../../util/atomic-write.ts";
+import { evaluateAgreement, type AgreementReport } from "../eval/agreement.ts";
+import { readModelFrames, splitVideoFrames, type FrameSplit } from "../eval/frames.ts";
+import { resolveModelArg } from "../eval/model-arg.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../manifest.ts";
+import { checkOnnx } from "../onnx-checker.ts";
+import type { OnnxGraph } from "../onnx/ir.ts";
+import { decodeModel, encodeModel } from "../onnx/serialize.ts";
+import { graphStats } from "../onnx/shape-inference.ts";
+import { forEachActivation } from "./activations.ts";
+import { buildDependencyGraph } from "./dependency-graph.ts";
+import { activationTensors, type ChannelStats, type ImportanceKind } from "./importance.ts";
+import { measureSideBySide, profileConvTimes, type ConvTimes, type LatencyResult } from "./latency.ts";
+import { recoverLeastSquares } from "./recover.ts";
+import { machine, writeReport, type PruneReport } from "./report.ts";
+import { pruneStructured, type StructuredOptions, type StructuredResult } from "./structured.ts";
+import { outputDistortion, pickRatios, sensitivitySweep, type PickResult, type SweepResult } from "./sweep.ts";
+import { compressedSize, NO_SPEEDUP_NOTE, pruneUnstructured } from "./unstructured.ts";
+
+export interface PruneOptions {
+  /** manifest name or ONNX file */
+  model: string;
+  out: string;
+  manifestPath?: string;
+  method?: "structured" | "unstructured";
+  /** structured: share of channels removed per group; unstructured: target sparsity */
+  ratio?: number;
+  ratios?: Record<string, number>;
+  targetFlops?: number;
+  targetLatency?: number;
+  importance?: ImportanceKind;
+  round?: number;
+  minChannels?: number;
+  ignore?: string[];
+  protectStem?: boolean;
+  /** unstructured: one threshold over all layers or the same sparsity per layer */
+  scope?: "global" | "layer";
+  recover?: boolean;
+  /**
+   * Fold the mean contribution of removed channels into the consumers' biases (needs
+   * calibration frames; default true when --calibration is given).
+   */
+  compensate?: boolean;
+  calibration?: string;
+  calibrationFrames?: number;
+  /**
+   * Frames of the calibration video, after its calibration part, on which agreement with the
+   * dense parent is measured (mAP@0.5 etc.). Default 50 when --calibration is given; 0 skips.
+   */
+  evalFrames?: number;
+  /** frames of the calibration set the sensitivity sweep runs (it builds one session per try) */
+  sweepFrames?: number;
+  /** `<prefix>.json` and `<prefix>.md`; default: the output path without .onnx + ".report" */
+  report?: string;
+  latencyRuns?: number;
+  threads?: number;
+  command?: string;
+  /** a line of progress; `live` lines may be overwritten by the next one on a terminal */
+  onProgress?: (text: string, live?: boolean) => void;
+}
+
+export interface PruneOutcome {
+  report: PruneReport;
+  reportFiles: { json: string; markdown: string };
+  graph: OnnxGraph;
+}
+
+function inRange(name: string, v: number | undefined, lo: number, hi: number, hiOpen = true): void {
+  if (v === undefined) return;
+  if (!(Number.isFinite(v) && v >= lo && (hiOpen ? v < hi : v <= hi))) throw new RangeError(`${name} must be in [${lo}, ${hi}${hiOpen ? ")" : "]"}, got ${String(v)}`);
+}
+
+async function loadModel(arg: string, manifestPath: string): Promise<{ graph: OnnxGraph; bytes: Uint8Array; path: string }> {
+  let path = resolve(arg);
+  let bytes: Uint8Array;
+  if (!existsSync(path)) {
+    const manifest = await readManifest(manifestPath).catch(() => null);
+    if (!manifest || !(arg in manifest.models)) throw new Error(`model ${JSON.stringify(arg)} is neither an ONNX file nor a model in ${manifestPath}`);
+    const m = resolveModel(manifest, manifestPath, arg);
+    path = m.path;
+    bytes = await readVerifiedModel(m);
+  } else {
+    try {
+      bytes = await readFile(path);
+    } catch (e) {
+      throw new Error(`cannot read model ${path}: ${(e as Error).message}`);
+    }
+  }
+  let graph: OnnxGraph;
+  try {
+    graph = decodeModel(bytes, path);
+  } catch (e) {
+    throw new Error(`model ${path} is not a readable ONNX model: ${(e as Error).message}`);
+  }
+  if (graph.inputs.length !== 1) throw new Error(`model ${path} has ${graph.inputs.length} inputs; perceptd prune handles single-input detectors`);
+  return { graph, bytes, path };
+}
+
+async function calibrationVideo(opts: PruneOptions, why: string): Promise<string> {
+  if (!opts.calibration) {
+    throw new Error(`${why} needs calibration frames: pass --calibration <video> (for example .cache/fixtures/vtest.avi)`);
+  }
+  const video = resolve(opts.calibration);
+  const info = await stat(video).catch(() => null);
+  if (!info?.isFile()) throw new Error(`--calibration ${opts.calibration}: no such file`);
+  return video;
+}
+
+async function calibrationInputs(opts: PruneOptions, video: string, split: FrameSplit, manifestPath: string): Promise<ModelInputData[]> {
+  const manifest = await readManifest(manifestPath);
+  const model = await resolveModelArg(opts.model, manifest, manifestPath);
+  opts.onProgress?.(`prune: decoding ${split.calibration.length} calibration frames of ${video} (frames ${split.calibration[0]}..${split.calibration.at(-1)}, first ${split.boundary} of ${split.total})`);
+  const frames = await readModelFrames(video, split.calibration, model.entry.input);
+  return frames.map((f) => f.input);
+}
+
+/** Per-channel mean and mean |x| of each tensor over the frames, in one pass. */
+async function channelStatistics(
+  graph: OnnxGraph,
+  tensors: readonly string[],
+  frames: readonly ModelInputData[],
+  threads: number | undefined,
+  onProgress: (done: number, total: number) => void,
+): Promise<{ mean: ChannelStats; meanAbs: ChannelStats }> {
+  const acc = new Map<string, { sum: Float64Array; abs: Float64Array; n: number }>();
+  await forEachActivation(
+    graph,
+    tensors,
+    frames,
+    (_f, values) => {
+      for (const [name, { dims, data }] of values) {
+        const c = dims[1];
+        const spatial = data.length / (dims[0] * c);
+        let a = acc.get(name);
+        if (!a) acc.set(name, (a = { sum: new Float64Array(c), abs: new Float64Array(c), n: 0 }));
+        for (let b = 0; b < dims[0]; b++)
+          for (let k = 0; k < c; k++) {
+            let s = 0;
+            let t = 0;
+            for (let p = (b * c + k) * spatial, e = p + spatial; p < e; p++) {
+              s += data[p];
+              t += Math.abs(data[p]);
+            }
+            a.sum[k] += s;
+            a.abs[k] += t;
+          }
+        a.n += dims[0] * spatial;
+      }
+    },
+    { threads, onProgress },
+  );
+  const mean: ChannelStats = new Map();
+  const meanAbs: ChannelStats = new Map();
+  for (const [name, a] of acc) {
+    mean.set(name, a.sum.map((v) => v / a.n));
+    meanAbs.set(name, a.abs.map((v) => v / a.n));
+  }
+  return { mean, meanAbs };
+}
+
+export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
+  const say = opts.onProgress ?? (() => undefined);
+  const manifestPath = opts.manifestPath ?? DEFAULT_MANIFEST_PATH;
+  const method = opts.method ?? "structured";
+  inRange("--ratio", opts.ratio, 0, 1);
+  for (const [k, v] of Object.entries(opts.ratios ?? {})) inRange(`--ratios ${k}`, v, 0, 1);
+  inRange("--target-flops", opts.targetFlops, 0, 1, false);
+  inRange("--target-latency", opts.targetLatency, 0, 1, false);
+  if (opts.targetFlops === 0 || opts.targetLatency === 0) throw new RangeError("--target-flops / --target-latency must be above 0");
+  if (opts.targetFlops !== undefined && opts.targetLatency !== undefined) throw new Error("give --target-flops or --target-latency, not both");
+  const targeted = opts.targetFlops !== undefined || opts.targetLatency !== undefined;
+  if (targeted && (opts.ratio !== undefined || opts.ratios)) throw new Error("--target-flops/--target-latency pick the ratios; do not also give --ratio or --ratios");
+  if (method === "unstructured") {
+    if (opts.ratio === undefined) throw new Error("--method unstructured needs --ratio (the target sparsity, e.g. 0.5)");
+    if (targeted || opts.ratios || opts.recover || opts.importance === "activation")
+      throw new Error("--method unstructured takes --ratio (sparsity), --scope and --ignore only");
+  } else if (!targeted && opts.ratio === undefined && !opts.ratios) {
+    throw new Error("give --ratio, --ratios, --target-flops or --target-latency");
+  }
+  if (!opts.out.endsWith(".onnx")) throw new Error(`--out ${opts.out}: expected a path ending in .onnx`);
+
+  const needFrames = opts.importance === "activation" || opts.recover || targeted;
+  const why = opts.importance === "activation" ? "--importance activation" : opts.recover ? "--recover" : "a --target-flops/--target-latency sweep";
+  const video = needFrames || opts.calibration ? await calibrationVideo(opts, why) : undefined;
+
+  const started = new Date().toISOString();
+  const src = await loadModel(opts.model, manifestPath);
+  const dense = src.graph;
+  say(`prune: ${src.path}: ${dense.nodes.length} nodes, ${dense.initializers.size} initializers`);
+  const evalFrames = opts.evalFrames ?? 50;
+  const split = video ? await splitVideoFrames(video, { calibrationFrames: opts.calibrationFrames, evaluationFrames: evalFrames }) : undefined;
+  // calibration frames also feed bias compensation, so any --calibration loads them (structured only)
+  const frames = video && split && method === "structured" ? await calibrationInputs(opts, video, split, manifestPath) : [];
+  const notes: string[] = [];
+  const base: StructuredOptions = {
+    importance: opts.importance ?? "l1",
+    round: opts.round,
+    minChannels: opts.minChannels,
+    ignore: opts.ignore,
+    protectStem: opts.protectStem,
+  };
+
+  let pruned: OnnxGraph;
+  let structured: StructuredResult | undefined;
+  let unstructuredPart: PruneReport["unstructured"];
+  let sweepPart: PruneReport["sweep"];
+  let recoveryPart: PruneReport["recovery"];
+
+  if (method === "unstructured") {
+    const u = pruneUnstructured(dense, { sparsity: opts.ratio!, scope: opts.scope, ignore: opts.ignore, protectStem: opts.protectStem });
+    pruned = u.graph;
+    unstructuredPart = { sparsity: u.sparsity, layers: u.layers, skipped: u.skipped, note: NO_SPEEDUP_NOTE };
+    notes.push(NO_SPEEDUP_NOTE);
+    say(`prune: unstructured: ${(u.sparsity * 100).toFixed(1)}% of the pruned Conv weights are zero`);
+  } else {
+    const compensate = (opts.compensate ?? true) && frames.length > 0;
+    if (base.importance === "activation" || compensate) {
+      const dep = buildDependencyGraph(dense, { protectStem: opts.protectStem, ignore: opts.ignore });
+      const tensors = activationTensors(dep);
+      say(`prune: activation statistics of ${tensors.length} tensors over ${frames.length} frames`);
+      const stats = await channelStatistics(dense, tensors, frames, opts.threads, (d, t) => say(`prune: activations: frame ${d}/${t}`, true));
+      if (base.importance === "activation") base.activationStats = stats.meanAbs;
+      if (compensate) base.compensationMeans = stats.mean;
+    }
+    if (targeted) {
+      const sweepFrames = frames.slice(0, Math.max(1, opts.sweepFrames ?? 4));
+      const distortion = await outputDistortion(dense, sweepFrames, opts.threads);
+      let times: ConvTimes | undefined;
+      if (opts.targetLatency !== undefined) {
+        // priced in profiled milliseconds, not FLOPs: what is cheap in FLOPs is not always cheap in time
+        times = await profileConvTimes(dense, { runs: 10, threads: opts.threads, inputs: frames.slice(0, 4) });
+        const convMs = [...times.convMs.values()].reduce((a, b) => a + b, 0);
+        say(`prune: profiled the dense graph: ${times.totalMs.toFixed(1)} ms of kernels per run, ${convMs.toFixed(1)} ms in ${times.convMs.size} Convs`);
+        notes.push(`ONNX Runtime profile of the dense graph: ${times.totalMs.toFixed(1)} ms of kernels per run, ${((100 * convMs) / times.totalMs).toFixed(0)}% in Convs; the rest does not shrink with pruning`);
+      }
+      say(`prune: sensitivity sweep on ${sweepFrames.length} frame(s)`);
+      const sweep: SweepResult = await sensitivitySweep(dense, {
+        base,
+        distortion,
+        times,
+        // a milestone line per group (its last level), live lines in between
+        onProgress: (e) => say(`prune: sweep ${e.done}/${e.total}: ${e.group} at ${e.ratio}: distortion ${e.distortion.toExponential(2)}`, e.ratio !== e.levels.at(-1)),
+      });
+      let target = opts.targetFlops ?? opts.targetLatency!;
+      const by = opts.targetLatency !== undefined ? "ms" : "macs";
+      let pick: PickResult = pickRatios(dense, sweep, target, base, by);
+      if (opts.targetLatency !== undefined) {
+        // the ms estimate is a model (time falls slower than MACs): tighten its budget until the measured ratio holds
+        for (let round = 1; round <= 4; round++) {
+          const lat = await measureSideBySide([{ label: "dense", graph: dense }, { label: "pruned", graph: pick.result.graph }], {
+            runs: opts.latencyRuns ?? 10,
+            threads: opts.threads,
+            inputs: frames.slice(0, 4),
+          });
+          const ratio = lat.rows[1].stats.p50Ms / lat.rows[0].stats.p50Ms;
+          const est = pick.msFraction ?? NaN;
+          say(`prune: latency try ${round}: estimated ${est.toFixed(3)} of dense, measured pruned/dense p50 ${ratio.toFixed(3)} (target ${opts.targetLatency})`);
+          notes.push(`latency target: try ${round}, budget ${target.toFixed(3)}, estimated pruned/dense ${est.toFixed(3)}, measured pruned/dense p50 ${ratio.toFixed(3)}`);
+          if (ratio <= opts.targetLatency) break;
+          const next = Math.max(0.02, target * (opts.targetLatency / ratio));
+          if (pick.msFraction !== undefined && pick.msFraction > target * 1.001) {
+            notes.push("the latency target cannot be met within the sweep's levels");
+            break;
+          }
+          target = next;
+          pick = pickRatios(dense, sweep, target, base, by);
+        }
+      }
+      structured = pick.result;
+      sweepPart = {
+        levels: sweep.levels,
+        rows: sweep.rows,
+        picked: pick.ratios,
+        estimatedDistortion: pick.estimatedDistortion,
+        estimatedMsFraction: pick.msFraction,
+        target: opts.targetFlops !== undefined ? `FLOPs <= ${opts.targetFlops} of dense` : `latency <= ${opts.targetLatency} of dense`,
+      };
+      if (pick.result.after.macs > (opts.targetFlops ?? 1) * pick.result.before.macs) notes.push("the FLOPs target could not be met within the sweep's levels");
+    } else {
+      structured = pruneStructured(dense, { ...base, ratio: opts.ratio, ratios: opts.ratios });
+    }
+    pruned = structured.graph;
+    say(`prune: structured: ${structured.groups.filter((g) => g.after < g.before).length} groups pruned, FLOPs ${(2 * structured.before.macs / 1e9).toFixed(3)}G -> ${(2 * structured.after.macs / 1e9).toFixed(3)}G`);
+    if (opts.recover) {
+      if (structured.changedConvs.length === 0) recoveryPart = { skipped: "no Conv lost input channels; nothing to refit" };
+      else {
+        say(`prune: least-squares recovery of ${structured.changedConvs.length} Convs on ${frames.length} frames`);
+        const rec = await recoverLeastSquares({
+          dense,
+          pruned,
+          convNodes: structured.changedConvs,
+          frames,
+          outputChannels: structured.keptOutputChannels,
+          threads: opts.threads,
+          onProgress: (e) => {
+            if (e.kind === "layer") say(`prune: recovered ${e.layer.node}: rel. MSE ${e.layer.relMseBefore.toExponential(2)} -> ${e.layer.relMseAfter.toExponential(2)}`, true);
+            else if (e.kind === "wave") say(`prune: recovery wave ${e.wave + 1}/${e.waves}: frame ${e.frame}/${e.frames}`, true);
+            else say(`prune: recovery: dense frame ${e.frame}/${e.frames}`, true);
+          },
+        });
+        pruned = rec.graph;
+        recoveryPart = { frames: frames.length, layers: rec.layers.map((l) => ({ node: l.node, relMseBefore: l.relMseBefore, relMseAfter: l.relMseAfter, samples: l.samples })) };
+      }
+    }
+  }
+
+  pruned.metadata = {
+    ...pruned.metadata,
+    "perceptd.prune.parent": basename(src.path),
+    "perceptd.prune.method": method,
+    "perceptd.prune.settings": JSON.stringify({ ratio: opts.ratio, ratios: opts.ratios ?? sweepPart?.picked, importance: base.importance, round: opts.round, minChannels: opts.minChannels, recover: !!opts.recover }),
+  };
+  const outBytes = encodeModel(pruned);
+
+  // Check before the output path is touched: a model that fails never replaces a good file.
+  const dir = await mkdtemp(join(tmpdir(), "perceptd-prune-"));
+  let checker: string;
+  try {
+    const probe = join(dir, "pruned.onnx");
+    await writeFile(probe, outBytes);
+    const [res] = await checkOnnx([probe]);
+    if (!res.ok) throw new Error(`the pruned model fails the ONNX checker (not written): ${res.error}`);
+    checker = "passed";
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  say("prune: ONNX checker passed; measuring dense vs pruned latency side by side");
+  const latency: LatencyResult = await measureSideBySide([{ label: "dense", graph: dense }, { label: "pruned", graph: pruned }], {
+    runs: opts.latencyRuns ?? 20,
+    threads: opts.threads,
+    inputs: frames.slice(0, 4),
+    onProgress: (d, t) => say(`prune: latency run ${d}/${t}`, true),
+  });
+  await writeFileAtomic(resolve(opts.out), outBytes);
+  if (opts.targetLatency !== undefined) {
+    const measured = latency.rows[1].stats.p50Ms / latency.rows[0].stats.p50Ms;
+    notes.push(
+      `final measurement: pruned/dense p50 latency ${measured.toFixed(3)}, target ${opts.targetLatency}: ${measured <= opts.targetLatency ? "met" : "NOT met"}`,
+    );
+  }
+
+  let agreement: AgreementReport | undefined;
+  if (video && split && split.evaluation.length > 0) {
+    const manifest = await readManifest(manifestPath);
+    const denseModel = await resolveModelArg(opts.model, manifest, manifestPath);
+    const prunedModel = await resolveModelArg(resolve(opts.out), manifest, manifestPath);
+    say(`prune: agreement with the dense parent on ${split.evaluation.length} evaluation frames (from frame ${split.boundary}, none used for calibration)`);
+    agreement = await evaluateAgreement({
+      model: prunedModel,
+      reference: denseModel,
+      video,
+      frames: split.evaluation,
+      session: { intraOpThreads: opts.threads },
+      onProgress: (p) => say(`prune: agreement: frame ${p.done}/${p.total}`, true),
+    });
+    agreement = { ...agreement, video: relative(process.cwd(), agreement.video) };
+    say(`prune: agreement: mAP@0.5 ${agreement.map50.toFixed(3)}, person AP@0.5 ${(agreement.perClass.find((c) => c.label === "person")?.ap50 ?? NaN).toFixed(3)}, person recall ${agreement.personRecall.toFixed(3)}`);
+  } else if (video) notes.push("agreement with the dense parent not measured: --eval-frames 0");
+  else notes.push("agreement with the dense parent not measured: pass --calibration <video> (evaluation frames come from after its calibration part)");
+
+  const sb = structured?.before ?? graphStats(dense);
+  const sa = graphStats(pruned);
+  const report: PruneReport = {
+    schemaVersion: 1,
+    createdAt: started,
+    command: opts.command ?? "",
+    machine: machine(),
+    // Relative to the working directory: reports are committed beside shipped models.
+    model: { source: relative(process.cwd(), src.path), output: relative(process.cwd(), resolve(opts.out)) },
+    method,
+    settings: {
+      ratio: opts.ratio,
+      ratios: opts.ratios,
+      targetFlops: opts.targetFlops,
+      targetLatency: opts.targetLatency,
+      importance: method === "structured" ? base.importance : undefined,
+      round: opts.round ?? 8,
+      minChannels: opts.minChannels ?? 8,
+      ignore: opts.ignore ?? [],
+      protectStem: opts.protectStem ?? true,
+      scope: method === "unstructured" ? (opts.scope ?? "global") : undefined,
+      recover: !!opts.recover,
+      compensate: method === "structured" && (opts.compensate ?? true) && frames.length > 0,
+      calibration: opts.calibration ? { video: relative(process.cwd(), resolve(opts.calibration)), frames: frames.length, firstOf: split?.boundary ?? null } : null,
+    },
+    parameters: { before: sb.parameters, after: sa.parameters },
+    flops: { before: 2 * sb.macs, after: 2 * sa.macs },
+    fileBytes: { before: src.bytes.length, after: outBytes.length },
+    compressedBytes: { before: compressedSize(src.bytes), after: compressedSize(outBytes) },
+    groups: structured?.groups,
+    layers: structured?.layers,
+    skipped: structured?.skipped,
+    changedConvs: structured?.changedConvs,
+    unstructured: unstructuredPart,
+    sweep: sweepPart,
+    recovery: recoveryPart,
+    latency,
+    agreement,
+    check: { onnxChecker: checker, onnxruntime: "loaded and ran (latency runs above)" },
+    notes,
+  };
+  const prefix = opts.report ?? resolve(opts.out).replace(/\.onnx$/, ".report");
+  const reportFiles = await writeReport(prefix, report);
+  return { report, reportFiles, graph: pruned };
+}

@@ -1,0 +1,71 @@
+// The pruned variants shipped in models/ (src/model/pruned-variants.ts): entered in the
+// manifest with their provenance, smaller than their parent, and still detectors: on frame
+// 120 of vtest.avi (seven people, checked by eye: test/infer/detector-vtest.test.ts) they
+// find people where the dense parent does. Loading, the checker and checksums are covered
+// for every manifest entry by test/model/importer.test.ts.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Detector } from "../../src/infer/detector.ts";
+import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
+import type { RgbImage } from "../../src/ingest/rgb-image.ts";
+import { DEFAULT_MANIFEST_PATH, MODELS_DIR, readManifest, resolveModel, type Manifest } from "../../src/model/manifest.ts";
+import { PRUNED_VARIANTS } from "../../src/model/pruned-variants.ts";
+
+const VIDEO = ".cache/fixtures/vtest.avi";
+let manifest: Manifest;
+
+beforeAll(async () => {
+  manifest = await readManifest();
+});
+
+describe("pruned variants in the manifest", () => {
+  for (const spec of PRUNED_VARIANTS) {
+    it(`${spec.name} and ${spec.name}-u8: parent, method, ratio, calibration, report; fewer FLOPs than the parent`, () => {
+      const e = manifest.models[spec.name];
+      const u8 = manifest.models[`${spec.name}-u8`];
+      expect(e, `${spec.name} in models/manifest.json (perceptd models build-pruned)`).toBeDefined();
+      expect(u8, `${spec.name}-u8 in models/manifest.json`).toBeDefined();
+      expect(e.parent).toBe(spec.parent);
+      expect(u8.parent).toBe(spec.name);
+      expect(e.variant).toBe(`pruned-structured-${spec.importance}`);
+      expect(e.build).toMatchObject({ ratio: spec.ratio, importance: spec.importance, recovery: "least squares" });
+      expect((e.build.calibration as { frames?: number }).frames).toBe(spec.calibrationFrames);
+      expect(existsSync(join(MODELS_DIR, String(e.build.report))), `report ${String(e.build.report)}`).toBe(true);
+      const parent = manifest.models[spec.parent];
+      expect(e.flops).toBeLessThan(parent.flops * (1 - spec.ratio / 2));
+      expect(e.parameters).toBeLessThan(parent.parameters);
+      expect(u8.input).toEqual(manifest.models[spec.bakedParent].input);
+    });
+  }
+});
+
+describe.skipIf(!existsSync(VIDEO))("pruned variants still find people (frame 120 of vtest.avi)", () => {
+  let frame: RgbImage;
+  const detectors: Detector[] = [];
+  beforeAll(async () => {
+    for await (const f of readVideoFrames(VIDEO, { select: (i) => i === 120 })) frame = f.image;
+  });
+  afterAll(async () => {
+    for (const d of detectors) await d.close();
+  });
+
+  const people = async (name: string): Promise<[number, number][]> => {
+    const d = await Detector.create(resolveModel(manifest, DEFAULT_MANIFEST_PATH, name), { scoreThreshold: 0.35, classFilter: ["person"], executionProviders: ["cpu"] });
+    detectors.push(d);
+    const { detections } = await d.detect(frame);
+    return detections.map((x) => [(x.box[0] + x.box[2]) / 2, (x.box[1] + x.box[3]) / 2]);
+  };
+
+  for (const spec of PRUNED_VARIANTS) {
+    it(`${spec.name}-u8 finds most of the people nanodet-u8 finds, in the same places`, async () => {
+      const dense = await people(spec.bakedParent);
+      const pruned = await people(`${spec.name}-u8`);
+      const matched = dense.filter(([x, y]) => pruned.some(([px, py]) => Math.hypot(px - x, py - y) <= 20));
+      const where = `dense ${JSON.stringify(dense.map((c) => c.map(Math.round)))}, pruned ${JSON.stringify(pruned.map((c) => c.map(Math.round)))}`;
+      expect(dense.length, where).toBeGreaterThanOrEqual(7);
+      // Half at the least: the looser of the two variants agrees at person AP@0.5 ~0.7 over the video.
+      expect(matched.length, `people of the dense model found by ${spec.name}-u8 within 20 px; ${where}`).toBeGreaterThanOrEqual(Math.ceil(dense.length / 2));
+    });
+  }
+});
