@@ -18,7 +18,6 @@
 // Thresholds a 2-core machine trips by itself (inference deadline, latency budget, event
 // loop lag) are raised so that the fault under test is the only reason on the bus.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { availableParallelism, loadavg } from "node:os";
@@ -26,7 +25,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BusClient } from "../src/bus/client/index.ts";
 import type { HealthState } from "../src/bus/codec.ts";
-import { REPO_ROOT, freePort, killAllDaemons, removeConfig, runDaemon, writeConfig, type LogLine, type RunningDaemon } from "../src/cli/bench/daemon-process.ts";
+import { REPO_ROOT, freePort, freeUdpPort, killAllDaemons, removeConfig, runDaemon, writeConfig, type LogLine, type RunningDaemon } from "../src/cli/bench/daemon-process.ts";
 
 const VTEST = join(REPO_ROOT, ".cache/fixtures/vtest.avi");
 const QUIET_HOST = { inferenceDeadlineMs: 10_000, latencyBudgetMs: 10_000, eventLoopLagMs: 1000 };
@@ -112,13 +111,6 @@ process.once("SIGINT", () => {
   process.exit(130);
 });
 
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 interface Run {
   daemon: RunningDaemon;

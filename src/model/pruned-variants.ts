@@ -8,16 +8,15 @@
 // Which variant the daemon runs is the manifest's `default`, chosen by hand against the
 // bar in the README (pruning section); building a variant never changes it.
 import { mkdir, readFile } from "node:fs/promises";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.ts";
-import { DEFAULT_MANIFEST_PATH, formatZodIssues, ManifestSchema, MODELS_DIR, readManifest, type Manifest, type ModelEntry } from "./manifest.ts";
+import { DEFAULT_MANIFEST_PATH, formatZodIssues, ManifestSchema, readManifest, sha256Hex, type Manifest, type ModelEntry } from "./manifest.ts";
 import { encodeModel } from "./onnx/serialize.ts";
 import { graphStats } from "./onnx/shape-inference.ts";
 import type { OnnxGraph } from "./onnx/ir.ts";
 import { bakePreprocessing } from "./preprocess.ts";
 import { runPrune } from "./prune/pipeline.ts";
 import type { ImportanceKind } from "./prune/importance.ts";
-import { createHash } from "node:crypto";
 
 export interface PrunedVariantSpec {
   /** manifest name of the float variant; the baked one is `${name}-u8` */
@@ -70,11 +69,9 @@ export interface BuiltVariant {
   sha256: string;
 }
 
-const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
-
 function entryFrom(base: ModelEntry, g: OnnxGraph, file: string, bytes: Uint8Array, over: Pick<ModelEntry, "description" | "variant" | "parent" | "build">): ModelEntry {
   const stats = graphStats(g);
-  return { ...base, ...over, file, sha256: sha256(bytes), bytes: bytes.length, parameters: stats.parameters, macs: stats.macs, flops: 2 * stats.macs };
+  return { ...base, ...over, file, sha256: sha256Hex(bytes), bytes: bytes.length, parameters: stats.parameters, macs: stats.macs, flops: 2 * stats.macs };
 }
 
 export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<BuiltVariant[]> {
@@ -83,7 +80,7 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<Bui
   const specs = PRUNED_VARIANTS.filter((s) => opts.only === undefined || opts.only.includes(s.name));
   const unknown = (opts.only ?? []).filter((n) => !PRUNED_VARIANTS.some((s) => s.name === n));
   if (unknown.length > 0) throw new Error(`unknown pruned variant(s) ${unknown.join(", ")}; known: ${PRUNED_VARIANTS.map((s) => s.name).join(", ")}`);
-  const modelsDir = manifestPath === DEFAULT_MANIFEST_PATH ? MODELS_DIR : join(manifestPath, "..");
+  const modelsDir = dirname(manifestPath);
   await mkdir(join(modelsDir, "reports"), { recursive: true });
   const built: BuiltVariant[] = [];
   for (const spec of specs) {

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { BusClient } from "../../src/bus/client/index.ts";
 import type { Alert, Header, HealthState, PublishedDetection } from "../../src/bus/codec.ts";
 import { removeConfig } from "../../src/cli/bench/daemon-process.ts";
-import { baseConfig, freePort, runDaemon, VTEST, writeConfig, type RunningDaemon } from "./harness.ts";
+import { baseConfig, freePort, runDaemon, until, VTEST, writeConfig, type RunningDaemon } from "./harness.ts";
 
 interface Seen {
   /** performance.now() when received */
@@ -67,16 +67,6 @@ const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-async function until<T>(pick: () => T | undefined, timeoutMs: number, what: () => string): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const hit = pick();
-    if (hit !== undefined) return hit;
-    if (performance.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** config/demo.yaml's camera and corridor (see there for how they were found). */
 const HAZARD_CAMERA = {

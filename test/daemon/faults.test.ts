@@ -13,7 +13,6 @@
 // (WRONG_SEQUENCE) at the client, test/bus/client.test.ts; here only real gaps (a subscriber
 // past its high-water mark) are looked at.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,8 +20,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BusClient, type BusClientOptions } from "../../src/bus/client/index.ts";
 import type { CameraHealth, HealthState } from "../../src/bus/codec.ts";
-import { removeConfig, type LogLine } from "../../src/cli/bench/daemon-process.ts";
-import { baseConfig, freePort, runDaemon, VTEST, writeConfig, type RunningDaemon } from "./harness.ts";
+import { freeUdpPort, removeConfig, type LogLine } from "../../src/cli/bench/daemon-process.ts";
+import { baseConfig, freePort, runDaemon, until, VTEST, writeConfig, type RunningDaemon } from "./harness.ts";
 
 // ---------------------------------------------------------------------------------------
 // What a subscriber saw
@@ -87,17 +86,6 @@ class BusWatch {
   }
 }
 
-/** Polls until pick() returns something; the event timestamps carry the timing, not the poll. */
-async function until<T>(pick: () => T | undefined, timeoutMs: number, what: () => string): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const hit = pick();
-    if (hit !== undefined) return hit;
-    if (performance.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what()}`);
-    await sleep(20);
-  }
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const hasReason = (h: HealthSeen, prefix: string): boolean => h.reasons.some((r) => r.startsWith(prefix));
@@ -147,15 +135,6 @@ const logHas = (d: RunningDaemon, pred: (l: LogLine) => boolean): boolean => d.l
 const msgIs = (m: string) => (l: LogLine) => l.msg === m;
 
 const gstLaunch = spawnSync("gst-launch-1.0", ["--version"]).status === 0;
-
-/** A free UDP port on loopback (may be taken before use; nothing else here binds UDP). */
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A camera on the network: live test video as RTP/JPEG over UDP, from a separate gst-launch process. */
 function startSender(port: number): ChildProcess {

@@ -7,6 +7,17 @@ import { REPO_ROOT } from "../../src/cli/bench/daemon-process.ts";
 export { collectDetections, freePort, runDaemon, writeConfig, type RunningDaemon } from "../../src/cli/bench/daemon-process.ts";
 
 export const REPO = REPO_ROOT;
+
+/** Polls until pick() returns something; the event timestamps carry the timing, not the poll. */
+export async function until<T>(pick: () => T | undefined, timeoutMs: number, what: () => string): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const hit = pick();
+    if (hit !== undefined) return hit;
+    if (performance.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 export const VTEST = join(REPO, ".cache/fixtures/vtest.avi");
 
 export function baseConfig(busPort: number, camera: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {

@@ -13,6 +13,7 @@
 // daemon's own and signals reach it directly.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -39,6 +40,15 @@ export async function freePort(): Promise<number> {
       s.close(() => (typeof addr === "object" && addr ? res(addr.port) : rej(new Error("no port"))));
     });
   });
+}
+
+/** A UDP port free on loopback right now (for a test camera's RTP stream; it can be taken before use). */
+export async function freeUdpPort(): Promise<number> {
+  const s = createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }
 
 /** Writes `config` as YAML into a fresh temp folder; returns the file's path. */

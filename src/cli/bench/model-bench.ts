@@ -28,6 +28,7 @@ import {
 } from "../../model/manifest.ts";
 import type { TfjsBackendInfo } from "../../model/tfjs/reference.ts";
 import { formatMs, formatRatio, markdownTable, type Column } from "./table.ts";
+import { machineInfo } from "../../util/machine-info.ts";
 
 const REPO_ROOT = resolve(MODELS_DIR, "..");
 export const DEFAULT_BENCH_VIDEO = resolve(REPO_ROOT, ".cache/fixtures/vtest.avi");
@@ -201,19 +202,6 @@ function describeInput(input: ModelInputSpec): string {
  * input-tensor.ts step. Not Detector.preprocess itself, which needs a session per call site
  * and returns ort.Tensors, while the TF.js side needs the bare array.
  */
-/** The machine a benchmark ran on, as both benches report it. */
-export function machineInfo(): { cpu: string; cores: number; availableParallelism: number; arch: string; platform: string; totalMemoryGiB: number } {
-  const cpus = os.cpus();
-  return {
-    cpu: cpus[0]?.model.trim() ?? "unknown",
-    cores: cpus.length,
-    availableParallelism: os.availableParallelism(),
-    arch: process.arch,
-    platform: `${os.platform()} ${os.release()}`,
-    totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-  };
-}
-
 export function prepareInput(img: RgbImage, input: ModelInputSpec): ModelInputData {
   const transform = computeLetterbox(img.width, img.height, input.width, input.height, input.resize);
   const resized = resizeToModel(img, transform, PAD_FILL);

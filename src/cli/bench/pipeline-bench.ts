@@ -48,7 +48,8 @@ import {
   type LogLine,
   type RunningDaemon,
 } from "./daemon-process.ts";
-import { commandLineOf, DEFAULT_BENCH_VIDEO, latencyStats, machineInfo, prepareInput, spreadFrameIndices, type LatencyStats } from "./model-bench.ts";
+import { commandLineOf, DEFAULT_BENCH_VIDEO, latencyStats, prepareInput, spreadFrameIndices, type LatencyStats } from "./model-bench.ts";
+import { machineInfo } from "../../util/machine-info.ts";
 import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./table.ts";
 
 export const DEFAULT_PIPELINE_FRAMES = 300;

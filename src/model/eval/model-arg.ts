@@ -2,11 +2,10 @@
 // variant that is not (yet) in the manifest. A file borrows the entry of the manifest model
 // it is interchangeable with (same input name, dtype and shape, and every output the
 // decoder reads), so it is preprocessed and decoded exactly like that model.
-import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import { decodeModel } from "../onnx/serialize.ts";
-import { resolveModel, type Manifest, type ModelEntry, type ResolvedModel } from "../manifest.ts";
+import { resolveModel, sha256Hex, type Manifest, type ModelEntry, type ResolvedModel } from "../manifest.ts";
 
 function decoderOutputs(entry: ModelEntry): string[] {
   const d = entry.decoder;
@@ -29,7 +28,7 @@ export async function resolveModelArg(arg: string, manifest: Manifest, manifestP
   }
   const bytes = await readFile(path);
   if (bytes.length === 0) throw new Error(`model file ${path} is empty, expected an ONNX model`);
-  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const sha256 = sha256Hex(bytes);
   // The very file of a manifest entry keeps that entry (and its name in reports).
   for (const name of Object.keys(manifest.models)) {
     const m = resolveModel(manifest, manifestPath, name);

@@ -73,6 +73,21 @@ export function stringAttr(node: OnnxNode, name: string, fallback: string): stri
 }
 
 /** Map from tensor name to the node that produces it. */
+/**
+ * A copy a pass can rewrite without touching the original: nodes, value infos and metadata
+ * are new objects; initializer tensors are shared (passes replace them, never write into them).
+ */
+export function cloneGraph(g: OnnxGraph): OnnxGraph {
+  return {
+    ...g,
+    nodes: g.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })),
+    initializers: new Map(g.initializers),
+    inputs: g.inputs.map((v) => ({ ...v, dims: [...v.dims] })),
+    outputs: g.outputs.map((v) => ({ ...v, dims: [...v.dims] })),
+    metadata: { ...g.metadata },
+  };
+}
+
 export function producers(g: OnnxGraph): Map<string, OnnxNode> {
   const m = new Map<string, OnnxNode>();
   for (const n of g.nodes) for (const o of n.outputs) if (o) m.set(o, n);

@@ -16,7 +16,7 @@
 // at least `oversample` x its unknowns. Errors are relative MSE, sum (y - ŷ)² / sum y², before
 // (pruned weights as they came) and after, on the fit samples and on the held-out ones.
 import type { ModelInputData } from "../../infer/input-tensor.ts";
-import { intsAttr, stringAttr, uniqueNamer, type OnnxGraph, type OnnxNode } from "../onnx/ir.ts";
+import { cloneGraph, intsAttr, stringAttr, uniqueNamer, type OnnxGraph, type OnnxNode } from "../onnx/ir.ts";
 import { inferShapes } from "../onnx/shape-inference.ts";
 import type { Tensor } from "../onnx/tensor.ts";
 import { forEachActivation, hashString, samplePositions } from "./activations.ts";
@@ -187,17 +187,6 @@ function matchOutputChannels(dense: ConvGeometry, pruned: ConvGeometry): number[
     next = o + 1;
   }
   return kept;
-}
-
-function copyGraph(g: OnnxGraph): OnnxGraph {
-  return {
-    ...g,
-    nodes: g.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })),
-    initializers: new Map(g.initializers),
-    inputs: g.inputs.map((v) => ({ ...v, dims: [...v.dims] })),
-    outputs: g.outputs.map((v) => ({ ...v, dims: [...v.dims] })),
-    metadata: { ...g.metadata },
-  };
 }
 
 /** Waves: a target Conv goes one wave after the latest target Conv upstream of it. */
@@ -475,7 +464,7 @@ export async function recoverLeastSquares(opts: RecoverOptions): Promise<Recover
   if (opts.frames.length === 0) throw new RangeError("recoverLeastSquares: no calibration frames");
   const seed = opts.seed ?? 1;
   const { dense } = opts;
-  const work = copyGraph(opts.pruned);
+  const work = cloneGraph(opts.pruned);
 
   const names =
     opts.convNodes ??

@@ -1,8 +1,8 @@
 // The pruning report, as JSON (for scripts and the manifest's build record) and Markdown (for
 // people and issues): what was removed, what it cost and what it bought, measured, with
 // everything the pruner refused to touch and why.
-import os from "node:os";
 import { writeFileAtomic } from "../../util/atomic-write.ts";
+import { machineInfo } from "../../util/machine-info.ts";
 import type { AgreementReport } from "../eval/agreement.ts";
 import type { SkippedOp } from "./dependency-graph.ts";
 import type { LatencyResult } from "./latency.ts";
@@ -58,15 +58,10 @@ export interface PruneReport {
   notes: string[];
 }
 
+/** The machine fields a pruning report records (the benches' machineInfo without memory). */
 export function machine(): PruneReport["machine"] {
-  const cpus = os.cpus();
-  return {
-    cpu: cpus[0]?.model.trim() ?? "unknown",
-    cores: cpus.length,
-    availableParallelism: os.availableParallelism(),
-    arch: process.arch,
-    platform: `${os.platform()} ${os.release()}`,
-  };
+  const { cpu, cores, availableParallelism, arch, platform } = machineInfo();
+  return { cpu, cores, availableParallelism, arch, platform };
 }
 
 const fmtInt = (n: number): string => n.toLocaleString("en-US");

@@ -3,7 +3,7 @@
 // ratio rounded to a multiple (vector units and GEMM tiles like multiples of 8) with a floor.
 // The result is a new graph; the parent is not touched. Node names stay as they were, so the
 // least-squares recovery can pair each pruned Conv with its dense original.
-import { attr, type OnnxGraph, type OnnxNode } from "../onnx/ir.ts";
+import { attr, cloneGraph, type OnnxGraph, type OnnxNode } from "../onnx/ir.ts";
 import { graphStats, inferShapes, type GraphStats } from "../onnx/shape-inference.ts";
 import { fromNumbers, sizeOf, stridesOf, toNumbers, type Tensor, type TensorData } from "../onnx/tensor.ts";
 import { buildDependencyGraph, matchNodes, type DependencyGraph, type SkippedOp } from "./dependency-graph.ts";
@@ -180,17 +180,6 @@ export function sliceAxis(t: Tensor, axis: number, keep: readonly number[]): Ten
     }
   }
   return { dtype: t.dtype, dims, data: out };
-}
-
-function cloneGraph(g: OnnxGraph): OnnxGraph {
-  return {
-    ...g,
-    nodes: g.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })),
-    initializers: new Map(g.initializers),
-    inputs: g.inputs.map((v) => ({ ...v, dims: [...v.dims] })),
-    outputs: g.outputs.map((v) => ({ ...v, dims: [...v.dims] })),
-    metadata: { ...g.metadata },
-  };
 }
 
 function applyRemoval(
