@@ -10,7 +10,7 @@ import { Detector } from "../../src/infer/detector.ts";
 import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
 import type { RgbImage } from "../../src/ingest/rgb-image.ts";
 import { DEFAULT_MANIFEST_PATH, MODELS_DIR, readManifest, resolveModel, type Manifest } from "../../src/model/manifest.ts";
-import { PRUNED_VARIANTS } from "../../src/model/pruned-variants.ts";
+import { buildPrunedVariants, PRUNED_VARIANTS } from "../../src/model/pruned-variants.ts";
 
 const VIDEO = ".cache/fixtures/vtest.avi";
 let manifest: Manifest;
@@ -38,6 +38,14 @@ describe("pruned variants in the manifest", () => {
       expect(u8.input).toEqual(manifest.models[spec.bakedParent].input);
     });
   }
+});
+
+describe("perceptd models build-pruned", () => {
+  it("refuses an unknown variant by name, listing the known ones, before any work", async () => {
+    await expect(buildPrunedVariants({ only: ["nanodet-p25", "nanodet-p99"], video: VIDEO })).rejects.toThrow(
+      /^unknown pruned variant\(s\) nanodet-p99; known: nanodet-p25, nanodet-p50$/,
+    );
+  });
 });
 
 describe.skipIf(!existsSync(VIDEO))("pruned variants still find people (frame 120 of vtest.avi)", () => {
