@@ -10,6 +10,7 @@ import { InferencePool } from "../infer/inference-pool.ts";
 import { classIdsForLabels, type InferResult } from "../infer/inference-worker.ts";
 import type { DetectSettings } from "../infer/worker-protocol.ts";
 import { CameraSource, type CameraEvent } from "../ingest/camera-source.ts";
+import { waitsForConsumer } from "../ingest/pipeline-description.ts";
 import type { Frame } from "../ingest/frame.ts";
 import { requiredThreadpoolSize, threadpoolSize } from "../ingest/threadpool.ts";
 import { createMetrics, type Metrics } from "../metrics/metrics.ts";
@@ -183,6 +184,8 @@ export class Daemon {
         },
         settings,
         cameras: config.cameras.map((c) => c.id),
+        // Replays that wait for us lose nothing by queueing their next frame in the worker.
+        queueAhead: config.cameras.filter((c) => waitsForConsumer(c.source)).map((c) => c.id),
         workers: config.inference.workers,
         onResult: (r) => d.onResult(r),
         onDrop: (f, reason) => d.onDrop(f, reason),

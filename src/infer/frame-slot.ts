@@ -6,6 +6,12 @@
 //
 // Several cameras sharing one detector take turns (round-robin over the cameras that have
 // a waiting frame), so a fast camera cannot starve a slow one.
+//
+// A camera may be allowed a second frame in flight (maxInFlight 2): the pool uses that for
+// sources that wait for the consumer (an unpaced replay), whose next frame can be queued in
+// the worker while the current one runs. Nothing newer could have replaced it there, so
+// latest-wins loses nothing, and the worker goes from one frame to the next without a round
+// trip through the main thread.
 
 /** What the scheduler needs of a frame; the daemon's Frame has it. */
 export interface CameraFrame {
@@ -26,10 +32,17 @@ export interface CameraSlotStats {
   inFlight: boolean;
 }
 
+export interface FrameSchedulerOptions {
+  /** frames a camera may have handed out and not done at once; default 1, at most 2 */
+  maxInFlight?: ReadonlyMap<string, number>;
+}
+
 interface Slot<F> {
   camera: string;
   waiting: F | undefined;
-  inFlight: boolean;
+  /** frames handed out by next() and not yet done() */
+  inFlight: number;
+  maxInFlight: number;
   offered: number;
   dropped: number;
   started: number;
@@ -44,8 +57,14 @@ export class FrameScheduler<F extends CameraFrame = CameraFrame> {
   private waitingCount = 0;
   private inFlightCount = 0;
 
+  private readonly maxInFlight: ReadonlyMap<string, number>;
+
   /** `cameras` fixes the round-robin order; cameras first seen in offer() join at the end. */
-  constructor(cameras: Iterable<string> = []) {
+  constructor(cameras: Iterable<string> = [], opts: FrameSchedulerOptions = {}) {
+    this.maxInFlight = opts.maxInFlight ?? new Map();
+    for (const [camera, n] of this.maxInFlight) {
+      if (n !== 1 && n !== 2) throw new RangeError(`FrameScheduler: maxInFlight of camera ${JSON.stringify(camera)} must be 1 or 2, got ${String(n)}`);
+    }
     for (const c of cameras) this.slot(c);
   }
 
@@ -67,19 +86,21 @@ export class FrameScheduler<F extends CameraFrame = CameraFrame> {
   }
 
   /**
-   * The next frame to run, marking its camera in flight: the waiting frame of the first
-   * camera after the one served last that has a frame waiting and none in flight.
+   * The next frame to run, marking it in flight: the waiting frame of the first camera after
+   * the one served last that has a frame waiting and fewer than its maxInFlight in flight.
+   * With `aheadOnly`, only cameras allowed a second frame in flight qualify (the worker is
+   * busy: a frame given to it now waits there, which only such cameras may do).
    * undefined when no camera qualifies.
    */
-  next(): F | undefined {
+  next(aheadOnly = false): F | undefined {
     const n = this.slots.length;
     for (let k = 1; k <= n; k++) {
       const i = (this.cursor + k) % n;
       const s = this.slots[i];
-      if (s.waiting === undefined || s.inFlight) continue;
+      if (s.waiting === undefined || s.inFlight >= s.maxInFlight || (aheadOnly && s.maxInFlight < 2)) continue;
       const frame = s.waiting;
       s.waiting = undefined;
-      s.inFlight = true;
+      s.inFlight++;
       s.started++;
       this.waitingCount--;
       this.inFlightCount++;
@@ -93,10 +114,10 @@ export class FrameScheduler<F extends CameraFrame = CameraFrame> {
   done(camera: string): void {
     const i = this.index.get(camera);
     const s = i === undefined ? undefined : this.slots[i];
-    if (s === undefined || !s.inFlight) {
+    if (s === undefined || s.inFlight === 0) {
       throw new Error(`FrameScheduler.done: camera ${JSON.stringify(camera)} has no frame in flight`);
     }
-    s.inFlight = false;
+    s.inFlight--;
     s.finished++;
     this.inFlightCount--;
   }
@@ -142,7 +163,7 @@ export class FrameScheduler<F extends CameraFrame = CameraFrame> {
       started: s.started,
       finished: s.finished,
       waiting: s.waiting !== undefined,
-      inFlight: s.inFlight,
+      inFlight: s.inFlight > 0,
     }));
   }
 
@@ -152,7 +173,7 @@ export class FrameScheduler<F extends CameraFrame = CameraFrame> {
     if (typeof camera !== "string" || camera === "") {
       throw new TypeError(`FrameScheduler: a frame's camera must be a non-empty string, got ${JSON.stringify(camera)}`);
     }
-    const s: Slot<F> = { camera, waiting: undefined, inFlight: false, offered: 0, dropped: 0, started: 0, finished: 0 };
+    const s: Slot<F> = { camera, waiting: undefined, inFlight: 0, maxInFlight: this.maxInFlight.get(camera) ?? 1, offered: 0, dropped: 0, started: 0, finished: 0 };
     this.index.set(camera, this.slots.length);
     this.slots.push(s);
     return s;

@@ -15,6 +15,12 @@
 // at 43 ms median ingest -> result; per-camera (1 thread each) 45/s at 60 ms; per-camera
 // with 2 threads each 30/s at 84 ms (the sessions' spinning threads fight for the cores).
 // Shared wins on latency, which is what the hazard logic downstream needs.
+//
+// Cameras in `queueAhead` (sources that wait for the consumer: an unpaced replay) may have
+// their next frame queued in the worker while the current one runs (frame-slot.ts): the
+// session then goes from frame to frame without waiting on the main thread, which costs a
+// round trip and the result handling per frame otherwise. A live camera never does: its
+// frame would age in that queue where a newer one could have replaced it.
 import { availableParallelism } from "node:os";
 import { FrameScheduler, type CameraSlotStats } from "./frame-slot.ts";
 import {
@@ -54,8 +60,10 @@ export interface InferencePoolOptions {
   onResult?: (result: InferResult) => void;
   onDrop?: (frame: Frame, reason: DropReason) => void;
   onError?: (e: InferencePoolError) => void;
+  /** cameras whose next frame may wait in the worker's queue (see the top of this file); default none */
+  queueAhead?: readonly string[];
   /** passed to each worker's start() */
-  workerOptions?: Omit<InferenceWorkerOptions, "name">;
+  workerOptions?: Omit<InferenceWorkerOptions, "name" | "depth">;
 }
 
 export interface CameraInferStats extends CameraSlotStats {
@@ -90,8 +98,10 @@ interface Lane {
   scheduler: FrameScheduler<Frame>;
   completed: Map<string, number>;
   errors: Map<string, number>;
-  /** the current infer() chain, so close() can wait for the frame in flight */
-  running: Promise<void> | undefined;
+  /** requests each worker of this lane holds at once: 2 when a camera of it queues ahead */
+  depth: 1 | 2;
+  /** the infer() chains in flight, so close() and settle() can wait for them */
+  running: Set<Promise<void>>;
 }
 
 export class InferencePool {
@@ -126,16 +136,20 @@ export class InferencePool {
     if (cameras.length === 0) throw new RangeError("InferencePool: cameras is empty; give at least one camera id");
     const dup = cameras.find((c, i) => cameras.indexOf(c) !== i);
     if (dup !== undefined) throw new RangeError(`InferencePool: camera ${JSON.stringify(dup)} is listed twice`);
+    const ahead = new Set(opts.queueAhead ?? []);
+    const stranger = [...ahead].find((c) => !cameras.includes(c));
+    if (stranger !== undefined) throw new RangeError(`InferencePool: queueAhead names camera ${JSON.stringify(stranger)}, which is not in cameras (${cameras.join(", ")})`);
     checkDetectSettings(opts.settings, opts.init.entry.labels.length, `InferencePool (model "${opts.init.modelName}"): detect settings`);
 
     const groups = layout === "shared" ? [cameras] : cameras.map((c) => [c]);
+    const depthOf = (g: readonly string[]): 1 | 2 => (g.some((c) => ahead.has(c)) ? 2 : 1);
     const init: WorkerInit =
       layout === "per-camera" && opts.init.intraOpThreads === 0
         ? { ...opts.init, intraOpThreads: Math.max(1, Math.floor(availableParallelism() / groups.length)) }
         : opts.init;
     const started = await Promise.allSettled(
       groups.map((g) =>
-        InferenceWorker.start(init, opts.settings, { ...opts.workerOptions, name: layout === "shared" ? "shared" : g[0] }),
+        InferenceWorker.start(init, opts.settings, { ...opts.workerOptions, name: layout === "shared" ? "shared" : g[0], depth: depthOf(g) }),
       ),
     );
     const failed = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
@@ -153,10 +167,11 @@ export class InferencePool {
         name: s.value.name,
         worker: s.value,
         replacing: undefined,
-        scheduler: new FrameScheduler<Frame>(g),
+        scheduler: new FrameScheduler<Frame>(g, { maxInFlight: new Map(g.filter((c) => ahead.has(c)).map((c) => [c, 2])) }),
         completed: new Map(g.map((c) => [c, 0])),
         errors: new Map(g.map((c) => [c, 0])),
-        running: undefined,
+        depth: depthOf(g),
+        running: new Set(),
       };
       lanes.push(lane);
       for (const c of g) laneOf.set(c, lane);
@@ -235,8 +250,8 @@ export class InferencePool {
     lane.replacing ??= (async () => {
       try {
         await lane.worker.terminate();
-        await lane.running;
-        const fresh = await InferenceWorker.start(this.workerInit, this.settings, { ...this.opts.workerOptions, name: lane.name });
+        await Promise.all(lane.running);
+        const fresh = await InferenceWorker.start(this.workerInit, this.settings, { ...this.opts.workerOptions, name: lane.name, depth: lane.depth });
         if (this.closing !== undefined) {
           await fresh.close();
           throw new Error(`InferencePool: closed while replacing worker ${lane.name}`);
@@ -281,7 +296,7 @@ export class InferencePool {
   async settle(timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
-      const running = this.lanes.map((l) => l.running).filter((r): r is Promise<void> => r !== undefined);
+      const running = this.lanes.flatMap((l) => [...l.running]);
       const left = deadline - performance.now();
       if (running.length === 0 || left <= 0) return;
       let timer: NodeJS.Timeout | undefined;
@@ -309,7 +324,7 @@ export class InferencePool {
       // A replacement under way ends on its own: it sees `closing` and closes what it started.
       await Promise.all(this.lanes.map((lane) => lane.worker.close(timeoutMs)));
       // The result handlers run before a worker's close() resumes; this only waits for their finally.
-      await Promise.all(this.lanes.map((lane) => lane.running));
+      await Promise.all(this.lanes.flatMap((lane) => [...lane.running]));
     })();
     return this.closing;
   }
@@ -321,35 +336,43 @@ export class InferencePool {
     });
   }
 
+  /** Hands the lane's worker what it may take now: a frame when idle, a queued-ahead one behind a running frame. */
   private pump(lane: Lane): void {
-    if (lane.running !== undefined || !lane.worker.alive || this.closing !== undefined) return;
-    const frame = lane.scheduler.next();
-    if (frame === undefined) return;
+    while (lane.worker.alive && this.closing === undefined && lane.worker.inFlight < lane.depth) {
+      const frame = lane.scheduler.next(lane.worker.inFlight > 0);
+      if (frame === undefined) return;
+      this.dispatch(lane, frame);
+    }
+  }
+
+  private dispatch(lane: Lane, frame: Frame): void {
     this.releaseSlotWaiters(frame.camera);
-    lane.running = lane.worker.infer(frame).then(
+    const chain: Promise<void> = lane.worker.infer(frame).then(
       (result) => {
         lane.completed.set(frame.camera, (lane.completed.get(frame.camera) ?? 0) + 1);
-        this.finish(lane, frame, () => this.opts.onResult?.(result));
+        this.finish(lane, frame, chain, () => this.opts.onResult?.(result));
       },
       (err: unknown) => {
         lane.errors.set(frame.camera, (lane.errors.get(frame.camera) ?? 0) + 1);
         const error = err instanceof Error ? err : new Error(String(err));
         // A dead worker reports itself once through its "error" event; the frame's own failure is not news.
         const report = lane.worker.alive ? { error, fatal: false, worker: lane.index, camera: frame.camera, seq: frame.seq } : undefined;
-        this.finish(lane, frame, () => (report === undefined ? undefined : this.report(report)));
+        this.finish(lane, frame, chain, () => (report === undefined ? undefined : this.report(report)));
       },
     );
+    lane.running.add(chain);
   }
 
-  /** Frees the lane before calling back, so a throwing callback cannot wedge the lane. */
-  private finish(lane: Lane, frame: Frame, callback: () => void): void {
+  /**
+   * Frees the slot and hands the worker its next frame before calling back: the worker then
+   * runs while the result is handled here (hazard stage, bus), and a throwing callback
+   * cannot wedge the lane.
+   */
+  private finish(lane: Lane, frame: Frame, chain: Promise<void>, callback: () => void): void {
     lane.scheduler.done(frame.camera);
-    lane.running = undefined;
-    try {
-      callback();
-    } finally {
-      this.pump(lane);
-    }
+    lane.running.delete(chain);
+    this.pump(lane);
+    callback();
   }
 
   private releaseSlotWaiters(camera?: string): void {

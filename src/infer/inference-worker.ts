@@ -1,6 +1,7 @@
 // Main-thread handle on one inference worker thread (worker.ts): starts it, sends it frames
-// by transfer, maps its boxes to source pixels, and shuts it down. One request at a time;
-// which frame goes next is the scheduler's business (frame-slot.ts, inference-pool.ts).
+// by transfer, maps its boxes to source pixels, and shuts it down. One request at a time, or
+// two when the pool queues one ahead (options.depth); which frame goes next is the
+// scheduler's business (frame-slot.ts, inference-pool.ts).
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
 import { toSourceDetections } from "./letterbox.ts";
@@ -51,6 +52,12 @@ export interface InferenceWorkerOptions {
   name?: string;
   /** Session creation + warm-up; TensorRT engine builds can take minutes. Default 600 s. */
   startTimeoutMs?: number;
+  /**
+   * Requests held at once: 1 (default), or 2 so the next frame already waits in the
+   * thread's queue while one runs and the session never idles on a round trip through the
+   * main thread. Only for frames that cannot go stale meanwhile (see frame-slot.ts).
+   */
+  depth?: 1 | 2;
 }
 
 interface Pending {
@@ -120,7 +127,9 @@ export class InferenceWorker {
   private settings: DetectSettings;
   private nextId = 1;
   private copied = 0;
-  private pending: Pending | undefined;
+  private readonly depth: 1 | 2;
+  /** requests sent and not answered, oldest (the one running) first */
+  private pending: Pending[] = [];
   private stateNow: WorkerState = "ready";
   private closing: Promise<"closed" | "detached"> | undefined;
   private readonly exited: Promise<number>;
@@ -136,8 +145,10 @@ export class InferenceWorker {
     name: string,
     ready: Extract<WorkerToMain, { type: "ready" }>,
     exited: Promise<number>,
+    depth: 1 | 2,
   ) {
     this.worker = worker;
+    this.depth = depth;
     this.init = init;
     this.settings = settings;
     this.name = name;
@@ -163,6 +174,8 @@ export class InferenceWorker {
     const name = opts.name ?? init.modelName;
     const where = `inference worker ${name} (model "${init.modelName}")`;
     checkDetectSettings(settings, init.entry.labels.length, `${where}: detect settings`);
+    const depth = opts.depth ?? 1;
+    if (depth !== 1 && depth !== 2) throw new RangeError(`${where}: depth must be 1 or 2, got ${String(depth)}`);
     const worker = new Worker(WORKER_ENTRY, { name: `perceptd-infer-${name}` });
     const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
     const timeoutMs = opts.startTimeoutMs ?? 600_000;
@@ -188,7 +201,7 @@ export class InferenceWorker {
         const msg: MainToWorker = { type: "init", init, settings };
         worker.postMessage(msg);
       });
-      return new InferenceWorker(worker, init, settings, name, ready, exited);
+      return new InferenceWorker(worker, init, settings, name, ready, exited, depth);
     } catch (err) {
       // Already reported through the rejection; an unheard "error" event would throw.
       worker.on("error", () => undefined);
@@ -227,7 +240,12 @@ export class InferenceWorker {
 
   /** True while a request is in flight. */
   get busy(): boolean {
-    return this.pending !== undefined;
+    return this.pending.length > 0;
+  }
+
+  /** Requests sent and not yet answered: the one running and, with depth 2, the one queued behind it. */
+  get inFlight(): number {
+    return this.pending.length;
   }
 
   /** False once close() or terminate() started, or the thread died. */
@@ -255,16 +273,17 @@ export class InferenceWorker {
 
   /**
    * Runs one frame. The caller gives up frame.pixels: its buffer is transferred (detached
-   * here) when the view covers all of it, copied otherwise. One request at a time: a call
-   * while busy rejects, since queueing here would defeat latest-wins scheduling.
+   * here) when the view covers all of it, copied otherwise. At most `depth` requests at a
+   * time: a call beyond that rejects, since queueing more here would defeat latest-wins
+   * scheduling.
    */
   infer(frame: Frame): Promise<InferResult> {
     const where = `inference worker ${this.name}`;
     if (this.stateNow !== "ready") return Promise.reject(new Error(`${where}: cannot infer, the worker is ${this.stateNow}`));
-    if (this.pending !== undefined) {
-      return Promise.reject(
-        new Error(`${where}: busy with ${this.pending.frame.camera} #${this.pending.frame.seq}; one request at a time (camera ${frame.camera} #${frame.seq} refused)`),
-      );
+    if (this.pending.length >= this.depth) {
+      const held = this.pending.map((p) => `${p.frame.camera} #${p.frame.seq}`).join(", ");
+      const limit = this.depth === 1 ? "one request at a time" : `${this.depth} requests at a time`;
+      return Promise.reject(new Error(`${where}: busy with ${held}; ${limit} (camera ${frame.camera} #${frame.seq} refused)`));
     }
     const { width, height } = this.init.entry.input;
     if (frame.width !== width || frame.height !== height || frame.pixels.length !== width * height * 3) {
@@ -289,7 +308,7 @@ export class InferenceWorker {
     const { buffer, copied } = transferable(frame.pixels);
     if (copied) this.copied++;
     const msg: MainToWorker = { type: "infer", id, camera: frame.camera, seq: frame.seq, pixels: buffer, width, height };
-    this.pending = { id, frame: { camera: frame.camera, seq: frame.seq, tIngestNs: frame.tIngestNs, transform: frame.transform }, resolve, reject, settled };
+    this.pending.push({ id, frame: { camera: frame.camera, seq: frame.seq, tIngestNs: frame.tIngestNs, transform: frame.transform }, resolve, reject, settled });
     this.worker.postMessage(msg, [buffer]);
     return promise;
   }
@@ -318,8 +337,8 @@ export class InferenceWorker {
     this.stateNow = "closing";
     this.closing = (async () => {
       const deadline = performance.now() + timeoutMs;
-      const inFlight = this.pending?.settled;
-      if (inFlight !== undefined && (await withTimeout(inFlight.then(() => true), timeoutMs)) === undefined) {
+      const inFlight = this.pending.map((p) => p.settled);
+      if (inFlight.length > 0 && (await withTimeout(Promise.all(inFlight).then(() => true), timeoutMs)) === undefined) {
         this.detach(`close() timed out after ${timeoutMs} ms with the request still running`);
         return "detached";
       }
@@ -348,7 +367,7 @@ export class InferenceWorker {
   async terminate(): Promise<"terminated" | "detached"> {
     if (this.stateNow === "exited") return "terminated";
     if (this.stateNow === "detached") return "detached";
-    if (this.pending !== undefined || this.stateNow === "closing") {
+    if (this.pending.length > 0 || this.stateNow === "closing") {
       this.detach("terminated while busy");
       return "detached";
     }
@@ -372,12 +391,13 @@ export class InferenceWorker {
       case "result": {
         // The answer to a request that detach() already failed.
         if (this.stateNow === "detached") return;
-        const p = this.pending;
+        // The thread answers in the order it was asked.
+        const p = this.pending[0];
         if (p === undefined || p.id !== msg.id) {
-          this.emitError(new Error(`inference worker ${this.name}: result for request ${msg.id}, which is not in flight`));
+          this.emitError(new Error(`inference worker ${this.name}: result for request ${msg.id}, which is not the oldest in flight`));
           return;
         }
-        this.pending = undefined;
+        this.pending.shift();
         const tNow = process.hrtime.bigint();
         const { tIngestNs, transform } = p.frame;
         p.resolve({
@@ -397,9 +417,9 @@ export class InferenceWorker {
       }
       case "error": {
         const err = new Error(`inference worker ${this.name}: ${msg.message}`);
-        if (msg.id !== undefined && this.pending?.id === msg.id) {
-          const p = this.pending;
-          this.pending = undefined;
+        const at = msg.id === undefined ? -1 : this.pending.findIndex((q) => q.id === msg.id);
+        if (at >= 0) {
+          const [p] = this.pending.splice(at, 1);
           p.reject(new Error(`inference worker ${this.name}: camera ${p.frame.camera} frame ${p.frame.seq}: ${msg.message}`));
         }
         if (msg.fatal) this.fail(err);
@@ -427,9 +447,9 @@ export class InferenceWorker {
   }
 
   private rejectPending(err: Error): void {
-    const p = this.pending;
-    this.pending = undefined;
-    p?.reject(err);
+    const all = this.pending;
+    this.pending = [];
+    for (const p of all) p.reject(err);
   }
 
   private onExit(code: number): void {

@@ -145,6 +145,21 @@ function tail(target: TargetSize, paced: boolean, everyFrame: boolean): string {
   );
 }
 
+/**
+ * Whether the source delivers every frame and waits for the consumer (PipelineDescription's
+ * everyFrame): a file played unpaced, or an expert pipeline that is not live.
+ */
+export function waitsForConsumer(source: SourceConfig): boolean {
+  switch (source.type) {
+    case "file":
+      return !source.realtime;
+    case "pipeline":
+      return !source.live;
+    default:
+      return false;
+  }
+}
+
 export function describePipeline(source: SourceConfig, target: TargetSize): PipelineDescription {
   requireDimension("target width", target.width);
   requireDimension("target height", target.height);
@@ -214,7 +229,7 @@ export function describePipeline(source: SourceConfig, target: TargetSize): Pipe
       throw new RangeError(`describePipeline: unknown source type ${JSON.stringify((unknown as { type?: unknown }).type)}`);
     }
   }
-  const everyFrame = !live && !paced;
+  const everyFrame = waitsForConsumer(source);
   return { description: `${head} ! ${tail(target, paced, everyFrame)}`, live, restartOnEos, properties, paced, everyFrame };
 }
 

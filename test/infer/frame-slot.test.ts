@@ -140,3 +140,32 @@ describe("FrameScheduler, several cameras sharing one worker", () => {
     ]);
   });
 });
+
+describe("FrameScheduler, a camera allowed a second frame in flight", () => {
+  it("hands out a second frame while the first runs, and only when asked for ahead-capable cameras", () => {
+    const s = new FrameScheduler<F>(["replay", "live"], { maxInFlight: new Map([["replay", 2]]) });
+    s.offer(f("replay", 0));
+    s.offer(f("live", 0));
+    expect(s.next(), "idle worker: round-robin as usual").toEqual(f("replay", 0));
+    s.offer(f("replay", 1));
+    // The worker is busy now: only the replay may queue behind it, the live frame keeps waiting.
+    expect(s.next(true)).toEqual(f("replay", 1));
+    expect(s.next(true), "the live camera never queues ahead").toBeUndefined();
+    s.offer(f("replay", 2));
+    expect(s.next(true), "two in flight is the limit").toBeUndefined();
+    expect(s.inFlight).toBe(2);
+    s.done("replay");
+    expect(s.next(), "the live camera's turn comes next").toEqual(f("live", 0));
+    s.done("replay");
+    s.done("live");
+    expect(() => s.done("replay")).toThrow(/camera "replay" has no frame in flight/);
+    expect(s.stats().map((x) => [x.camera, x.started, x.finished, x.inFlight, x.waiting])).toEqual([
+      ["replay", 2, 2, false, true],
+      ["live", 1, 1, false, false],
+    ]);
+  });
+
+  it("refuses a maxInFlight other than 1 or 2, naming the camera", () => {
+    expect(() => new FrameScheduler<F>(["a"], { maxInFlight: new Map([["a", 3]]) })).toThrow(/maxInFlight of camera "a" must be 1 or 2, got 3/);
+  });
+});

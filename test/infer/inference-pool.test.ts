@@ -147,6 +147,30 @@ describe.skipIf(!HAVE_VTEST)("InferencePool, shared worker", () => {
     await pending; // close() releases waiters
   });
 
+  it("queueAhead: a waiting producer's next frame is queued in the worker while the current one runs", async () => {
+    const { pool, rec } = await startPool({ cameras: ["a"], queueAhead: ["a"] });
+    let sawTwo = false;
+    for (let seq = 0; seq < 12; seq++) {
+      const ready = pool.whenSlotFree("a");
+      if (ready !== null) await ready;
+      pool.submit(frame("a", seq));
+      sawTwo ||= pool.workers[0].inFlight === 2;
+    }
+    await waitFor("12 results", () => rec.results.length === 12);
+    expect(rec.drops, "frames replaced").toEqual([]);
+    expect(rec.errors).toEqual([]);
+    expect(rec.results.map((r) => r.seq), "results in order").toEqual([...Array(12).keys()]);
+    expect(sawTwo, "a second frame went to the worker while one ran").toBe(true);
+    // A frame that was already in the worker's queue started the moment the one before it
+    // ended, without waiting for this thread to hand it over.
+    const gaps = rec.results.slice(1).map((r, i) => Number(r.tIngestNs) / 1e6 + r.timings.queueMs - (Number(rec.results[i].tIngestNs) / 1e6 + rec.results[i].timings.queueMs + rec.results[i].timings.preprocessMs + rec.results[i].timings.inferenceMs + rec.results[i].timings.decodeMs));
+    expect(Math.min(...gaps), "some frame started right after the one before it").toBeLessThan(1);
+  });
+
+  it("queueAhead: refuses a camera the pool does not have", async () => {
+    await expect(startPool({ cameras: ["a"], queueAhead: ["b"] })).rejects.toThrow(/queueAhead names camera "b", which is not in cameras \(a\)/);
+  });
+
   it("keeps up with a producer faster than inference by dropping waiting frames: results in order, one in flight", async () => {
     const { pool, rec } = await startPool({ cameras: ["a"] });
     const submitted = 60;

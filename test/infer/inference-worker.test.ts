@@ -199,6 +199,38 @@ describe.skipIf(!HAVE_VTEST)("InferenceWorker on vtest.avi", () => {
     expect(w.busy).toBe(false);
   });
 
+  it("depth 2: holds a second request behind the running one, answers both in order, refuses a third", async () => {
+    const deep = await InferenceWorker.start(initFor(model), SETTINGS, { name: "deep", depth: 2 });
+    try {
+      const first = deep.infer(frameOf(sources[0], "cam0", 70));
+      const second = deep.infer(frameOf(sources[1], "cam0", 71));
+      expect(deep.inFlight).toBe(2);
+      await expect(deep.infer(frameOf(sources[0], "cam0", 72))).rejects.toThrow(/busy with cam0 #70, cam0 #71; 2 requests at a time \(camera cam0 #72 refused\)/);
+      const order: number[] = [];
+      const [a, b] = await Promise.all([first.then((r) => (order.push(r.seq), r)), second.then((r) => (order.push(r.seq), r))]);
+      expect(order, "results in the order asked").toEqual([70, 71]);
+      // Each answer belongs to its own frame: the same pixels give the same boxes as at depth 1.
+      expect(a.detections).toEqual((await w.infer(frameOf(sources[0], "cam0", 73))).detections);
+      expect(b.detections).toEqual((await w.infer(frameOf(sources[1], "cam0", 74))).detections);
+      // The second waited in the thread's queue, not on this thread: it was taken up right after the first.
+      expect(b.timings.queueMs).toBeGreaterThan(a.timings.inferenceMs * 0.5);
+      expect(deep.inFlight).toBe(0);
+    } finally {
+      await deep.close();
+    }
+    await expect(InferenceWorker.start(initFor(model), SETTINGS, { name: "x", depth: 3 as 2 })).rejects.toThrow(/inference worker x .*depth must be 1 or 2, got 3/);
+  });
+
+  it("depth 2: a detached worker fails both requests it held", async () => {
+    const deep = await InferenceWorker.start(initFor(model), SETTINGS, { name: "deep2", depth: 2 });
+    const first = deep.infer(frameOf(sources[0], "cam0", 80));
+    const second = deep.infer(frameOf(sources[1], "cam0", 81));
+    expect(await deep.terminate()).toBe("detached");
+    await expect(first).rejects.toThrow(/inference worker deep2: terminated while busy/);
+    await expect(second).rejects.toThrow(/inference worker deep2: terminated while busy/);
+    expect(await deep.whenExited()).toBe(0);
+  });
+
   it("rejects a frame that is not at the model size, naming camera and sizes", async () => {
     const frame = frameOf(sources[0], "cam0", 30);
     await expect(w.infer({ ...frame, width: 640, height: 480 })).rejects.toThrow(

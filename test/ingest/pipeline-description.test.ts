@@ -9,6 +9,7 @@ import {
   describeSource,
   framerateFraction,
   tailTransform,
+  waitsForConsumer,
   type TargetSize,
 } from "../../src/ingest/pipeline-description.ts";
 
@@ -102,6 +103,25 @@ describe("describePipeline", () => {
     );
     expect(() => describePipeline(src({ type: "testsrc" }), { ...LB, width: 0 })).toThrow(/target width must be an integer/);
     expect(() => describePipeline(src({ type: "testsrc" }), { ...LB, resize: "crop" as "stretch" })).toThrow(/resize must be/);
+  });
+});
+
+describe("waitsForConsumer", () => {
+  it("is true exactly for the sources whose pipeline delivers every frame (unpaced files, non-live expert pipelines)", () => {
+    const cases: [Record<string, unknown>, boolean][] = [
+      [{ type: "file", path: "/x.avi", realtime: false }, true],
+      [{ type: "file", path: "/x.avi" }, false],
+      [{ type: "pipeline", pipeline: "videotestsrc num-buffers=3", live: false }, true],
+      [{ type: "pipeline", pipeline: "videotestsrc num-buffers=3", live: true }, false],
+      [{ type: "testsrc" }, false],
+      [{ type: "v4l2", device: "/dev/video0" }, false],
+      [{ type: "rtsp", url: "rtsp://127.0.0.1/x" }, false],
+    ];
+    for (const [cfg, expected] of cases) {
+      const source = src(cfg);
+      expect(waitsForConsumer(source), JSON.stringify(cfg)).toBe(expected);
+      expect(describePipeline(source, LB).everyFrame, `${JSON.stringify(cfg)}: the description agrees`).toBe(expected);
+    }
   });
 });
 

@@ -57,6 +57,41 @@ function expectedDistance(data: Float32Array, offset: number, bins: number): num
   return weighted / sum;
 }
 
+interface Candidates {
+  level: number[];
+  anchor: number[];
+  cls: number[];
+  score: number[];
+}
+
+/**
+ * Appends the (anchor, class) pairs of one level scoring above the threshold. It reads every
+ * score (288k a frame at 416x416) in the worker, between two inferences, so it is one flat
+ * loop over plain locals with one compare per score; the class arithmetic and filter only
+ * run for the few that pass.
+ */
+function scanScores(
+  scores: Float32Array,
+  total: number,
+  numClasses: number,
+  threshold: number,
+  allowed: Uint8Array | undefined,
+  level: number,
+  out: Candidates,
+): void {
+  for (let i = 0; i < total; i++) {
+    const s = scores[i];
+    if (!(s > threshold)) continue;
+    const a = Math.floor(i / numClasses);
+    const c = i - a * numClasses;
+    if (allowed !== undefined && allowed[c] !== 1) continue;
+    out.level.push(level);
+    out.anchor.push(a);
+    out.cls.push(c);
+    out.score.push(s);
+  }
+}
+
 /**
  * Returns every (anchor, class) pair scoring above the threshold (multi-label, as NanoDet's
  * multiclass NMS does), at most maxCandidates of them, highest score first, boxes in
@@ -86,10 +121,8 @@ export function decodeNanoDet(levels: readonly NanoDetLevel[], opts: NanoDetDeco
 
   // Pass 1: thresholding only. Softmax is ~10x the work of a score scan and most anchors
   // have no candidate, so boxes are decoded later, just for the anchors that survive.
-  const candLevel: number[] = [];
-  const candAnchor: number[] = [];
-  const candClass: number[] = [];
-  const candScore: number[] = [];
+  const cand: Candidates = { level: [], anchor: [], cls: [], score: [] };
+  const { level: candLevel, anchor: candAnchor, cls: candClass, score: candScore } = cand;
   const grids: { fmW: number; firstAnchor: number }[] = [];
   let totalAnchors = 0;
   levels.forEach((level, li) => {
@@ -107,19 +140,7 @@ export function decodeNanoDet(levels: readonly NanoDetLevel[], opts: NanoDetDeco
     grids.push({ fmW, firstAnchor: totalAnchors });
     totalAnchors += n;
 
-    const scores = level.scores.data;
-    for (let a = 0; a < n; a++) {
-      const base = a * numClasses;
-      for (let c = 0; c < numClasses; c++) {
-        const s = scores[base + c];
-        if (s > opts.scoreThreshold && (allowed === undefined || allowed[c] === 1)) {
-          candLevel.push(li);
-          candAnchor.push(a);
-          candClass.push(c);
-          candScore.push(s);
-        }
-      }
-    }
+    scanScores(level.scores.data, n * numClasses, numClasses, opts.scoreThreshold, allowed, li, cand);
   });
 
   // Stable sort: equal scores stay in (level, anchor, class) order, so output is deterministic.
