@@ -9,6 +9,7 @@ import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
 import { readImageFile, writePng } from "../../src/ingest/image-file.ts";
 import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../src/model/manifest.ts";
 import { perceptd } from "./run-cli.ts";
+import { DEFAULT_MODEL, literal } from "../daemon/harness.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const VIDEO = ".cache/fixtures/vtest.avi";
@@ -73,7 +74,7 @@ describe("perceptd detect on an image", () => {
     expect(r.stdout).toMatch(/^ +frame +class +score +box x1, y1, x2, y2$/m);
     expect(r.stdout).toMatch(/^ +0 +person +0\.\d{4} +[\d.]+, +[\d.]+, +[\d.]+, +[\d.]+$/m);
     expect(r.stdout).toMatch(/^frame 0: \d+ detections? \(person \d+(, car \d+)?\)$/m);
-    expect(r.stdout).toMatch(/^model nanodet-u8 .*execution provider cpu, 1 frame, mean inference \d+\.\d ms/m);
+    expect(r.stdout).toMatch(new RegExp(`^model ${literal(DEFAULT_MODEL)} .*execution provider cpu, 1 frame, mean inference \\d+\\.\\d ms`, "m"));
     expect(r.stdout).toContain(`annotated image written to ${out}`);
     expect(r.stdout).not.toMatch(/truck|bird/);
 
@@ -158,7 +159,7 @@ describe("perceptd detect errors", () => {
     ["a non-numeric --frames spec", ["detect", VIDEO, "--frames", "0-40:x"], /^perceptd: bad --frames spec "0-40:x"/],
     ["a score threshold above 1", ["detect", VIDEO, "--score-threshold", "1.5"], /^perceptd: --score-threshold must be a number in \[0, 1\], got "1\.5"$/],
     ["a score threshold that is not a number", ["detect", VIDEO, "--score-threshold", "high"], /got "high"$/],
-    ["an unknown class", ["detect", VIDEO, "--classes", "person,unicorn"], /^perceptd: model "nanodet-u8" has no class "unicorn"; valid classes: person, /],
+    ["an unknown class", ["detect", VIDEO, "--classes", "person,unicorn"], new RegExp(`^perceptd: model "${literal(DEFAULT_MODEL)}" has no class "unicorn"; valid classes: person, `)],
     ["--out that is not a .png", ["detect", VIDEO, "--out", "x.jpg"], /^perceptd: --out writes a PNG image, so its name must end in \.png, got "x\.jpg"$/],
     ["--out in a missing folder", ["detect", VIDEO, "--out", "/no/such/dir/x.png"], /^perceptd: --out \/no\/such\/dir\/x\.png: folder \/no\/such\/dir does not exist$/],
     ["frames past the end of the video", ["detect", VIDEO, "--frames", "5000"], /^perceptd: --frames "5000" selects no frame of .*vtest\.avi/],

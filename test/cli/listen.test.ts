@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { capability } from "zeromq";
 import { writeKeyPair } from "../../src/bus/curve.ts";
-import { baseConfig, freePort, REPO, runDaemon, writeConfig, type RunningDaemon } from "../daemon/harness.ts";
+import { baseConfig, DEFAULT_MODEL, freePort, REPO, runDaemon, writeConfig, type RunningDaemon } from "../daemon/harness.ts";
 
 interface Cli {
   child: ChildProcess;
@@ -95,7 +95,7 @@ describe("perceptd listen", () => {
       expect(m.header).toMatchObject({ schemaVersion: 1, dataId: 1, cameraId: "cam0" });
       for (const k of ["counter", "frameSeq", "tIngestMonoNs", "tPublishMonoNs", "wallTimeUnixNs"]) expect(m.header?.[k], `header.${k}`).toMatch(/^\d+$/);
       expect(BigInt(String(m.header?.tPublishMonoNs)) >= BigInt(String(m.header?.tIngestMonoNs))).toBe(true);
-      expect(m.payload).toMatchObject({ model: "nanodet-u8", frameWidthPx: 320, frameHeightPx: 240, detections: expect.any(Array) });
+      expect(m.payload).toMatchObject({ model: DEFAULT_MODEL, frameWidthPx: 320, frameHeightPx: 240, detections: expect.any(Array) });
     }
     const counters = msgs.map((m) => BigInt(String(m.header?.counter)));
     expect(counters.map((c) => c - counters[0])).toEqual([0n, 1n, 2n, 3n, 4n, 5n]);

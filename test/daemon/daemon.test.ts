@@ -5,7 +5,7 @@ import { mkdtemp, writeFile, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { baseConfig, collectDetections, freePort, REPO, runDaemon, VTEST, writeConfig } from "./harness.ts";
+import { baseConfig, collectDetections, DEFAULT_MODEL, DEFAULT_MODEL_FILE, freePort, literal, REPO, runDaemon, VTEST, writeConfig } from "./harness.ts";
 
 const metricsUrl = (l: Record<string, unknown>): string => String(l.metrics);
 const isBound = (l: Record<string, unknown>): boolean => l.msg === "bus bound; loading model";
@@ -25,7 +25,7 @@ describe("perceptd run", () => {
     sub.close();
     expect(sub.messages.length, "detections messages received").toBeGreaterThan(5);
     const first = sub.messages[0];
-    expect(first).toMatchObject({ camera: "cam0", model: "nanodet-u8", width: 320, height: 240 });
+    expect(first).toMatchObject({ camera: "cam0", model: DEFAULT_MODEL, width: 320, height: 240 });
     expect(sub.raw[0][0].toString(), "topic frame").toBe("detections");
     const seqs = sub.messages.map((m) => m.seq);
     expect(seqs, "sequence numbers increase").toEqual([...seqs].sort((a, b) => a - b));
@@ -48,7 +48,7 @@ describe("perceptd run", () => {
     const count = (t: string): number => metricValue(t, "perceptd_stage_latency_seconds_count", 'stage="end_to_end"');
     expect(count(before), "end-to-end histogram has observations").toBeGreaterThan(0);
     expect(count(after), "end-to-end histogram keeps moving").toBeGreaterThan(count(before));
-    expect(after).toContain('perceptd_model_info{model="nanodet-u8",execution_provider="cpu"');
+    expect(after).toContain(`perceptd_model_info{model="${DEFAULT_MODEL}",execution_provider="cpu"`);
     expect(metricValue(after, "perceptd_detections_total", 'class="person"'), "people counted").toBeGreaterThan(0);
     const health = await fetch(`${metricsUrl(bound)}/healthz`);
     expect(health.status, "healthz while running").toBe(200);
@@ -110,13 +110,13 @@ describe("perceptd run", () => {
   it("rejects a model file that does not match its manifest checksum", async () => {
     const dir = await mkdtemp(join(tmpdir(), "perceptd-model-"));
     const manifest = JSON.parse(await readFile(join(REPO, "models/manifest.json"), "utf8"));
-    await writeFile(join(dir, "nanodet-u8.onnx"), Buffer.from("this is not the model"));
+    await writeFile(join(dir, DEFAULT_MODEL_FILE), Buffer.from("this is not the model"));
     await writeFile(join(dir, "manifest.json"), JSON.stringify(manifest));
     const port = await freePort();
     const cfg = await writeConfig({ ...baseConfig(port, { type: "testsrc", numBuffers: 10 }), model: { manifest: join(dir, "manifest.json") } });
     const d = runDaemon(["run", "--config", cfg]);
     expect(await d.exited).toBe(1);
-    expect(d.stderr()).toMatch(/model "nanodet-u8": .*nanodet-u8\.onnx has sha256 [0-9a-f]{64}, the manifest says/);
+    expect(d.stderr()).toMatch(new RegExp(`model "${literal(DEFAULT_MODEL)}": .*${literal(DEFAULT_MODEL_FILE)} has sha256 [0-9a-f]{64}, the manifest says`));
   });
 
   it("rejects a missing model file, naming it", async () => {
@@ -127,6 +127,6 @@ describe("perceptd run", () => {
     const cfg = await writeConfig({ ...baseConfig(port, { type: "testsrc", numBuffers: 10 }), model: { manifest: join(dir, "manifest.json") } });
     const d = runDaemon(["run", "--config", cfg]);
     expect(await d.exited).toBe(1);
-    expect(d.stderr()).toMatch(/model "nanodet-u8": cannot read .*nanodet-u8\.onnx/);
+    expect(d.stderr()).toMatch(new RegExp(`model "${literal(DEFAULT_MODEL)}": cannot read .*${literal(DEFAULT_MODEL_FILE)}`));
   });
 });

@@ -3,6 +3,7 @@
 // process plumbing lives in src/cli/bench/daemon-process.ts, shared with `bench pipeline`.
 import { join } from "node:path";
 import { REPO_ROOT } from "../../src/cli/bench/daemon-process.ts";
+import { readManifest } from "../../src/model/manifest.ts";
 
 export { collectDetections, freePort, runDaemon, writeConfig, type RunningDaemon } from "../../src/cli/bench/daemon-process.ts";
 
@@ -19,6 +20,17 @@ export async function until<T>(pick: () => T | undefined, timeoutMs: number, wha
   }
 }
 export const VTEST = join(REPO, ".cache/fixtures/vtest.avi");
+
+const manifest = await readManifest();
+/** The model a config without `model.name` runs: the manifest's default, read rather than repeated here. */
+export const DEFAULT_MODEL = manifest.default;
+/** Its file name inside models/. */
+export const DEFAULT_MODEL_FILE = manifest.models[DEFAULT_MODEL].file;
+
+/** `s` as a literal inside a regular expression. */
+export function literal(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
 
 export function baseConfig(busPort: number, camera: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Publisher, Subscriber } from "zeromq";
 import { BusEncoder, crcOffset, decodeFrame } from "../../src/bus/codec.ts";
 import { TOPIC_NAMES, TOPICS } from "../../src/bus/topics.ts";
-import { baseConfig, freePort, REPO, runDaemon, writeConfig, type RunningDaemon } from "../daemon/harness.ts";
+import { baseConfig, DEFAULT_MODEL, freePort, REPO, runDaemon, writeConfig, type RunningDaemon } from "../daemon/harness.ts";
 
 // Debian's interpreter: a pyenv or venv python3 earlier on PATH lacks the Debian modules.
 const PYTHON = process.env.PERCEPTD_PYTHON ?? "/usr/bin/python3";
@@ -180,7 +180,7 @@ describe.skipIf(SKIP)(SKIP ? `examples/python-consumer (skipped: ${MISSING})` : 
       expect(counters, `${topic} counters`).toEqual(counters.map((_, i) => counters[0] + i));
     }
     const det = messages.find((m) => m.topic === "detections")!;
-    expect(det.summary).toMatchObject({ camera_id: "cam0", model: "nanodet-u8" });
+    expect(det.summary).toMatchObject({ camera_id: "cam0", model: DEFAULT_MODEL });
     expect(typeof det.summary!.detections).toBe("number");
     const health = messages.find((m) => m.topic === "health")!;
     expect(health.summary!.state).toMatch(/^STATE_(STARTING|OK|DEGRADED)$/);
