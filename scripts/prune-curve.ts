@@ -4,8 +4,8 @@
 // run), and agreement with the dense model on evaluation frames that calibration never saw.
 //
 //   npx tsx scripts/prune-curve.ts [--model nanodet] [--ratios 0.25,0.375,0.5,0.625,0.75]
-//       [--flops-targets 0.5] [--importance l1] [--calibration-frames 16] [--eval-frames 100] [--samples-per-frame 128]
-//       [--ridge 1e-3] [--runs 20] [--threads 2] [--out docs/pruning-curve.md]
+//       [--flops-targets 0.5] [--importance l1] [--round 8] [--calibration-frames 48] [--eval-frames 100]
+//       [--samples-per-frame 128] [--oversample 4] [--recover-layers consumers] [--ridge 1e-3] [--runs 20] [--threads 2] [--out docs/pruning-curve.md]
 //
 // Besides uniform ratios, --flops-targets adds points whose per-group ratios come from the
 // sensitivity sweep (src/model/prune/sweep.ts): each group pruned alone at 12.5/25/37.5/50%, output
@@ -32,13 +32,22 @@ import { summariseActivations } from "../src/model/prune/activations.ts";
 import { buildDependencyGraph } from "../src/model/prune/dependency-graph.ts";
 import { activationTensors, IMPORTANCE_KINDS, type ImportanceKind } from "../src/model/prune/importance.ts";
 import { measureSideBySide, type LatencyResult } from "../src/model/prune/latency.ts";
+import { DEFAULT_RECOVERY_CALIBRATION_FRAMES } from "../src/model/prune/pipeline.ts";
 import { machine } from "../src/model/prune/report.ts";
-import { DEFAULT_RIDGE, DEFAULT_SAMPLES_PER_FRAME, recoverLeastSquares, type LayerRecovery } from "../src/model/prune/recover.ts";
-import { pruneStructured, type StructuredOptions, type StructuredResult } from "../src/model/prune/structured.ts";
+import { channelCovariances } from "../src/model/prune/reconstruction.ts";
+import { DEFAULT_RECOVER_LAYERS, downstreamConvs, RECOVER_LAYERS, type RecoverLayers } from "../src/model/prune/recover-layers.ts";
+import { DEFAULT_OVERSAMPLE, DEFAULT_RIDGE, DEFAULT_SAMPLES_PER_FRAME, recoverLeastSquares, type LayerRecovery } from "../src/model/prune/recover.ts";
+import { DEFAULT_ROUND, pruneStructured, type StructuredOptions, type StructuredResult } from "../src/model/prune/structured.ts";
 import { DEFAULT_SWEEP_LEVELS, outputDistortion, pickRatios, sensitivitySweep } from "../src/model/prune/sweep.ts";
 import { writeFileAtomic } from "../src/util/atomic-write.ts";
 
 const ROOT = resolve(MODELS_DIR, "..");
+const IMPORTANCE_LABELS: Record<ImportanceKind, string> = {
+  l1: "L1",
+  l2: "L2",
+  activation: "activation",
+  reconstruction: "reconstruction-aware (greedy least squares on calibration covariances)",
+};
 const BAR_SPEEDUP = 1.5;
 const BAR_PERSON_AP50 = 0.9;
 
@@ -48,7 +57,10 @@ const { values: args } = parseArgs({
     ratios: { type: "string", default: "0.25,0.375,0.5,0.625,0.75" },
     "flops-targets": { type: "string", default: "" },
     importance: { type: "string", default: "l1" },
-    "calibration-frames": { type: "string", default: "16" },
+    round: { type: "string", default: String(DEFAULT_ROUND) },
+    oversample: { type: "string", default: String(DEFAULT_OVERSAMPLE) },
+    "recover-layers": { type: "string", default: DEFAULT_RECOVER_LAYERS },
+    "calibration-frames": { type: "string", default: String(DEFAULT_RECOVERY_CALIBRATION_FRAMES) },
     "eval-frames": { type: "string", default: "100" },
     "samples-per-frame": { type: "string", default: String(DEFAULT_SAMPLES_PER_FRAME) },
     ridge: { type: "string", default: String(DEFAULT_RIDGE) },
@@ -74,6 +86,12 @@ if (!(IMPORTANCE_KINDS as readonly string[]).includes(importance)) {
 const calibrationFrames = num("calibration-frames", args["calibration-frames"], (v) => Number.isInteger(v) && v > 0);
 const evalFrames = num("eval-frames", args["eval-frames"], (v) => Number.isInteger(v) && v > 0);
 const samplesPerFrame = num("samples-per-frame", args["samples-per-frame"], (v) => Number.isInteger(v) && v > 0);
+const oversample = num("oversample", args.oversample, (v) => v > 0 && Number.isFinite(v));
+const recoverLayers = args["recover-layers"] as RecoverLayers;
+if (!(RECOVER_LAYERS as readonly string[]).includes(recoverLayers)) {
+  throw new Error(`--recover-layers: one of ${RECOVER_LAYERS.join(", ")}, got ${args["recover-layers"]}`);
+}
+const round = num("round", args.round, (v) => Number.isInteger(v) && v >= 1);
 const ridge = num("ridge", args.ridge, (v) => v >= 0);
 const runs = num("runs", args.runs, (v) => Number.isInteger(v) && v > 0);
 const threads = num("threads", args.threads, (v) => Number.isInteger(v) && v > 0);
@@ -118,12 +136,15 @@ async function main(): Promise<void> {
   const variants: Variant[] = [];
   let denseFlops = 0;
   let denseParams = 0;
-  const base: StructuredOptions = { importance };
+  const base: StructuredOptions = { importance, round };
   if (importance === "activation") {
     // mean |x| per channel of what each prunable group's consumers read, on the calibration frames
     const tensors = activationTensors(buildDependencyGraph(dense));
     const summary = await summariseActivations(dense, tensors, calibration, { threads });
     base.activationStats = new Map([...summary].map(([k, v]) => [k, v.meanAbs]));
+  } else if (importance === "reconstruction") {
+    // channel covariances of what each prunable group's consumers read, on the calibration frames
+    base.covariances = await channelCovariances(dense, activationTensors(buildDependencyGraph(dense)), calibration, { threads });
   }
   const points: { ratio: number; swept: boolean; make: () => StructuredResult }[] = ratios.map((ratio) => ({
     ratio,
@@ -161,10 +182,11 @@ async function main(): Promise<void> {
     const rec = await recoverLeastSquares({
       dense,
       pruned: s.graph,
-      convNodes: s.changedConvs,
+      convNodes: recoverLayers === "all" ? downstreamConvs(s.graph, s.changedConvs) : s.changedConvs,
       outputChannels: s.keptOutputChannels,
       frames: calibration,
       samplesPerFrame,
+      oversample,
       ridge,
       threads,
       onProgress: (e) => {
@@ -183,17 +205,6 @@ async function main(): Promise<void> {
     variants.push(plain, recovered);
   }
 
-  // Latency: dense and one graph per ratio (recovery changes weights, not shapes), interleaved.
-  // Two independent blocks: on a shared machine their difference is the honest error bar.
-  log(`latency: ${variants.length / 2 + 1} graphs interleaved, 2 blocks of ${runs} runs each, ${threads} thread(s)`);
-  const timed = [{ label: "dense", graph: dense }, ...variants.filter((v) => !v.recovered).map((v) => ({ label: v.label, graph: v.graph }))];
-  const blocks: LatencyResult[] = [];
-  for (let b = 0; b < 2; b++) {
-    blocks.push(await measureSideBySide(timed, { runs, threads, inputs: latencyInputs, onProgress: (d, t) => status(`latency: block ${b + 1}, round ${d}/${t}`) }));
-    clearStatus();
-  }
-  const latency = blocks[0];
-
   // Agreement: the dense reference detections once, then each variant on the same frames.
   const session = { executionProviders: ["cpu" as const], intraOpThreads: threads };
   const reference = await detectOnFrames(model, args.video, split.evaluation, {
@@ -211,6 +222,18 @@ async function main(): Promise<void> {
     clearStatus();
     log(`${v.label}: person AP@0.5 ${formatFixed(v.agreement.perClass[0].ap50, 3)}, mAP@0.5 ${formatFixed(v.agreement.map50, 3)}`);
   }
+
+  // Latency last, after the long CPU-bound steps, so nothing of this run competes with it.
+  // Dense and one graph per ratio (recovery changes weights, not shapes), interleaved.
+  // Two independent blocks: on a shared machine their difference is the honest error bar.
+  log(`latency: ${variants.length / 2 + 1} graphs interleaved, 2 blocks of ${runs} runs each, ${threads} thread(s)`);
+  const timed = [{ label: "dense", graph: dense }, ...variants.filter((v) => !v.recovered).map((v) => ({ label: v.label, graph: v.graph }))];
+  const blocks: LatencyResult[] = [];
+  for (let b = 0; b < 2; b++) {
+    blocks.push(await measureSideBySide(timed, { runs, threads, inputs: latencyInputs, onProgress: (d, t) => status(`latency: block ${b + 1}, round ${d}/${t}`) }));
+    clearStatus();
+  }
+  const latency = blocks[0];
 
   const denseRows = blocks.map((b) => b.rows[0]);
   const rows = variants.map((v) => {
@@ -256,7 +279,7 @@ async function main(): Promise<void> {
   const doc = [
     "# Pruning curve",
     "",
-    `Structured pruning of \`${model.name}\` (${importance.toUpperCase()} importance, channel counts rounded to 8), with and without ` +
+    `Structured pruning of \`${model.name}\` (${IMPORTANCE_LABELS[importance]} importance, channel counts rounded to ${round}), with and without ` +
       `least-squares recovery, against the dense parent. A number in the ratio column is the same ratio for every prunable channel ` +
       `group; "swept to N% FLOPs" is per-group ratios from the sensitivity sweep (each group pruned alone at ${DEFAULT_SWEEP_LEVELS.map((l) => l * 100).join("/")}% on 4 ` +
       `calibration frames, then the least harmful cuts until the FLOPs target is met).`,
@@ -279,8 +302,9 @@ async function main(): Promise<void> {
     `- Agreement: the dense model's detections scoring above ${DEFAULT_REFERENCE_THRESHOLD} are the ground truth; the pruned model's ` +
       `detections above 0.05 are ranked (COCO 101-point AP). Person recall counts detections above the daemon's 0.35 threshold. ` +
       `mAP@0.5 is over person, bicycle, car, motorcycle, bus and truck where the reference found any.`,
-    `- Recovery: per Conv whose input channels were pruned, weights and bias refitted to the dense Conv's pre-activation output ` +
-      `(${samplesPerFrame} sampled positions per calibration frame, ridge ${ridge} x mean diagonal, layer by layer in topological order).`,
+    `- Recovery: per Conv whose input channels were pruned${recoverLayers === "all" ? " and every Conv downstream of one" : ""}, weights and bias refitted to the dense Conv's pre-activation output ` +
+      `(at least ${samplesPerFrame} sampled positions per calibration frame and ${oversample} fit samples per unknown, ridge ${ridge} x mean ` +
+      `diagonal, layer by layer in topological order).`,
     `- Dense: ${formatFixed(denseFlops / 1e9, 2)} GFLOPs, ${formatFixed(denseParams / 1e6, 2)} M parameters.`,
     "",
     table,

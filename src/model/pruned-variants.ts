@@ -17,6 +17,8 @@ import type { OnnxGraph } from "./onnx/ir.ts";
 import { bakePreprocessing } from "./preprocess.ts";
 import { runPrune } from "./prune/pipeline.ts";
 import type { ImportanceKind } from "./prune/importance.ts";
+import { DEFAULT_RECOVER_LAYERS, type RecoverLayers } from "./prune/recover-layers.ts";
+import { DEFAULT_ROUND } from "./prune/structured.ts";
 
 export interface PrunedVariantSpec {
   /** manifest name of the float variant; the baked one is `${name}-u8` */
@@ -27,7 +29,11 @@ export interface PrunedVariantSpec {
   /** share of each prunable channel group removed */
   ratio: number;
   importance: ImportanceKind;
+  /** kept channel counts round to a multiple of this (default DEFAULT_ROUND) */
+  round?: number;
   recover: boolean;
+  /** which Convs recovery refits (default DEFAULT_RECOVER_LAYERS) */
+  recoverLayers?: RecoverLayers;
   calibrationFrames: number;
   description: string;
 }
@@ -52,6 +58,38 @@ export const PRUNED_VARIANTS: readonly PrunedVariantSpec[] = [
     recover: true,
     calibrationFrames: 16,
     description: "NanoDet, 50 % of each prunable channel group removed (L1), least-squares recovery on vtest.avi calibration frames",
+  },
+  {
+    // docs/pruning-curve.md: kept counts in multiples of 16, channels chosen for what the next
+    // layer can rebuild, every Conv downstream of a pruned one refitted on 96 frames
+    name: "nanodet-p375",
+    parent: "nanodet",
+    bakedParent: "nanodet-u8",
+    ratio: 0.375,
+    importance: "reconstruction",
+    round: 16,
+    recover: true,
+    recoverLayers: "all",
+    calibrationFrames: 96,
+    description:
+      "NanoDet, 37.5 % of each prunable channel group removed (reconstruction-aware selection, kept counts in multiples of 16), " +
+      "least-squares recovery of every Conv downstream of a pruned one on vtest.avi calibration frames",
+  },
+  {
+    // The same recipe at 40 % with every calibration frame of the first quarter: the first
+    // point that held the bar in every measurement (README, pruning section), so the default.
+    name: "nanodet-p40",
+    parent: "nanodet",
+    bakedParent: "nanodet-u8",
+    ratio: 0.4,
+    importance: "reconstruction",
+    round: 16,
+    recover: true,
+    recoverLayers: "all",
+    calibrationFrames: 192,
+    description:
+      "NanoDet, 40 % of each prunable channel group removed (reconstruction-aware selection, kept counts in multiples of 16), " +
+      "least-squares recovery of every Conv downstream of a pruned one on 192 vtest.avi calibration frames",
   },
 ];
 
@@ -102,7 +140,9 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<Bui
       method: "structured",
       ratio: spec.ratio,
       importance: spec.importance,
+      round: spec.round,
       recover: spec.recover,
+      recoverLayers: spec.recover ? spec.recoverLayers : undefined,
       calibration: opts.video,
       calibrationFrames: spec.calibrationFrames,
       report: reportPrefix,
@@ -116,7 +156,9 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<Bui
       method: "structured",
       ratio: spec.ratio,
       importance: spec.importance,
+      round: spec.round ?? DEFAULT_ROUND,
       recovery: spec.recover ? "least squares" : "none",
+      ...(spec.recover ? { recoverLayers: spec.recoverLayers ?? DEFAULT_RECOVER_LAYERS } : {}),
       // calibration frames spread over the first quarter of the video; agreement measured on frames after it
       calibration: { video: "vtest.avi (Debian opencv-doc)", ...(r.settings.calibration as object | null) },
       report: relative(modelsDir, `${reportPrefix}.md`),

@@ -48,6 +48,7 @@ describe("perceptd prune", () => {
     const r = await perceptd(
       "prune", "nanodet", "--out", out, "--ratios", "PartitionedCall/convolution_28/Conv=0.5", "--importance", "activation",
       "--recover", "--calibration", VIDEO, "--calibration-frames", "2", "--eval-frames", "3", "--latency-runs", "2", "--report", join(dir, "head"),
+      "--samples-per-frame", "200", "--oversample", "2",
     );
     expect(r.stderr).toMatch(/decoding 2 calibration frames/);
     expect(r.code).toBe(0);
@@ -59,10 +60,32 @@ describe("perceptd prune", () => {
     if ("skipped" in rec) throw new Error(rec.skipped);
     expect(rec.layers).toHaveLength(1);
     expect(rec.layers[0].relMseAfter).toBeLessThan(rec.layers[0].relMseBefore);
+    expect(rec.layers[0].heldOutAfter).toBeLessThan(rec.layers[0].heldOutBefore!);
+    expect(report.settings).toMatchObject({ samplesPerFrame: 200, oversample: 2 });
+    // convolution_29 reads 64 channels (1x1): 65 unknowns x 2 per sample kept out of a fifth,
+    // below 200 per frame, so each of the 2 frames gives 200 positions, 40 of them held out
+    expect(rec.layers[0].samples).toBe(2 * 160);
     expect(report.agreement!.frames).toBe(3);
     // evaluation frames never overlap calibration frames
     expect(Math.min(...report.agreement!.frameIndices)).toBeGreaterThanOrEqual(198);
     expect(await readFile(join(dir, "head.md"), "utf8")).toMatch(/## Agreement with the dense parent/);
+  });
+
+  it("reconstruction importance and --recover-layers all go through to the report", async () => {
+    const out = join(dir, "n-rec.onnx");
+    const r = await perceptd(
+      "prune", "nanodet", "--out", out, "--ratios", "PartitionedCall/convolution_28/Conv=0.5", "--importance", "reconstruction",
+      "--recover", "--recover-layers", "all", "--calibration", VIDEO, "--calibration-frames", "2", "--eval-frames", "0", "--latency-runs", "1",
+    );
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/channel covariances of \d+ tensors over 2 frames/);
+    const report = JSON.parse(await readFile(join(dir, "n-rec.report.json"), "utf8")) as PruneReport;
+    expect(report.settings).toMatchObject({ importance: "reconstruction", recoverLayers: "all", samplesPerFrame: 128, oversample: 4 });
+    expect(report.groups!.find((x) => x.name === "PartitionedCall/convolution_28/Conv")!.after).toBe(64);
+    const rec = report.recovery!;
+    if ("skipped" in rec) throw new Error(rec.skipped);
+    // convolution_29 reads the pruned group; nothing but graph outputs lies downstream of it
+    expect(rec.layers.map((l) => l.node)).toEqual(["PartitionedCall/convolution_29/Conv"]);
   });
 
   it("unstructured: sparsity reached, and the report says it buys no speed", async () => {
@@ -86,6 +109,18 @@ describe("perceptd prune", () => {
     expect(calib.stderr).toMatch(/^perceptd: --importance activation needs calibration frames: pass --calibration <video>/);
     const missingVideo = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--recover", "--calibration", join(dir, "nope.avi"));
     expect(missingVideo.stderr).toMatch(/--calibration .*nope\.avi: no such file/);
+    const noRecover = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--oversample", "8");
+    expect(noRecover.code).toBe(1);
+    expect(noRecover.stderr).toMatch(/--recover-layers, --samples-per-frame and --oversample tune least-squares recovery; they need --recover/);
+    const reconstruction = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--importance", "reconstruction");
+    expect(reconstruction.code).toBe(1);
+    expect(reconstruction.stderr).toMatch(/--importance reconstruction needs calibration frames: pass --calibration <video>/);
+    const badLayers = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--recover", "--recover-layers", "some");
+    expect(badLayers.code).toBe(2);
+    expect(badLayers.stderr).toMatch(/expected consumers or all, got "some"/);
+    const badOversample = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--recover", "--oversample", "0");
+    expect(badOversample.code).toBe(2);
+    expect(badOversample.stderr).toMatch(/expected a number > 0, got "0"/);
     const garbage = join(dir, "garbage.onnx");
     await writeFile(garbage, "not a model");
     const unreadable = await perceptd("prune", garbage, "--out", out, "--ratio", "0.3");

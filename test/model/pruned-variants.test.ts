@@ -40,10 +40,18 @@ describe("pruned variants in the manifest", () => {
   }
 });
 
+describe("the default model", () => {
+  it("is the baked form of a shipped pruned variant (the one that holds the bar; README, pruning section)", () => {
+    const spec = PRUNED_VARIANTS.find((v) => `${v.name}-u8` === manifest.default);
+    expect(spec, `default ${manifest.default} is one of ${PRUNED_VARIANTS.map((v) => `${v.name}-u8`).join(", ")}`).toBeDefined();
+    expect(manifest.models[manifest.default].input).toEqual(manifest.models[spec!.bakedParent].input);
+  });
+});
+
 describe("perceptd models build-pruned", () => {
   it("refuses an unknown variant by name, listing the known ones, before any work", async () => {
     await expect(buildPrunedVariants({ only: ["nanodet-p25", "nanodet-p99"], video: VIDEO })).rejects.toThrow(
-      /^unknown pruned variant\(s\) nanodet-p99; known: nanodet-p25, nanodet-p50$/,
+      /^unknown pruned variant\(s\) nanodet-p99; known: nanodet-p25, nanodet-p50, nanodet-p375, nanodet-p40$/,
     );
   });
 });

@@ -2,6 +2,8 @@
 // (magnitude, storage only) pruning of an ONNX detector, with a JSON + Markdown report next to
 // the output. The work is in src/model/prune/pipeline.ts; this file parses and prints.
 import { InvalidArgumentError, type Command } from "commander";
+import { IMPORTANCE_KINDS, type ImportanceKind } from "../../model/prune/importance.ts";
+import { RECOVER_LAYERS, type RecoverLayers } from "../../model/prune/recover-layers.ts";
 
 /** A command line a POSIX shell reads back as the same argv (for the report). */
 function commandLineOf(argv: readonly string[]): string {
@@ -21,6 +23,12 @@ function fraction(name: string, openHigh = true): (value: string) => number {
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`expected an integer >= 1, got "${value}"`);
+  return n;
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a number > 0, got "${value}"`);
   return n;
 }
 
@@ -61,13 +69,16 @@ interface PruneFlags {
   ratios?: Record<string, number>;
   targetFlops?: number;
   targetLatency?: number;
-  importance: "l1" | "l2" | "activation";
+  importance: ImportanceKind;
   round?: number;
   minChannels?: number;
   ignore?: string[];
   protectStem: boolean;
   scope: "global" | "layer";
   recover?: boolean;
+  recoverLayers?: RecoverLayers;
+  samplesPerFrame?: number;
+  oversample?: number;
   compensate: boolean;
   calibration?: string;
   calibrationFrames?: number;
@@ -97,10 +108,16 @@ export function register(program: Command): void {
     .option("--ratios <list>", "per-group ratios NAME=R,... (NAME: a Conv node name or a regular expression over node names)", parseRatios)
     .option("--target-flops <f>", "pick per-group ratios by sensitivity sweep until FLOPs <= f x dense (needs --calibration)", fraction("--target-flops", false))
     .option("--target-latency <f>", "as --target-flops, then tighten until measured latency <= f x dense (needs --calibration)", fraction("--target-latency", false))
-    .option("--importance <kind>", "l1, l2 (group weight magnitude) or activation (mean |activation|, needs --calibration)", (v) => {
-      if (v !== "l1" && v !== "l2" && v !== "activation") throw new InvalidArgumentError(`expected l1, l2 or activation, got "${v}"`);
-      return v;
-    }, "l1")
+    .option(
+      "--importance <kind>",
+      "l1, l2 (group weight magnitude), activation (mean |activation|) or reconstruction (greedy: the channels the next " +
+        "layer can least rebuild from the kept ones stay; for --recover); the last two need --calibration",
+      (v) => {
+        if (!(IMPORTANCE_KINDS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected ${IMPORTANCE_KINDS.join(", ")}, got "${v}"`);
+        return v as ImportanceKind;
+      },
+      "l1",
+    )
     .option("--round <n>", "kept channel counts round to a multiple of n (default 8)", positiveInt)
     .option("--min-channels <n>", "floor on kept channels per group: a count, or a fraction of the group if < 1 (default 8)", minChannels)
     .option("--ignore <nodes>", "node names or regular expressions whose channels are kept (repeatable, comma-separated)", collect)
@@ -110,9 +127,19 @@ export function register(program: Command): void {
       return v;
     }, "global")
     .option("--recover", "refit the Convs whose inputs lost channels by least squares on calibration frames (needs --calibration)")
+    .option(
+      "--recover-layers <which>",
+      "--recover: consumers (the Convs whose inputs lost channels) or all (those and every Conv downstream of one) (default consumers)",
+      (v) => {
+        if (!(RECOVER_LAYERS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected ${RECOVER_LAYERS.join(" or ")}, got "${v}"`);
+        return v as RecoverLayers;
+      },
+    )
+    .option("--samples-per-frame <n>", "--recover: least output positions sampled per calibration frame and refitted Conv (default 128)", positiveInt)
+    .option("--oversample <n>", "--recover: least fit samples per unknown of a refitted Conv; fewer overfit the calibration frames (default 4)", positiveNumber)
     .option("--no-compensate", "do not fold removed channels' mean activation into the next layer's bias (done by default with --calibration)")
     .option("--calibration <video>", "video whose first quarter gives calibration frames (e.g. .cache/fixtures/vtest.avi)")
-    .option("--calibration-frames <n>", "calibration frames (default 16)", positiveInt)
+    .option("--calibration-frames <n>", "calibration frames (default 48 with --recover or --importance reconstruction, else 16)", positiveInt)
     .option("--eval-frames <n>", "frames after the calibration part of the video on which agreement with the dense parent is measured (default 50; 0 skips)", nonNegativeInt)
     .option("--sweep-frames <n>", "calibration frames the sensitivity sweep compares outputs on (default 4)", positiveInt)
     .option("--report <prefix>", "write <prefix>.json and <prefix>.md (default: the output path with .report instead of .onnx)")
@@ -151,6 +178,9 @@ export function register(program: Command): void {
           protectStem: flags.protectStem,
           scope: flags.scope,
           recover: flags.recover,
+          recoverLayers: flags.recoverLayers,
+          samplesPerFrame: flags.samplesPerFrame,
+          oversample: flags.oversample,
           compensate: flags.compensate,
           calibration: flags.calibration,
           calibrationFrames: flags.calibrationFrames,

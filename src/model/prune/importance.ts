@@ -7,7 +7,8 @@ import type { OnnxGraph } from "../onnx/ir.ts";
 import type { Tensor } from "../onnx/tensor.ts";
 import type { DependencyGraph } from "./dependency-graph.ts";
 
-export const IMPORTANCE_KINDS = ["l1", "l2", "activation"] as const;
+// "reconstruction" (greedy, least-squares aware) lives in reconstruction.ts.
+export const IMPORTANCE_KINDS = ["l1", "l2", "activation", "reconstruction"] as const;
 export type ImportanceKind = (typeof IMPORTANCE_KINDS)[number];
 
 /** Per-channel statistic of one tensor, e.g. mean |activation| over calibration frames. */

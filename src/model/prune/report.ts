@@ -20,6 +20,9 @@ export interface RecoveryLayerReport {
   relMseBefore: number;
   relMseAfter: number;
   samples: number;
+  /** On the positions held out of the fit (absent in reports written before they were recorded). */
+  heldOutBefore?: number;
+  heldOutAfter?: number;
 }
 
 export interface PruneReport {
@@ -132,8 +135,19 @@ export function renderMarkdown(r: PruneReport): string {
     out.push("## Least-squares recovery", "");
     if ("skipped" in r.recovery) out.push(r.recovery.skipped, "");
     else {
-      out.push(`Refitted on ${r.recovery.frames} calibration frame(s); relative MSE of each layer's output against the dense layer, on the calibration samples.`, "");
-      out.push(table(["layer", "rel. MSE before", "rel. MSE after", "samples"], r.recovery.layers.map((x) => [x.node, x.relMseBefore.toExponential(3), x.relMseAfter.toExponential(3), String(x.samples)])), "");
+      out.push(
+        `Refitted on ${r.recovery.frames} calibration frame(s); relative MSE of each layer's output against the dense layer, on the calibration samples ` +
+          "it was fitted on and on the sampled positions held out of the fit (what the refit is worth on data it did not see).",
+        "",
+      );
+      const held = (v: number | undefined): string => (v === undefined ? "-" : v.toExponential(3));
+      out.push(
+        table(
+          ["layer", "rel. MSE before", "rel. MSE after", "held-out before", "held-out after", "samples"],
+          r.recovery.layers.map((x) => [x.node, x.relMseBefore.toExponential(3), x.relMseAfter.toExponential(3), held(x.heldOutBefore), held(x.heldOutAfter), String(x.samples)]),
+        ),
+        "",
+      );
     }
   }
   if (r.groups) {

@@ -8,6 +8,7 @@ import { graphStats, inferShapes, type GraphStats } from "../onnx/shape-inferenc
 import { fromNumbers, sizeOf, stridesOf, toNumbers, type Tensor, type TensorData } from "../onnx/tensor.ts";
 import { buildDependencyGraph, matchNodes, type DependencyGraph, type SkippedOp } from "./dependency-graph.ts";
 import { activationImportance, magnitudeImportance, type ChannelStats, type ImportanceKind } from "./importance.ts";
+import { reconstructionImportance, type ChannelCovariances } from "./reconstruction.ts";
 
 export interface StructuredOptions {
   /** Fraction of each prunable group's channels to remove, in [0, 1). Default 0. */
@@ -18,10 +19,12 @@ export interface StructuredOptions {
    * producer Convs.
    */
   ratios?: Readonly<Record<string, number>>;
-  /** Default "l1". "activation" needs `activationStats`. */
+  /** Default "l1". "activation" needs `activationStats`, "reconstruction" `covariances`. */
   importance?: ImportanceKind;
   /** Per-channel mean |activation| of the tensors importance.activationTensors lists. */
   activationStats?: ChannelStats;
+  /** "reconstruction": channel covariances of the tensors importance.activationTensors lists. */
+  covariances?: ChannelCovariances;
   /** Kept channel counts round to a multiple of this. Default 8. */
   round?: number;
   /** Floor on kept channels: a count (>= 1) or a fraction of the group (< 1). Default 8. */
@@ -108,6 +111,21 @@ export function groupRatios(g: OnnxGraph, dep: DependencyGraph, opts: Structured
   return ratios;
 }
 
+// The greedy order does not depend on the ratios, and a sensitivity sweep prunes the same
+// graph a hundred times: it is computed once per graph, covariances and group structure.
+const reconstructionOrders = new WeakMap<ChannelCovariances, WeakMap<OnnxGraph, Map<string, Float64Array>>>();
+
+function cachedReconstruction(src: OnnxGraph, dep: DependencyGraph, covariances: ChannelCovariances, opts: StructuredOptions): Float64Array {
+  let byGraph = reconstructionOrders.get(covariances);
+  if (!byGraph) reconstructionOrders.set(covariances, (byGraph = new WeakMap()));
+  let byKey = byGraph.get(src);
+  if (!byKey) byGraph.set(src, (byKey = new Map()));
+  const key = JSON.stringify([opts.protectStem ?? true, opts.ignore ?? []]);
+  let score = byKey.get(key);
+  if (!score) byKey.set(key, (score = reconstructionImportance(src, dep, covariances, magnitudeImportance(src, dep, "l1"))));
+  return score;
+}
+
 export function pruneStructured(src: OnnxGraph, opts: StructuredOptions = {}): StructuredResult {
   const round = opts.round ?? DEFAULT_ROUND;
   const minChannels = opts.minChannels ?? DEFAULT_MIN_CHANNELS;
@@ -120,6 +138,9 @@ export function pruneStructured(src: OnnxGraph, opts: StructuredOptions = {}): S
   if (kind === "activation") {
     if (!opts.activationStats) throw new Error("importance \"activation\" needs activation statistics from calibration frames");
     score = activationImportance(dep, opts.activationStats);
+  } else if (kind === "reconstruction") {
+    if (!opts.covariances) throw new Error("importance \"reconstruction\" needs channel covariances from calibration frames");
+    score = cachedReconstruction(src, dep, opts.covariances, opts);
   } else score = magnitudeImportance(src, dep, kind);
 
   const removed = new Uint8Array(dep.slotGroup.length);
