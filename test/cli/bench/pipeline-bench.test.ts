@@ -3,6 +3,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { readManifest } from "../../../src/model/manifest.ts";
 import {
   benchPipeline,
   checkMonotonicClock,
@@ -98,7 +99,7 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
       const result = await benchPipeline({ frames: 20, warmup: 2, video: VTEST, command: "vitest", onProgress: (e) => kinds.add(e.kind) });
 
       expect(result.scenarios.map((s) => s.id)).toEqual(SCENARIO_IDS);
-      expect(result.settings).toMatchObject({ frames: 20, warmup: 2, model: "nanodet-u8", rawLoop: "main thread" });
+      expect(result.settings).toMatchObject({ frames: 20, warmup: 2, model: (await readManifest()).default, rawLoop: "main thread" });
       expect(result.clock.ok).toBe(true);
       expect(result.clock.messagesChecked).toBeGreaterThanOrEqual(3 * 22);
       expect(result.clock.messageViolations).toBe(0);
