@@ -5,6 +5,7 @@ import os from "node:os";
 export interface MachineInfo {
   cpu: string;
   cores: number;
+  /** Cores this process may run on (CPU affinity), the default for threads. */
   availableParallelism: number;
   arch: string;
   platform: string;

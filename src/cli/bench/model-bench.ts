@@ -28,7 +28,7 @@ import {
 } from "../../model/manifest.ts";
 import type { TfjsBackendInfo } from "../../model/tfjs/reference.ts";
 import { formatMs, formatRatio, markdownTable, type Column } from "./table.ts";
-import { machineInfo } from "../../util/machine-info.ts";
+import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";
 
 const REPO_ROOT = resolve(MODELS_DIR, "..");
 export const DEFAULT_BENCH_VIDEO = resolve(REPO_ROOT, ".cache/fixtures/vtest.avi");
@@ -106,15 +106,7 @@ export interface ModelBenchResult {
   schemaVersion: 1;
   startedAt: string;
   command: string;
-  machine: {
-    cpu: string;
-    cores: number;
-    /** Cores this process may run on (CPU affinity), the default for threads. */
-    availableParallelism: number;
-    arch: string;
-    platform: string;
-    totalMemoryGiB: number;
-  };
+  machine: MachineInfo;
   versions: { node: string; onnxruntime: string; tfjs: string | null; tfjsBackendWasm: string | null };
   tfjsBackend: TfjsBackendInfo | null;
   settings: {

@@ -49,7 +49,7 @@ import {
   type RunningDaemon,
 } from "./daemon-process.ts";
 import { commandLineOf, DEFAULT_BENCH_VIDEO, latencyStats, prepareInput, spreadFrameIndices, type LatencyStats } from "./model-bench.ts";
-import { machineInfo } from "../../util/machine-info.ts";
+import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";
 import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./table.ts";
 
 export const DEFAULT_PIPELINE_FRAMES = 300;
@@ -242,13 +242,7 @@ export interface PipelineBenchResult {
   schemaVersion: 1;
   startedAt: string;
   command: string;
-  machine: {
-    cpu: string;
-    cores: number;
-    availableParallelism: number;
-    arch: string;
-    platform: string;
-    totalMemoryGiB: number;
+  machine: MachineInfo & {
     /** 1/5/15-minute load averages: anything else running skews every figure */
     loadAvgStart: number[];
     loadAvgEnd: number[];

@@ -59,6 +59,30 @@ export function choleskySolveFactored(l: Float64Array, n: number, b: Float64Arra
   }
 }
 
+/**
+ * Factors A + λI (λ on the first `ridged` diagonal entries only, default all), with
+ * λ = r x their mean (1 where that is not positive), into a new array: A itself is left as it
+ * was. r starts at `ridge` and rises tenfold (from 1e-8 when 0) while the sum is not positive
+ * definite (dead channels, all-zero inputs on the calibration frames, make A singular),
+ * up to r = 1; past that the NotPositiveDefiniteError is thrown.
+ */
+export function choleskyFactorRidged(a: Float64Array, n: number, ridge: number, ridged = n): { l: Float64Array; ridge: number; lambda: number } {
+  let diag = 0;
+  for (let i = 0; i < ridged; i++) diag += a[i * n + i];
+  const scale = ridged > 0 && diag > 0 ? diag / ridged : 1;
+  for (let r = ridge; ; r = r > 0 ? r * 10 : 1e-8) {
+    const l = Float64Array.from(a.subarray(0, n * n));
+    for (let i = 0; i < ridged; i++) l[i * n + i] += r * scale;
+    try {
+      choleskyFactor(l, n);
+      return { l, ridge: r, lambda: r * scale };
+    } catch (err) {
+      if (err instanceof NotPositiveDefiniteError && r < 1) continue;
+      throw err;
+    }
+  }
+}
+
 /** X with A X = B, A n x n symmetric positive definite, B n x m; both inputs untouched. */
 export function choleskySolve(a: Float64Array, n: number, b: Float64Array, m: number): Float64Array {
   const l = Float64Array.from(a.subarray(0, n * n));

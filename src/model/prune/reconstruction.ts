@@ -20,7 +20,7 @@
 import type { ModelInputData } from "../../infer/input-tensor.ts";
 import type { OnnxGraph } from "../onnx/ir.ts";
 import { forEachActivation, samplePositions, hashString, type CaptureOptions } from "./activations.ts";
-import { choleskyFactor, choleskySolveFactored, NotPositiveDefiniteError } from "./cholesky.ts";
+import { choleskyFactorRidged, choleskySolveFactored } from "./cholesky.ts";
 import type { DependencyGraph } from "./dependency-graph.ts";
 
 /** Per tensor: the centred channel covariance (C x C, row-major) over sampled positions. */
@@ -177,23 +177,11 @@ function matmul(a: Float64Array, b: Float64Array, n: number): Float64Array {
 
 /** (G + ridge)⁻¹ by Cholesky, the ridge raised tenfold until G factors. */
 function inverse(g: Float64Array, n: number): Float64Array {
-  let diag = 0;
-  for (let i = 0; i < n; i++) diag += g[i * n + i];
-  const scale = diag > 0 ? diag / n : 1;
-  for (let r = COVARIANCE_RIDGE; ; r *= 10) {
-    const l = Float64Array.from(g);
-    for (let i = 0; i < n; i++) l[i * n + i] += r * scale;
-    try {
-      choleskyFactor(l, n);
-    } catch (err) {
-      if (err instanceof NotPositiveDefiniteError && r < 1) continue;
-      throw err;
-    }
-    const inv = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) inv[i * n + i] = 1;
-    choleskySolveFactored(l, n, inv, n);
-    return inv;
-  }
+  const { l } = choleskyFactorRidged(g, n, COVARIANCE_RIDGE);
+  const inv = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) inv[i * n + i] = 1;
+  choleskySolveFactored(l, n, inv, n);
+  return inv;
 }
 
 /**

@@ -20,7 +20,7 @@ import { cloneGraph, intsAttr, stringAttr, uniqueNamer, type OnnxGraph, type Onn
 import { inferShapes } from "../onnx/shape-inference.ts";
 import type { Tensor } from "../onnx/tensor.ts";
 import { forEachActivation, hashString, samplePositions } from "./activations.ts";
-import { choleskyFactor, choleskySolveFactored, NotPositiveDefiniteError } from "./cholesky.ts";
+import { choleskyFactorRidged, choleskySolveFactored } from "./cholesky.ts";
 
 export const DEFAULT_SAMPLES_PER_FRAME = 128;
 /** Ridge strength relative to the mean diagonal of XᵀX (scale-free across layers). */
@@ -414,24 +414,11 @@ function weightsAsZ(geo: ConvGeometry): Float64Array {
 /** The ridge solution for relative strength `ridge`, raised tenfold until the system factors. */
 function solveRidge(eq: NormalEquations, ridge: number): { z: Float64Array; ridge: number; lambda: number } {
   const { n, m, a, b } = eq;
-  const d = n - 1;
-  let diag = 0;
-  for (let i = 0; i < d; i++) diag += a[i * n + i];
-  const scale = d > 0 && diag > 0 ? diag / d : 1;
-  for (let r = ridge; ; r = r > 0 ? r * 10 : 1e-8) {
-    const l = Float64Array.from(a);
-    for (let i = 0; i < d; i++) l[i * n + i] += r * scale;
-    try {
-      choleskyFactor(l, n);
-    } catch (err) {
-      // Dead channels (all-zero inputs after LeakyRelu on these frames) make XᵀX singular.
-      if (err instanceof NotPositiveDefiniteError && r < 1) continue;
-      throw err;
-    }
-    const z = Float64Array.from(b);
-    choleskySolveFactored(l, n, z, m);
-    return { z, ridge: r, lambda: r * scale };
-  }
+  // The ridge is on W, not on the bias (the last unknown).
+  const { l, ridge: r, lambda } = choleskyFactorRidged(a, n, ridge, n - 1);
+  const z = Float64Array.from(b);
+  choleskySolveFactored(l, n, z, m);
+  return { z, ridge: r, lambda };
 }
 
 function writeWeights(g: OnnxGraph, geo: ConvGeometry, z: Float64Array, namer: (base: string) => string): void {

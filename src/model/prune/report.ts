@@ -2,7 +2,7 @@
 // people and issues): what was removed, what it cost and what it bought, measured, with
 // everything the pruner refused to touch and why.
 import { writeFileAtomic } from "../../util/atomic-write.ts";
-import { machineInfo } from "../../util/machine-info.ts";
+import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";
 import type { AgreementReport } from "../eval/agreement.ts";
 import type { SkippedOp } from "./dependency-graph.ts";
 import type { LatencyResult } from "./latency.ts";
@@ -29,7 +29,7 @@ export interface PruneReport {
   schemaVersion: 1;
   createdAt: string;
   command: string;
-  machine: { cpu: string; cores: number; availableParallelism: number; arch: string; platform: string };
+  machine: Omit<MachineInfo, "totalMemoryGiB">;
   model: { source: string; output: string };
   method: "structured" | "unstructured";
   /** the options the run used, as given and as defaulted */

@@ -85,16 +85,9 @@ function killEightPerGroup(g: OnnxGraph): Record<string, number> {
 
 /** Runs one pseudo-random input through the graph; returns the output dims by name. */
 async function runOnce(g: OnnxGraph): Promise<Record<string, readonly number[]>> {
-  const inp = g.inputs[0];
-  const r = prng(3);
-  const n = sizeOf(inp.dims);
-  const x =
-    inp.dtype === "uint8"
-      ? new ort.Tensor("uint8", Uint8Array.from({ length: n }, () => Math.floor(r() * 256)), inp.dims)
-      : new ort.Tensor("float32", Float32Array.from({ length: n }, () => r()), inp.dims);
   const session = await ort.InferenceSession.create(encodeModel(g), { executionProviders: ["cpu"] });
   try {
-    const res = await session.run({ [inp.name]: x });
+    const res = await session.run(pseudoRandomFeed(g));
     for (const o of g.outputs) expect(Array.from(res[o.name].data as Float32Array).every(Number.isFinite)).toBe(true);
     return Object.fromEntries(g.outputs.map((o) => [o.name, res[o.name].dims]));
   } finally {

@@ -9,7 +9,7 @@ import { readModelFrames, splitFrames } from "../../../src/model/eval/frames.ts"
 import type { OnnxGraph } from "../../../src/model/onnx/ir.ts";
 import { decodeModel } from "../../../src/model/onnx/serialize.ts";
 import type { Tensor } from "../../../src/model/onnx/tensor.ts";
-import { choleskySolve, NotPositiveDefiniteError } from "../../../src/model/prune/cholesky.ts";
+import { choleskyFactorRidged, choleskySolve, NotPositiveDefiniteError } from "../../../src/model/prune/cholesky.ts";
 import { recoverLeastSquares } from "../../../src/model/prune/recover.ts";
 import { forEachActivation } from "../../../src/model/prune/activations.ts";
 import type { ModelInputData } from "../../../src/infer/input-tensor.ts";
@@ -31,6 +31,30 @@ describe("choleskySolve", () => {
 
   it("refuses a matrix that is not positive definite", () => {
     expect(() => choleskySolve(Float64Array.from([1, 2, 2, 1]), 2, Float64Array.from([1, 1]), 1)).toThrow(NotPositiveDefiniteError);
+  });
+});
+
+describe("choleskyFactorRidged", () => {
+  it("factors a positive definite matrix with the ridge asked for, leaving the input alone", () => {
+    const a = Float64Array.from([4, 2, 2, 10]);
+    const { l, ridge, lambda } = choleskyFactorRidged(a, 2, 1e-3);
+    expect(ridge).toBe(1e-3);
+    expect(lambda).toBeCloseTo(1e-3 * 7, 15); // mean diagonal 7
+    expect(Array.from(a)).toEqual([4, 2, 2, 10]);
+    expect(l[0] * l[0]).toBeCloseTo(4 + lambda, 12);
+  });
+
+  it("raises the ridge tenfold until a singular matrix (a dead channel) factors, only on the ridged diagonal", () => {
+    // Channel 1 is dead (all zero); the last unknown (a bias) has its own positive diagonal.
+    const a = Float64Array.from([2, 0, 0, 0, 0, 0, 0, 0, 3]);
+    const { ridge, lambda, l } = choleskyFactorRidged(a, 3, 0, 2);
+    expect(ridge).toBe(1e-8);
+    expect(lambda).toBeCloseTo(1e-8, 20); // mean of the two ridged diagonal entries: 1
+    expect(l[8], "the bias entry got no ridge").toBeCloseTo(Math.sqrt(3), 12);
+  });
+
+  it("gives up past a ridge of 1 with NotPositiveDefiniteError", () => {
+    expect(() => choleskyFactorRidged(Float64Array.from([1, 30, 30, 1]), 2, 1e-6)).toThrow(NotPositiveDefiniteError);
   });
 });
 
