@@ -98,8 +98,6 @@ interface Lane {
   scheduler: FrameScheduler<Frame>;
   completed: Map<string, number>;
   errors: Map<string, number>;
-  /** requests each worker of this lane holds at once: 2 when a camera of it queues ahead */
-  depth: 1 | 2;
   /** the infer() chains in flight, so close() and settle() can wait for them */
   running: Set<Promise<void>>;
 }
@@ -170,7 +168,6 @@ export class InferencePool {
         scheduler: new FrameScheduler<Frame>(g, { maxInFlight: new Map(g.filter((c) => ahead.has(c)).map((c) => [c, 2])) }),
         completed: new Map(g.map((c) => [c, 0])),
         errors: new Map(g.map((c) => [c, 0])),
-        depth: depthOf(g),
         running: new Set(),
       };
       lanes.push(lane);
@@ -251,7 +248,7 @@ export class InferencePool {
       try {
         await lane.worker.terminate();
         await Promise.all(lane.running);
-        const fresh = await InferenceWorker.start(this.workerInit, this.settings, { ...this.opts.workerOptions, name: lane.name, depth: lane.depth });
+        const fresh = await InferenceWorker.start(this.workerInit, this.settings, { ...this.opts.workerOptions, name: lane.name, depth: lane.worker.depth });
         if (this.closing !== undefined) {
           await fresh.close();
           throw new Error(`InferencePool: closed while replacing worker ${lane.name}`);
@@ -338,7 +335,7 @@ export class InferencePool {
 
   /** Hands the lane's worker what it may take now: a frame when idle, a queued-ahead one behind a running frame. */
   private pump(lane: Lane): void {
-    while (lane.worker.alive && this.closing === undefined && lane.worker.inFlight < lane.depth) {
+    while (lane.worker.alive && this.closing === undefined && lane.worker.inFlight < lane.worker.depth) {
       const frame = lane.scheduler.next(lane.worker.inFlight > 0);
       if (frame === undefined) return;
       this.dispatch(lane, frame);

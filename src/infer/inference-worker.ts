@@ -121,13 +121,14 @@ export class InferenceWorker {
   readonly warmupMs: readonly number[];
   readonly name: string;
   readonly modelName: string;
+  /** Requests it holds at once (InferenceWorkerOptions.depth). */
+  readonly depth: 1 | 2;
 
   private readonly worker: Worker;
   private readonly init: WorkerInit;
   private settings: DetectSettings;
   private nextId = 1;
   private copied = 0;
-  private readonly depth: 1 | 2;
   /** requests sent and not answered, oldest (the one running) first */
   private pending: Pending[] = [];
   private stateNow: WorkerState = "ready";
