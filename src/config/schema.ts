@@ -9,6 +9,9 @@ import { z } from "zod";
 import { Z85_KEY_PATTERN } from "../bus/z85.ts";
 import { AlertsSchema, CorridorSchema, GeometrySchema, TrackingSchema } from "./hazard-schema.ts";
 
+/** Most inference workers one unpaced replay may run side by side. */
+export const MAX_REPLAY_WORKERS = 16;
+
 /** Keys whose value is a filesystem path; a relative one is resolved against the folder of the config file it came from (see load.ts). */
 export const filePathKeys = z.registry();
 
@@ -191,6 +194,15 @@ export const ConfigSchema = z
         trtCacheDir: filePath("TensorRT engine cache folder (engines are built on first run, minutes on a Jetson)").default("/var/cache/perceptd/trt"),
         warmupRuns: z.number().int().min(0).max(100).default(3).describe("inferences on a blank frame before the daemon reports ready"),
         workers: z.enum(["shared", "per-camera"]).default("shared").describe("one inference worker for all cameras, or one each"),
+        replayWorkers: z
+          .number()
+          .int()
+          .min(0)
+          .max(MAX_REPLAY_WORKERS)
+          .default(0)
+          .describe(
+            "workers that run an unpaced replay's frames side by side, the cores split between them (0: two, one on a single core); live and paced cameras always have one (see the README's pipeline bench)",
+          ),
       })
       .strict()
       .prefault({})

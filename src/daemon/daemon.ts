@@ -6,7 +6,7 @@
 import type { Logger } from "pino";
 import { BusPublisher } from "../bus/publisher.ts";
 import type { Config } from "../config/schema.ts";
-import { InferencePool } from "../infer/inference-pool.ts";
+import { InferencePool, resolveReplayWorkers } from "../infer/inference-pool.ts";
 import { classIdsForLabels, type InferResult } from "../infer/inference-worker.ts";
 import type { DetectSettings } from "../infer/worker-protocol.ts";
 import { CameraSource, type CameraEvent } from "../ingest/camera-source.ts";
@@ -187,7 +187,8 @@ export class Daemon {
         // Replays that wait for us lose nothing by queueing their next frame in the worker.
         queueAhead: config.cameras.filter((c) => waitsForConsumer(c.source)).map((c) => c.id),
         workers: config.inference.workers,
-        onResult: (r) => d.onResult(r),
+        replayWorkers: resolveReplayWorkers(config.inference.replayWorkers),
+        onResult: (r, worker) => d.onResult(r, worker),
         onDrop: (f, reason) => d.onDrop(f, reason),
         onError: (e) => {
           d.log.error({ err: e.error, fatal: e.fatal, camera: e.camera, seq: e.seq }, "inference failed");
@@ -202,7 +203,8 @@ export class Daemon {
       });
       const worker = d.pool.workers[0];
       metrics.setModelInfo({ model: model.name, executionProvider: worker.provider, providersTried: worker.tried.map((t) => t.provider) });
-      log.info({ provider: worker.provider, tried: worker.tried, warmupMs: worker.warmupMs, workers: d.pool.layout }, "model warm");
+      const workers = pool.stats().workers.map((w) => ({ name: w.name, cameras: w.cameras, intraOpThreads: w.intraOpThreads }));
+      log.info({ provider: worker.provider, tried: worker.tried, warmupMs: worker.warmupMs, layout: d.pool.layout, workers }, "model warm");
       d.startCameras();
       supervisor.camerasStarted();
       supervisor.markReady();
@@ -372,7 +374,7 @@ export class Daemon {
     }
   }
 
-  private onResult(r: InferResult): void {
+  private onResult(r: InferResult, worker: number): void {
     const tPublish = process.hrtime.bigint();
     const { width, height } = this.sourceSize(r.camera, r);
     // Older than the latency budget: still published (the message is also the detector's
@@ -387,7 +389,7 @@ export class Daemon {
       { cameraId: r.camera, frameSeq: r.seq, tIngestMonoNs: r.tIngestNs, valid },
     );
     if (!valid) this.metrics.detectionsStale.inc({ camera: r.camera });
-    if (this.supervisor.result(r)) this.metrics.inferenceOverruns.inc({ camera: r.camera });
+    if (this.supervisor.result(r, worker)) this.metrics.inferenceOverruns.inc({ camera: r.camera });
     const tDone = process.hrtime.bigint();
 
     const m = this.metrics;

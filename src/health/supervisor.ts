@@ -95,7 +95,6 @@ export class HealthSupervisor {
   private readonly clock: Clock;
   private inference: InferenceAttachment | null = null;
   private hangMonitor: InferenceHangMonitor | null = null;
-  private readonly workerOfCamera = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private gaveUp = false;
   private closed = false;
@@ -155,10 +154,6 @@ export class HealthSupervisor {
       replaceTimeoutMs: c.workerRestartTimeoutMs,
       clock: this.clock,
     });
-    this.workerOfCamera.clear();
-    a.workers.forEach((w, i) => {
-      for (const cam of w.cameras) this.workerOfCamera.set(cam, i);
-    });
   }
 
   /** The cameras' start() has been called: stalls count from now. */
@@ -209,12 +204,13 @@ export class HealthSupervisor {
   }
 
   /**
-   * Every result (pool onResult): progress for its worker, and its worker time against the
-   * deadline. Returns true when the frame overran (perceptd_inference_overruns_total).
+   * Every result (pool onResult, with the index of the worker that ran it): progress for
+   * that worker, and its worker time against the deadline. Returns true when the frame
+   * overran (perceptd_inference_overruns_total).
    */
-  result(r: { camera: string; timings: { preprocessMs: number; inferenceMs: number; decodeMs: number } }): boolean {
-    const worker = this.workerOfCamera.get(r.camera);
-    if (worker !== undefined) this.hangMonitor?.progress(worker);
+  result(r: { camera: string; timings: { preprocessMs: number; inferenceMs: number; decodeMs: number } }, worker: number): boolean {
+    // Before attachInference there is no monitor; a replay's camera can have several workers, so the pool names the one.
+    this.hangMonitor?.progress(worker);
     return this.overrun.frame(r.camera, r.timings.preprocessMs + r.timings.inferenceMs + r.timings.decodeMs);
   }
 

@@ -7,11 +7,14 @@
 // Several cameras sharing one detector take turns (round-robin over the cameras that have
 // a waiting frame), so a fast camera cannot starve a slow one.
 //
-// A camera may be allowed a second frame in flight (maxInFlight 2): the pool uses that for
-// sources that wait for the consumer (an unpaced replay), whose next frame can be queued in
-// the worker while the current one runs. Nothing newer could have replaced it there, so
-// latest-wins loses nothing, and the worker goes from one frame to the next without a round
+// A camera may be allowed more frames in flight (maxInFlight > 1): the pool uses that for
+// sources that wait for the consumer (an unpaced replay), whose next frames can be queued in
+// the workers while the current ones run. Nothing newer could have replaced them there, so
+// latest-wins loses nothing, and a worker goes from one frame to the next without a round
 // trip through the main thread.
+
+/** More frames in flight than this per camera would only hold memory: a worker holds two at most. */
+export const MAX_IN_FLIGHT = 64;
 
 /** What the scheduler needs of a frame; the daemon's Frame has it. */
 export interface CameraFrame {
@@ -33,7 +36,7 @@ export interface CameraSlotStats {
 }
 
 export interface FrameSchedulerOptions {
-  /** frames a camera may have handed out and not done at once; default 1, at most 2 */
+  /** frames a camera may have handed out and not done at once; default 1, at most MAX_IN_FLIGHT */
   maxInFlight?: ReadonlyMap<string, number>;
 }
 
@@ -63,7 +66,9 @@ export class FrameScheduler<F extends CameraFrame = CameraFrame> {
   constructor(cameras: Iterable<string> = [], opts: FrameSchedulerOptions = {}) {
     this.maxInFlight = opts.maxInFlight ?? new Map();
     for (const [camera, n] of this.maxInFlight) {
-      if (n !== 1 && n !== 2) throw new RangeError(`FrameScheduler: maxInFlight of camera ${JSON.stringify(camera)} must be 1 or 2, got ${String(n)}`);
+      if (!(Number.isInteger(n) && n >= 1 && n <= MAX_IN_FLIGHT)) {
+        throw new RangeError(`FrameScheduler: maxInFlight of camera ${JSON.stringify(camera)} must be an integer in [1, ${MAX_IN_FLIGHT}], got ${String(n)}`);
+      }
     }
     for (const c of cameras) this.slot(c);
   }
@@ -88,8 +93,8 @@ export class FrameScheduler<F extends CameraFrame = CameraFrame> {
   /**
    * The next frame to run, marking it in flight: the waiting frame of the first camera after
    * the one served last that has a frame waiting and fewer than its maxInFlight in flight.
-   * With `aheadOnly`, only cameras allowed a second frame in flight qualify (the worker is
-   * busy: a frame given to it now waits there, which only such cameras may do).
+   * With `aheadOnly`, only cameras allowed more than one frame in flight qualify (the worker
+   * is busy: a frame given to it now waits there, which only such cameras may do).
    * undefined when no camera qualifies.
    */
   next(aheadOnly = false): F | undefined {

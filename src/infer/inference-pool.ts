@@ -21,6 +21,15 @@
 // session then goes from frame to frame without waiting on the main thread, which costs a
 // round trip and the result handling per frame otherwise. A live camera never does: its
 // frame would age in that queue where a newer one could have replaced it.
+//
+// A lane whose cameras are all queue-ahead replays may also run `replayWorkers` workers side
+// by side, each on its own frames, with the cores split between them (frame parallelism
+// instead of operator parallelism). Nobody waits on such a frame in real time, so only
+// throughput counts, and on a CPU two one-thread sessions get more frames through the same
+// cores than one two-thread session: no barrier between the threads of every operator, and
+// decode, NMS and GStreamer fill one session's gaps instead of stalling both threads (README,
+// pipeline bench). Results still leave in frame order per camera: a frame finished early
+// waits for the ones before it, and counts as in flight until it leaves.
 import { availableParallelism } from "node:os";
 import { FrameScheduler, type CameraSlotStats } from "./frame-slot.ts";
 import {
@@ -31,7 +40,7 @@ import {
   type WorkerState,
 } from "./inference-worker.ts";
 import { checkDetectSettings, type DetectSettings, type WorkerInit } from "./worker-protocol.ts";
-import type { ExecutionProvider } from "../config/schema.ts";
+import { MAX_REPLAY_WORKERS, type ExecutionProvider } from "../config/schema.ts";
 import type { Frame } from "../ingest/frame.ts";
 
 export type WorkerLayout = "shared" | "per-camera";
@@ -57,11 +66,14 @@ export interface InferencePoolOptions {
   cameras: readonly string[];
   /** default "shared"; see the comment at the top of this file */
   workers?: WorkerLayout;
-  onResult?: (result: InferResult) => void;
+  /** `worker`: index into pool.workers of the worker that ran the frame */
+  onResult?: (result: InferResult, worker: number) => void;
   onDrop?: (frame: Frame, reason: DropReason) => void;
   onError?: (e: InferencePoolError) => void;
   /** cameras whose next frame may wait in the worker's queue (see the top of this file); default none */
   queueAhead?: readonly string[];
+  /** workers side by side for a lane that serves only queueAhead cameras (see the top of this file); default 1 */
+  replayWorkers?: number;
   /** passed to each worker's start() */
   workerOptions?: Omit<InferenceWorkerOptions, "name" | "depth">;
 }
@@ -71,7 +83,8 @@ export interface CameraInferStats extends CameraSlotStats {
   completed: number;
   /** frames whose inference failed */
   errors: number;
-  worker: number;
+  /** indices into pool.workers of the workers that run this camera's frames */
+  workers: number[];
 }
 
 export interface WorkerStats {
@@ -82,6 +95,8 @@ export interface WorkerStats {
   busy: boolean;
   /** frames copied instead of transferred (their pixels were a view into a larger buffer) */
   copiedFrames: number;
+  /** ONNX Runtime intra-op threads of its session (0: ORT's default) */
+  intraOpThreads: number;
 }
 
 export interface InferencePoolStats {
@@ -90,22 +105,55 @@ export interface InferencePoolStats {
   workers: WorkerStats[];
 }
 
+/** One worker; `index` is its place in pool.workers and in the health supervisor's list. */
 interface Lane {
   index: number;
   name: string;
   worker: InferenceWorker;
   replacing: Promise<InferenceWorker> | undefined;
+  group: LaneGroup;
+  /** the infer() chains in flight, so close() and settle() can wait for them */
+  running: Set<Promise<void>>;
+}
+
+/** Cameras served by the same workers: one scheduler, results released in order per camera. */
+interface LaneGroup {
+  cameras: string[];
+  lanes: Lane[];
   scheduler: FrameScheduler<Frame>;
   completed: Map<string, number>;
   errors: Map<string, number>;
-  /** the infer() chains in flight, so close() and settle() can wait for them */
-  running: Set<Promise<void>>;
+  /** per camera, its frames handed out and not yet released, oldest first */
+  outstanding: Map<string, Outstanding[]>;
+}
+
+interface Outstanding {
+  /** set once the frame finished: hands its result or error on */
+  release: (() => void) | undefined;
+}
+
+/**
+ * inference.replayWorkers as configured (0: automatic) to a count: two where there are two
+ * cores or more. Two is where the measured gain is (README, pipeline bench); more sessions
+ * on a CPU would only split it finer at the cost of memory.
+ */
+export function resolveReplayWorkers(configured: number, cores = availableParallelism()): number {
+  return configured > 0 ? configured : Math.min(2, cores);
+}
+
+/**
+ * Intra-op threads for each of `sessions` sessions on one CPU: as configured, except that
+ * automatic (0) splits the cores between them rather than giving each all of them.
+ */
+export function threadsPerSession(configured: number, sessions: number, cores = availableParallelism()): number {
+  return configured !== 0 || sessions <= 1 ? configured : Math.max(1, Math.floor(cores / sessions));
 }
 
 export class InferencePool {
   readonly layout: WorkerLayout;
   private readonly lanes: Lane[];
-  private readonly laneOf: Map<string, Lane>;
+  private readonly groups: LaneGroup[];
+  private readonly groupOf: Map<string, LaneGroup>;
   private readonly opts: InferencePoolOptions;
   /** opts.init with the thread split applied: what every worker, replacements too, starts with */
   private readonly workerInit: WorkerInit;
@@ -114,14 +162,15 @@ export class InferencePool {
   /** whenSlotFree() callers, by camera */
   private readonly slotWaiters = new Map<string, (() => void)[]>();
 
-  private constructor(layout: WorkerLayout, lanes: Lane[], laneOf: Map<string, Lane>, opts: InferencePoolOptions, workerInit: WorkerInit) {
+  private constructor(layout: WorkerLayout, groups: LaneGroup[], opts: InferencePoolOptions, workerInit: WorkerInit) {
     this.layout = layout;
-    this.lanes = lanes;
-    this.laneOf = laneOf;
+    this.groups = groups;
+    this.lanes = groups.flatMap((g) => g.lanes);
+    this.groupOf = new Map(groups.flatMap((g) => g.cameras.map((c) => [c, g] as const)));
     this.opts = opts;
     this.workerInit = workerInit;
     this.settings = opts.settings;
-    for (const lane of lanes) this.watch(lane, lane.worker);
+    for (const lane of this.lanes) this.watch(lane, lane.worker);
   }
 
   /** Starts the workers (in parallel) and resolves once all are warm; if one fails, the others are closed and start rejects with its error. */
@@ -139,44 +188,50 @@ export class InferencePool {
     if (stranger !== undefined) throw new RangeError(`InferencePool: queueAhead names camera ${JSON.stringify(stranger)}, which is not in cameras (${cameras.join(", ")})`);
     checkDetectSettings(opts.settings, opts.init.entry.labels.length, `InferencePool (model "${opts.init.modelName}"): detect settings`);
 
-    const groups = layout === "shared" ? [cameras] : cameras.map((c) => [c]);
-    const depthOf = (g: readonly string[]): 1 | 2 => (g.some((c) => ahead.has(c)) ? 2 : 1);
-    const init: WorkerInit =
-      layout === "per-camera" && opts.init.intraOpThreads === 0
-        ? { ...opts.init, intraOpThreads: Math.max(1, Math.floor(availableParallelism() / groups.length)) }
-        : opts.init;
-    const started = await Promise.allSettled(
-      groups.map((g) =>
-        InferenceWorker.start(init, opts.settings, { ...opts.workerOptions, name: layout === "shared" ? "shared" : g[0], depth: depthOf(g) }),
-      ),
+    const replayWorkers = opts.replayWorkers ?? 1;
+    if (!(Number.isInteger(replayWorkers) && replayWorkers >= 1 && replayWorkers <= MAX_REPLAY_WORKERS)) {
+      throw new RangeError(`InferencePool: replayWorkers must be an integer in [1, ${MAX_REPLAY_WORKERS}], got ${String(replayWorkers)}`);
+    }
+
+    const cameraGroups = layout === "shared" ? [cameras] : cameras.map((c) => [c]);
+    const replayOnly = (g: readonly string[]): boolean => g.every((c) => ahead.has(c));
+    const sizeOf = (g: readonly string[]): number => (replayOnly(g) ? replayWorkers : 1);
+    const total = cameraGroups.reduce((n, g) => n + sizeOf(g), 0);
+    const init: WorkerInit = { ...opts.init, intraOpThreads: threadsPerSession(opts.init.intraOpThreads, total) };
+    const specs = cameraGroups.flatMap((g, group) =>
+      Array.from({ length: sizeOf(g) }, (_, k) => {
+        const base = layout === "shared" ? "shared" : g[0];
+        return { group, name: sizeOf(g) > 1 ? `${base}-${k + 1}` : base, depth: g.some((c) => ahead.has(c)) ? (2 as const) : (1 as const) };
+      }),
     );
+    const started = await Promise.allSettled(specs.map((w) => InferenceWorker.start(init, opts.settings, { ...opts.workerOptions, name: w.name, depth: w.depth })));
     const failed = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
     if (failed !== undefined) {
       await Promise.all(started.map((s) => (s.status === "fulfilled" ? s.value.close() : undefined)));
       throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
     }
-    const lanes: Lane[] = [];
-    const laneOf = new Map<string, Lane>();
-    groups.forEach((g, index) => {
+    const groups: LaneGroup[] = cameraGroups.map((g) => ({
+      cameras: g,
+      lanes: [],
+      // Two per worker: the one running and the one queued behind it.
+      scheduler: new FrameScheduler<Frame>(g, { maxInFlight: new Map(g.filter((c) => ahead.has(c)).map((c) => [c, 2 * sizeOf(g)])) }),
+      completed: new Map(g.map((c) => [c, 0])),
+      errors: new Map(g.map((c) => [c, 0])),
+      outstanding: new Map(g.map((c) => [c, []])),
+    }));
+    specs.forEach((w, index) => {
       const s = started[index];
       if (s.status !== "fulfilled") throw new Error("unreachable: a failed start was handled above");
-      const lane: Lane = {
-        index,
-        name: s.value.name,
-        worker: s.value,
-        replacing: undefined,
-        scheduler: new FrameScheduler<Frame>(g, { maxInFlight: new Map(g.filter((c) => ahead.has(c)).map((c) => [c, 2])) }),
-        completed: new Map(g.map((c) => [c, 0])),
-        errors: new Map(g.map((c) => [c, 0])),
-        running: new Set(),
-      };
-      lanes.push(lane);
-      for (const c of g) laneOf.set(c, lane);
+      const group = groups[w.group];
+      group.lanes.push({ index, name: s.value.name, worker: s.value, replacing: undefined, group, running: new Set() });
     });
-    return new InferencePool(layout, lanes, laneOf, opts, init);
+    return new InferencePool(layout, groups, opts, init);
   }
 
-  /** In lane order: one for "shared", one per camera (in `cameras` order) otherwise. */
+  /**
+   * In lane order: one for "shared", one per camera (in `cameras` order) otherwise; a
+   * replay-only lane contributes its replayWorkers in a row ("shared-1", "shared-2", ...).
+   */
   get workers(): readonly InferenceWorker[] {
     return this.lanes.map((l) => l.worker);
   }
@@ -193,17 +248,17 @@ export class InferencePool {
    * frame.pixels (transferred to the worker). Throws for a camera not given to start().
    */
   submit(frame: Frame): void {
-    const lane = this.laneOf.get(frame.camera);
-    if (lane === undefined) {
-      throw new Error(`InferencePool: frame from unknown camera ${JSON.stringify(frame.camera)}; known cameras: ${[...this.laneOf.keys()].join(", ")}`);
+    const group = this.groupOf.get(frame.camera);
+    if (group === undefined) {
+      throw new Error(`InferencePool: frame from unknown camera ${JSON.stringify(frame.camera)}; known cameras: ${[...this.groupOf.keys()].join(", ")}`);
     }
     if (this.closing !== undefined) {
       this.drop(frame, "closed");
       return;
     }
-    const { dropped } = lane.scheduler.offer(frame);
+    const { dropped } = group.scheduler.offer(frame);
     if (dropped !== undefined) this.drop(dropped, "replaced");
-    this.pump(lane);
+    this.pump(group);
   }
 
   /**
@@ -214,8 +269,8 @@ export class InferencePool {
    * decode.
    */
   whenSlotFree(camera: string): Promise<void> | null {
-    const lane = this.laneOf.get(camera);
-    if (lane === undefined || this.closing !== undefined || !lane.scheduler.isWaiting(camera)) return null;
+    const group = this.groupOf.get(camera);
+    if (group === undefined || this.closing !== undefined || !group.scheduler.isWaiting(camera)) return null;
     return new Promise((resolve) => {
       const list = this.slotWaiters.get(camera);
       if (list === undefined) this.slotWaiters.set(camera, [resolve]);
@@ -255,7 +310,7 @@ export class InferencePool {
         }
         lane.worker = fresh;
         this.watch(lane, fresh);
-        this.pump(lane);
+        this.pump(lane.group);
         return fresh;
       } finally {
         lane.replacing = undefined;
@@ -266,9 +321,9 @@ export class InferencePool {
 
   stats(): InferencePoolStats {
     const cameras: CameraInferStats[] = [];
-    for (const lane of this.lanes) {
-      for (const s of lane.scheduler.stats()) {
-        cameras.push({ ...s, completed: lane.completed.get(s.camera) ?? 0, errors: lane.errors.get(s.camera) ?? 0, worker: lane.index });
+    for (const g of this.groups) {
+      for (const s of g.scheduler.stats()) {
+        cameras.push({ ...s, completed: g.completed.get(s.camera) ?? 0, errors: g.errors.get(s.camera) ?? 0, workers: g.lanes.map((l) => l.index) });
       }
     }
     return {
@@ -276,11 +331,12 @@ export class InferencePool {
       cameras,
       workers: this.lanes.map((l) => ({
         name: l.worker.name,
-        cameras: l.scheduler.cameras,
+        cameras: l.group.scheduler.cameras,
         provider: l.worker.provider,
         state: l.worker.state,
         busy: l.worker.busy,
         copiedFrames: l.worker.copiedFrames,
+        intraOpThreads: l.worker.intraOpThreads,
       })),
     };
   }
@@ -316,7 +372,7 @@ export class InferencePool {
   close(timeoutMs = DEFAULT_CLOSE_TIMEOUT_MS): Promise<void> {
     if (this.closing !== undefined) return this.closing;
     this.closing = (async () => {
-      for (const lane of this.lanes) for (const f of lane.scheduler.drain()) this.drop(f, "closed");
+      for (const g of this.groups) for (const f of g.scheduler.drain()) this.drop(f, "closed");
       this.releaseSlotWaiters();
       // A replacement under way ends on its own: it sees `closing` and closes what it started.
       await Promise.all(this.lanes.map((lane) => lane.worker.close(timeoutMs)));
@@ -333,43 +389,77 @@ export class InferencePool {
     });
   }
 
-  /** Hands the lane's worker what it may take now: a frame when idle, a queued-ahead one behind a running frame. */
-  private pump(lane: Lane): void {
-    while (lane.worker.alive && this.closing === undefined && lane.worker.inFlight < lane.worker.depth) {
-      const frame = lane.scheduler.next(lane.worker.inFlight > 0);
-      if (frame === undefined) return;
-      this.dispatch(lane, frame);
+  /**
+   * Hands the group's workers what they may take now: a frame to each idle one first, so a
+   * replay's frames spread over its sessions, then a queued-ahead one behind a running frame.
+   */
+  private pump(group: LaneGroup): void {
+    for (const ahead of [false, true]) {
+      for (const lane of group.lanes) {
+        const w = lane.worker;
+        while (w.alive && this.closing === undefined && (ahead ? w.inFlight < w.depth : w.inFlight === 0)) {
+          const frame = group.scheduler.next(w.inFlight > 0);
+          // Every worker of a group sees the same scheduler: nothing for this one is nothing for the next.
+          if (frame === undefined) return;
+          this.dispatch(lane, frame);
+        }
+      }
     }
   }
 
   private dispatch(lane: Lane, frame: Frame): void {
     this.releaseSlotWaiters(frame.camera);
+    const { group } = lane;
+    const entry: Outstanding = { release: undefined };
+    group.outstanding.get(frame.camera)?.push(entry);
     const chain: Promise<void> = lane.worker.infer(frame).then(
       (result) => {
-        lane.completed.set(frame.camera, (lane.completed.get(frame.camera) ?? 0) + 1);
-        this.finish(lane, frame, chain, () => this.opts.onResult?.(result));
+        entry.release = () => {
+          group.completed.set(frame.camera, (group.completed.get(frame.camera) ?? 0) + 1);
+          this.opts.onResult?.(result, lane.index);
+        };
+        this.finish(lane, frame.camera, chain);
       },
       (err: unknown) => {
-        lane.errors.set(frame.camera, (lane.errors.get(frame.camera) ?? 0) + 1);
         const error = err instanceof Error ? err : new Error(String(err));
         // A dead worker reports itself once through its "error" event; the frame's own failure is not news.
         const report = lane.worker.alive ? { error, fatal: false, worker: lane.index, camera: frame.camera, seq: frame.seq } : undefined;
-        this.finish(lane, frame, chain, () => (report === undefined ? undefined : this.report(report)));
+        entry.release = () => {
+          group.errors.set(frame.camera, (group.errors.get(frame.camera) ?? 0) + 1);
+          if (report !== undefined) this.report(report);
+        };
+        this.finish(lane, frame.camera, chain);
       },
     );
     lane.running.add(chain);
   }
 
   /**
-   * Frees the slot and hands the worker its next frame before calling back: the worker then
-   * runs while the result is handled here (hazard stage, bus), and a throwing callback
-   * cannot wedge the lane.
+   * A frame of `camera` finished on `lane`. Releases the camera's finished frames that no
+   * earlier frame holds back (in order), frees their slots and hands the workers their next
+   * frames before calling back: the workers then run while results are handled here (hazard
+   * stage, bus), and a throwing callback cannot wedge the lane.
    */
-  private finish(lane: Lane, frame: Frame, chain: Promise<void>, callback: () => void): void {
-    lane.scheduler.done(frame.camera);
+  private finish(lane: Lane, camera: string, chain: Promise<void>): void {
+    const { group } = lane;
     lane.running.delete(chain);
-    this.pump(lane);
-    callback();
+    const queue = group.outstanding.get(camera) ?? [];
+    const ready: (() => void)[] = [];
+    while (queue.length > 0 && queue[0].release !== undefined) {
+      ready.push(queue[0].release);
+      queue.shift();
+      group.scheduler.done(camera);
+    }
+    this.pump(group);
+    let failure: { error: unknown } | undefined;
+    for (const release of ready) {
+      try {
+        release();
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    if (failure !== undefined) throw failure.error;
   }
 
   private releaseSlotWaiters(camera?: string): void {

@@ -235,6 +235,11 @@ export class InferenceWorker {
   }
 
   /** Frames whose pixels had to be copied because they were a view into a larger buffer. */
+  /** ONNX Runtime intra-op threads its session was asked for (0: ORT's default). */
+  get intraOpThreads(): number {
+    return this.init.intraOpThreads;
+  }
+
   get copiedFrames(): number {
     return this.copied;
   }

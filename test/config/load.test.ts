@@ -57,6 +57,7 @@ describe("config files in config/", () => {
     expect(config.bus.endpoints).toEqual(["tcp://127.0.0.1:5555", "ipc:///run/perceptd/bus.sock"]);
     expect(config.metrics).toMatchObject({ host: "127.0.0.1", port: 9464 });
     expect(config.log.format).toBe("auto");
+    expect(config.inference.replayWorkers, "replay workers chosen by the daemon").toBe(0);
   });
 
   it("demo.yaml replays the real fixture, resolved against config/ and not the cwd", async () => {
@@ -118,6 +119,11 @@ describe("problems", () => {
     ]);
     expect(err.problems.map((p) => p.path)).toEqual(["model.scoreTreshold", "cameras.0.source.path", "cameras.1.id", "cameras.1.source.type", "bus.endpoints.0", "metrics.port"]);
     expect(err.problems[0]).toMatchObject({ where: file, line: 2, column: 3 });
+  });
+
+  it("refuses a replay worker count outside 0..16, naming the key", async () => {
+    const file = await writeYaml("replay.yaml", `${minimal}inference:\n  replayWorkers: 17\n`);
+    expect((await loadError(file)).message).toContain(`${file}:6:18 inference.replayWorkers: must be within 0..16 (got 17)`);
   });
 
   it("reports a missing section, a key of another source type and a cross-field mistake", async () => {

@@ -2,7 +2,7 @@
 // HTTP: what an integrator sees on the bus and on /metrics.
 import { existsSync } from "node:fs";
 import { mkdtemp, writeFile, readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { baseConfig, collectDetections, DEFAULT_MODEL, DEFAULT_MODEL_FILE, freePort, literal, REPO, runDaemon, VTEST, writeConfig } from "./harness.ts";
@@ -31,6 +31,27 @@ describe("perceptd run", () => {
     expect(seqs, "sequence numbers increase").toEqual([...seqs].sort((a, b) => a - b));
     for (const m of sub.messages) expect(m.tPublishNs >= m.tIngestNs, "publish after ingest").toBe(true);
     expect(d.logs.some((l) => l.msg === "stopped"), "logged a clean stop").toBe(true);
+  });
+
+  it("runs an unpaced replay on two sessions side by side and publishes every frame once, in order", async () => {
+    const port = await freePort();
+    const sub = await collectDetections(`tcp://127.0.0.1:${port}`);
+    // A non-live expert pipeline waits for the daemon like an unpaced file does.
+    const source = { type: "pipeline", pipeline: "videotestsrc num-buffers=40 pattern=ball ! video/x-raw,width=320,height=240", live: false };
+    const cfg = await writeConfig(baseConfig(port, source, { inference: { warmupRuns: 1, replayWorkers: 2 } }));
+    const d = runDaemon(["run", "--config", cfg]);
+    expect(await d.exited, `exit code; stderr: ${d.stderr()}`).toBe(0);
+    sub.close();
+    const warm = d.logs.find((l) => l.msg === "model warm");
+    expect(warm?.workers, "the replay got two workers, the cores split between them").toEqual([
+      { name: "shared-1", cameras: ["cam0"], intraOpThreads: Math.max(1, Math.floor(availableParallelism() / 2)) },
+      { name: "shared-2", cameras: ["cam0"], intraOpThreads: Math.max(1, Math.floor(availableParallelism() / 2)) },
+    ]);
+    const seqs = sub.messages.map((m) => m.seq);
+    // The subscriber may miss the first messages while it connects; from then on none is missing or out of place.
+    expect(seqs.length, "detections messages received").toBeGreaterThan(20);
+    expect(seqs, "every frame from the first received to the last, once, in order").toEqual(seqs.map((_, i) => seqs[0] + i));
+    expect(seqs.at(-1), "the last frame of the clip finished before the stop").toBe(39);
   });
 
   it.skipIf(!existsSync(VTEST))("finds people in vtest.avi, serves moving histograms on /metrics, and stops on SIGTERM within 2 s", async () => {

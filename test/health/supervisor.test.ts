@@ -134,8 +134,8 @@ describe("HealthSupervisor", () => {
     h.busy[0] = true;
     h.sup.tick();
     h.clock.t = 900;
-    expect(h.sup.result({ camera: "front", timings: { preprocessMs: 5, inferenceMs: 20, decodeMs: 4 } })).toBe(false);
-    expect(h.sup.result({ camera: "front", timings: { preprocessMs: 5, inferenceMs: 25, decodeMs: 4 } })).toBe(true);
+    expect(h.sup.result({ camera: "front", timings: { preprocessMs: 5, inferenceMs: 20, decodeMs: 4 } }, 0)).toBe(false);
+    expect(h.sup.result({ camera: "front", timings: { preprocessMs: 5, inferenceMs: 25, decodeMs: 4 } }, 0)).toBe(true);
     h.clock.t = 1800; // 1800 ms busy, but the last result was at 900
     h.sup.tick();
     expect(h.replacements).toEqual([]);

@@ -165,7 +165,22 @@ describe("FrameScheduler, a camera allowed a second frame in flight", () => {
     ]);
   });
 
-  it("refuses a maxInFlight other than 1 or 2, naming the camera", () => {
-    expect(() => new FrameScheduler<F>(["a"], { maxInFlight: new Map([["a", 3]]) })).toThrow(/maxInFlight of camera "a" must be 1 or 2, got 3/);
+  it("allows as many in flight as its maxInFlight: two replay workers with a frame queued behind each", () => {
+    const s = new FrameScheduler<F>(["replay"], { maxInFlight: new Map([["replay", 4]]) });
+    for (let seq = 0; seq < 4; seq++) {
+      s.offer(f("replay", seq));
+      expect(s.next(seq > 0), `frame ${seq}`).toEqual(f("replay", seq));
+    }
+    s.offer(f("replay", 4));
+    expect(s.next(true), "four in flight is the limit").toBeUndefined();
+    expect(s.inFlight).toBe(4);
+    s.done("replay");
+    expect(s.next(true)).toEqual(f("replay", 4));
+  });
+
+  it("refuses a maxInFlight that is not an integer in [1, 64], naming the camera", () => {
+    expect(() => new FrameScheduler<F>(["a"], { maxInFlight: new Map([["a", 0]]) })).toThrow(/maxInFlight of camera "a" must be an integer in \[1, 64\], got 0/);
+    expect(() => new FrameScheduler<F>(["a"], { maxInFlight: new Map([["a", 65]]) })).toThrow(/got 65/);
+    expect(() => new FrameScheduler<F>(["a"], { maxInFlight: new Map([["a", 1.5]]) })).toThrow(/got 1.5/);
   });
 });

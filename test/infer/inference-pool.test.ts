@@ -1,11 +1,11 @@
 // Latest-wins inference over real workers running nanodet-u8 on a vtest.avi frame.
 import { existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { InferResult } from "../../src/infer/inference-worker.ts";
-import { InferencePool, type DropReason, type InferencePoolError, type InferencePoolOptions } from "../../src/infer/inference-pool.ts";
+import { InferencePool, resolveReplayWorkers, threadsPerSession, type DropReason, type InferencePoolError, type InferencePoolOptions } from "../../src/infer/inference-pool.ts";
 import { computeLetterbox } from "../../src/infer/letterbox.ts";
 import type { DetectSettings, WorkerInit } from "../../src/infer/worker-protocol.ts";
 import type { Frame } from "../../src/ingest/frame.ts";
@@ -117,7 +117,7 @@ describe.skipIf(!HAVE_VTEST)("InferencePool, shared worker", () => {
     expect(rec.results[1].detections.some((d) => d.label === "person")).toBe(true);
     expect(rec.results[1].timings.queueMs).toBeGreaterThan(rec.results[1].timings.inferenceMs * 0.5); // it waited for frame 0
     expect(pool.stats().cameras).toEqual([
-      { camera: "a", offered: 10, dropped: 8, started: 2, finished: 2, waiting: false, inFlight: false, completed: 2, errors: 0, worker: 0 },
+      { camera: "a", offered: 10, dropped: 8, started: 2, finished: 2, waiting: false, inFlight: false, completed: 2, errors: 0, workers: [0] },
     ]);
   });
 
@@ -165,6 +165,64 @@ describe.skipIf(!HAVE_VTEST)("InferencePool, shared worker", () => {
     // ended, without waiting for this thread to hand it over.
     const gaps = rec.results.slice(1).map((r, i) => Number(r.tIngestNs) / 1e6 + r.timings.queueMs - (Number(rec.results[i].tIngestNs) / 1e6 + rec.results[i].timings.queueMs + rec.results[i].timings.preprocessMs + rec.results[i].timings.inferenceMs + rec.results[i].timings.decodeMs));
     expect(Math.min(...gaps), "some frame started right after the one before it").toBeLessThan(1);
+  });
+
+  it("replayWorkers: a replay-only lane runs its frames on two sessions side by side, results still in frame order", async () => {
+    const workersSeen: number[] = [];
+    const { pool, rec } = await startPool({
+      cameras: ["a"],
+      queueAhead: ["a"],
+      replayWorkers: 2,
+      onResult: (r, worker) => {
+        rec.results.push(r);
+        workersSeen.push(worker);
+      },
+    });
+    expect(pool.stats().workers.map((w) => ({ name: w.name, cameras: w.cameras, intraOpThreads: w.intraOpThreads }))).toEqual([
+      { name: "shared-1", cameras: ["a"], intraOpThreads: Math.max(1, Math.floor(availableParallelism() / 2)) },
+      { name: "shared-2", cameras: ["a"], intraOpThreads: Math.max(1, Math.floor(availableParallelism() / 2)) },
+    ]);
+    let busyTogether = false;
+    for (let seq = 0; seq < 16; seq++) {
+      const ready = pool.whenSlotFree("a");
+      if (ready !== null) await ready;
+      pool.submit(frame("a", seq));
+      busyTogether ||= pool.workers.every((w) => w.inFlight > 0);
+    }
+    await waitFor("16 results", () => rec.results.length === 16);
+    expect(rec.drops, "frames replaced").toEqual([]);
+    expect(rec.errors).toEqual([]);
+    expect(rec.results.map((r) => r.seq), "results leave in frame order though two sessions finish them").toEqual([...Array(16).keys()]);
+    expect(busyTogether, "both workers held a frame at once").toBe(true);
+    expect(new Set(workersSeen), "results came from both workers").toEqual(new Set([0, 1]));
+    expect(pool.stats().cameras[0]).toMatchObject({ camera: "a", completed: 16, errors: 0, workers: [0, 1] });
+    // The same boxes whichever session ran the frame (every frame has the same pixels).
+    const boxes = (r: InferResult): string => JSON.stringify(r.detections.map((d) => [d.classId, d.box.map((v) => Math.round(v))]));
+    expect(new Set(rec.results.map(boxes)).size, "one answer for one picture").toBe(1);
+  });
+
+  it("replayWorkers: a lane with a live camera keeps one worker at full width", async () => {
+    const { pool } = await startPool({ cameras: ["replay", "live"], queueAhead: ["replay"], replayWorkers: 2 });
+    expect(pool.stats().workers.map((w) => ({ name: w.name, intraOpThreads: w.intraOpThreads }))).toEqual([{ name: "shared", intraOpThreads: 0 }]);
+  });
+
+  it("replayWorkers: per camera, only the replay's lane gets more workers", async () => {
+    const { pool } = await startPool({ cameras: ["replay", "live"], workers: "per-camera", queueAhead: ["replay"], replayWorkers: 2 });
+    expect(pool.stats().workers.map((w) => ({ name: w.name, cameras: w.cameras }))).toEqual([
+      { name: "replay-1", cameras: ["replay"] },
+      { name: "replay-2", cameras: ["replay"] },
+      { name: "live", cameras: ["live"] },
+    ]);
+    expect(pool.stats().cameras.map((c) => ({ camera: c.camera, workers: c.workers }))).toEqual([
+      { camera: "replay", workers: [0, 1] },
+      { camera: "live", workers: [2] },
+    ]);
+  });
+
+  it("replayWorkers: refuses a count outside [1, 16] before starting any worker", async () => {
+    await expect(startPool({ cameras: ["a"], replayWorkers: 0 })).rejects.toThrow(/replayWorkers must be an integer in \[1, 16\], got 0/);
+    await expect(startPool({ cameras: ["a"], replayWorkers: 17 })).rejects.toThrow(/got 17/);
+    await expect(startPool({ cameras: ["a"], replayWorkers: 1.5 })).rejects.toThrow(/got 1.5/);
   });
 
   it("queueAhead: refuses a camera the pool does not have", async () => {
@@ -315,5 +373,22 @@ describe("InferencePool.start", () => {
   it("rejects with the worker's error when the model cannot be loaded", async () => {
     const path = join(tmpdir(), "perceptd-missing-model.onnx");
     await expect(InferencePool.start({ init: init({ modelPath: path }), settings: SETTINGS, cameras: ["a"] })).rejects.toThrow(path);
+  });
+});
+
+describe("replay workers and their threads", () => {
+  it("resolveReplayWorkers: 0 means two, or one on a single core; a set count stays", () => {
+    expect(resolveReplayWorkers(0, 2)).toBe(2);
+    expect(resolveReplayWorkers(0, 8)).toBe(2);
+    expect(resolveReplayWorkers(0, 1)).toBe(1);
+    expect(resolveReplayWorkers(3, 2)).toBe(3);
+  });
+
+  it("threadsPerSession: automatic threads split the cores between sessions, at least one each; set threads stay", () => {
+    expect(threadsPerSession(0, 1, 8)).toBe(0);
+    expect(threadsPerSession(0, 2, 8)).toBe(4);
+    expect(threadsPerSession(0, 3, 8)).toBe(2);
+    expect(threadsPerSession(0, 4, 2)).toBe(1);
+    expect(threadsPerSession(3, 2, 8)).toBe(3);
   });
 });

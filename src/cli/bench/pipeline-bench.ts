@@ -2,7 +2,12 @@
 // can do, on the same video and model, in one run on one machine:
 //
 //   (a) raw: N frames decoded and resized up front (untimed), then sequential
-//       `await session.run` in this process's main thread. The ceiling.
+//       `await session.run` in this process's main thread. The ceiling for one frame at a
+//       time.
+//   (a2) raw side by side: the same frames through as many sessions as the daemon runs for
+//       an unpaced replay (inference.replayWorkers), each in a worker thread with its share
+//       of the cores (raw-sessions.ts). The ceiling for that arrangement; only when it has
+//       more than one session.
 //   (b) unpaced: the daemon on the file with realtime: false. Unpaced file sources deliver
 //       every decoded frame (appsink drop=false) and decoding waits until the camera's
 //       waiting slot is free (backpressure), so processed/s is the daemon's throughput.
@@ -48,6 +53,9 @@ import {
   type LogLine,
   type RunningDaemon,
 } from "./daemon-process.ts";
+import { runSessionsSideBySide } from "./raw-sessions.ts";
+import { resolveReplayWorkers, threadsPerSession } from "../../infer/inference-pool.ts";
+import { MAX_REPLAY_WORKERS } from "../../config/schema.ts";
 import { commandLineOf, DEFAULT_BENCH_VIDEO, latencyStats, prepareInput, spreadFrameIndices, type LatencyStats } from "./model-bench.ts";
 import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";
 import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./table.ts";
@@ -77,8 +85,13 @@ const FIRST_MESSAGE_TIMEOUT_MS = 120_000;
 const STALL_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 5000;
 
-export type ScenarioId = "raw" | "unpaced" | "paced" | "overloaded";
-export const SCENARIO_IDS: readonly ScenarioId[] = ["raw", "unpaced", "paced", "overloaded"];
+export type ScenarioId = "raw" | "raw-parallel" | "unpaced" | "paced" | "overloaded";
+export const SCENARIO_IDS: readonly ScenarioId[] = ["raw", "raw-parallel", "unpaced", "paced", "overloaded"];
+
+/** Scenarios timed in this process on pre-decoded frames, without a daemon. */
+function isRaw(id: ScenarioId): boolean {
+  return id === "raw" || id === "raw-parallel";
+}
 
 export interface PipelineBenchOptions {
   /** Default: the repository's .cache/fixtures/vtest.avi. */
@@ -93,6 +106,8 @@ export interface PipelineBenchOptions {
   threads?: number;
   /** ORT threads busy-wait between operators, for (a) and the daemon alike; default false (the daemon's default, inference.allowSpinning). */
   spinning?: boolean;
+  /** The daemon's inference.replayWorkers for (b), and (a2)'s sessions; default 0 (the daemon's automatic choice). */
+  replayWorkers?: number;
   manifestPath?: string;
   /** (c)'s input rate as a fraction of (a)'s throughput. Default 0.6. */
   pacedFraction?: number;
@@ -259,6 +274,8 @@ export interface PipelineBenchResult {
     interOpThreads: number;
     /** inference.allowSpinning, raw loop and daemon alike */
     allowSpinning: boolean;
+    /** inference.replayWorkers as configured (0: automatic) and as it resolved: (b)'s sessions, and (a2)'s */
+    replayWorkers: { configured: number; sessions: number; threadsEach: number };
     pacedFraction: number;
     overloadFactor: number;
     rawLoop: "main thread";
@@ -556,8 +573,16 @@ export function endCpuWindow(start: CpuWindowStart, pid: number): CpuFigures | n
 
 interface RawOutcome {
   result: ScenarioResult;
+  /** (a2), when the daemon runs more than one session for a replay */
+  parallel: ScenarioResult | null;
   modelName: string;
   input: string;
+}
+
+/** (a2)'s arrangement: sessions side by side, intra-op threads each (0: ORT's default). */
+interface SideBySide {
+  sessions: number;
+  threadsEach: number;
 }
 
 async function runRawLoop(
@@ -568,6 +593,7 @@ async function runRawLoop(
   spinning: boolean,
   manifestPath: string,
   modelName: string | undefined,
+  sideBySide: SideBySide | null,
   progress: (e: PipelineBenchProgress) => void,
 ): Promise<RawOutcome> {
   const manifest = await readManifest(manifestPath);
@@ -620,6 +646,14 @@ async function runRawLoop(
     cpu = endCpuWindow(cpuStart, process.pid);
   } finally {
     await session.release();
+  }
+  let parallel: ScenarioResult | null = null;
+  try {
+    if (sideBySide !== null) {
+      progress({ kind: "step", scenario: "raw-parallel", text: `${sideBySide.sessions} sessions side by side, one worker thread each` });
+      parallel = await runSideBySide(bytes, spec.name, tensors, sideBySide, warmup, frames, spinning);
+    }
+  } finally {
     // Released before the daemon scenarios, so this process holds no ORT threads or frames meanwhile.
     tensors = [];
   }
@@ -640,7 +674,50 @@ async function runRawLoop(
     daemon: null,
     samplesMs: samples,
   };
-  return { result, modelName: model.name, input: `${spec.dtype} ${spec.layout} ${spec.width}x${spec.height}` };
+  return { result, parallel, modelName: model.name, input: `${spec.dtype} ${spec.layout} ${spec.width}x${spec.height}` };
+}
+
+async function runSideBySide(
+  model: Uint8Array,
+  inputName: string,
+  tensors: readonly ort.Tensor[],
+  arrangement: SideBySide,
+  warmup: number,
+  frames: number,
+  spinning: boolean,
+): Promise<ScenarioResult> {
+  let cpuStart: CpuWindowStart | undefined;
+  let cpu: CpuFigures | null = null;
+  const run = await runSessionsSideBySide({
+    model,
+    inputName,
+    tensors,
+    sessions: arrangement.sessions,
+    session: { executionProviders: ["cpu"], intraOpThreads: arrangement.threadsEach, interOpThreads: 1, allowSpinning: spinning },
+    warmup,
+    runs: frames,
+    onStart: () => (cpuStart = startCpuWindow(process.pid)),
+    // Before the threads end: a thread gone from /proc takes its CPU time with it.
+    onEnd: () => (cpu = cpuStart === undefined ? null : endCpuWindow(cpuStart, process.pid)),
+  });
+  const stats = latencyStats(run.samplesMs);
+  const each = arrangement.threadsEach === 0 ? "ORT's default threads" : `${arrangement.threadsEach} thread${arrangement.threadsEach === 1 ? "" : "s"}`;
+  return {
+    id: "raw-parallel",
+    label: `(a2) raw ORT, ${arrangement.sessions} sessions × ${each}`,
+    input: { description: `${run.runs} runs over the same pre-decoded frames, split between the sessions`, targetFps: null, measuredFps: null },
+    frames: run.runs,
+    durationS: run.durationS,
+    processedPerSec: run.runs / run.durationS,
+    e2e: null,
+    split: null,
+    inference: { source: "measured", runs: stats.runs, p50Ms: stats.p50Ms, p99Ms: stats.p99Ms, meanMs: stats.meanMs },
+    drops: null,
+    stages: null,
+    cpu,
+    daemon: null,
+    samplesMs: run.samplesMs,
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -674,6 +751,7 @@ interface DaemonContext {
   warmup: number;
   threads: number;
   spinning: boolean;
+  replayWorkers: number;
   modelName: string;
   manifestPath: string;
   progress: (e: PipelineBenchProgress) => void;
@@ -691,7 +769,7 @@ function daemonConfig(spec: DaemonScenarioSpec, ctx: DaemonContext): Record<stri
     // Port 0: the daemon binds a free port and logs it, so no other process can take it first.
     bus: { endpoints: ["tcp://127.0.0.1:0"] },
     metrics: { enabled: true, host: "127.0.0.1", port: 0 },
-    inference: { executionProviders: ["cpu"], intraOpThreads: ctx.threads, interOpThreads: 1, allowSpinning: ctx.spinning },
+    inference: { executionProviders: ["cpu"], intraOpThreads: ctx.threads, interOpThreads: 1, allowSpinning: ctx.spinning, replayWorkers: ctx.replayWorkers },
     status: { mode: "off" },
   };
 }
@@ -915,6 +993,13 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
   const threads = opts.threads ?? 0;
   if (!(Number.isInteger(threads) && threads >= 0)) throw new RangeError(`bench pipeline: threads must be a non-negative integer, got ${String(threads)}`);
   const spinning = opts.spinning ?? false;
+  const replayWorkers = opts.replayWorkers ?? 0;
+  if (!(Number.isInteger(replayWorkers) && replayWorkers >= 0 && replayWorkers <= MAX_REPLAY_WORKERS)) {
+    throw new RangeError(`bench pipeline: replayWorkers must be an integer in [0, ${MAX_REPLAY_WORKERS}], got ${String(replayWorkers)}`);
+  }
+  // As the daemon's pool resolves them for a one-camera unpaced replay.
+  const replaySessions = resolveReplayWorkers(replayWorkers);
+  const replay = { configured: replayWorkers, sessions: replaySessions, threadsEach: threadsPerSession(threads, replaySessions) };
   const pacedFraction = positiveNumber("pacedFraction", opts.pacedFraction ?? DEFAULT_PACED_FRACTION);
   const overloadFactor = positiveNumber("overloadFactor", opts.overloadFactor ?? DEFAULT_OVERLOAD_FACTOR);
   const manifestPath = resolve(opts.manifestPath ?? DEFAULT_MANIFEST_PATH);
@@ -941,13 +1026,15 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
       );
     }
 
-    const raw = await runRawLoop(video, frames, warmup, threads, spinning, manifestPath, opts.model, progress);
+    const sideBySide = replay.sessions > 1 ? { sessions: replay.sessions, threadsEach: replay.threadsEach } : null;
+    const raw = await runRawLoop(video, frames, warmup, threads, spinning, manifestPath, opts.model, sideBySide, progress);
     progress({ kind: "scenario-done", result: raw.result });
+    if (raw.parallel !== null) progress({ kind: "scenario-done", result: raw.parallel });
     const rawFps = raw.result.processedPerSec;
     const pacedFps = round1(Math.max(0.5, pacedFraction * rawFps));
     const overloadFps = round1(Math.min(1000, overloadFactor * rawFps));
 
-    const ctx: DaemonContext = { frames, warmup, threads, spinning, modelName: raw.modelName, manifestPath, progress, clock: { checked: 0, violations: 0 }, env: opts.daemonEnv ?? {} };
+    const ctx: DaemonContext = { frames, warmup, threads, spinning, replayWorkers, modelName: raw.modelName, manifestPath, progress, clock: { checked: 0, violations: 0 }, env: opts.daemonEnv ?? {} };
     const specs: DaemonScenarioSpec[] = [
       {
         id: "unpaced",
@@ -970,7 +1057,7 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
         input: { description: `file paced at ${overloadFps} fps`, targetFps: overloadFps },
       },
     ];
-    const scenarios: ScenarioResult[] = [raw.result];
+    const scenarios: ScenarioResult[] = raw.parallel === null ? [raw.result] : [raw.result, raw.parallel];
     for (const spec of specs) {
       try {
         scenarios.push(await runDaemonScenario(spec, ctx));
@@ -980,7 +1067,7 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
     }
 
     const clock: ClockCheck = { ...clockCheck, messagesChecked: ctx.clock.checked, messageViolations: ctx.clock.violations };
-    const notes = buildNotes(warmup, clock);
+    const notes = buildNotes(warmup, clock, scenarios);
     return {
       bench: "pipeline",
       schemaVersion: 1,
@@ -1001,6 +1088,7 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
         threads,
         interOpThreads: 1,
         allowSpinning: spinning,
+        replayWorkers: replay,
         pacedFraction,
         overloadFactor,
         rawLoop: "main thread",
@@ -1017,8 +1105,19 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
   }
 }
 
-function buildNotes(warmup: number, clock: ClockCheck): string[] {
+function buildNotes(warmup: number, clock: ClockCheck, scenarios: readonly ScenarioResult[]): string[] {
+  const parallel = scenarios.find((s) => s.id === "raw-parallel");
+  const unpaced = scenarios.find((s) => s.id === "unpaced");
   return [
+    ...(parallel === undefined
+      ? []
+      : [
+          `(a2) runs the daemon's arrangement for an unpaced replay without the daemon: the same pre-decoded frames through ` +
+            `${parallel.label.slice(5)}, each session in its own worker thread on every other frame, all started together; ` +
+            `processed/s = runs / (first start to last end). (b) runs that arrangement` +
+            (unpaced === undefined ? "." : `, at ${formatRatio(unpaced.processedPerSec / parallel.processedPerSec)} of (a2): the daemon's own cost in it.`) +
+            ` The target compares (b) with (a), one frame at a time, as the daemon runs live cameras.`,
+        ]),
     `(a) times \`await session.run\` alone, in the bench's main thread, on frames decoded by GStreamer and resized ` +
       `by resizeToModel beforehand; ${warmup} untimed runs first. The daemon runs the same session settings in a ` +
       `worker thread, on frames GStreamer scales, and adds decode + NMS, the worker hop, message encoding and the bus.`,
@@ -1056,7 +1155,7 @@ const TABLE_COLUMNS: Column[] = [
 ];
 
 function inputRateCell(s: ScenarioResult): string {
-  if (s.id === "raw") return "pre-decoded";
+  if (isRaw(s.id)) return "pre-decoded";
   const measured = s.input.measuredFps === null ? MISSING : `${s.input.measuredFps.toFixed(1)}/s`;
   return s.input.targetFps === null ? `unpaced ${measured}` : `${measured} (set ${s.input.targetFps})`;
 }
@@ -1081,7 +1180,7 @@ export function pipelineBenchTable(result: PipelineBenchResult): string {
         formatMs(s.e2e?.p99Ms),
         inf,
         droppedCell(s),
-        t?.description ?? (s.id === "raw" ? "(reference)" : MISSING),
+        t?.description ?? (isRaw(s.id) ? "(reference)" : MISSING),
         t === undefined ? MISSING : `${t.text} ${t.pass ? "PASS" : "FAIL"}`,
       ];
     }),
@@ -1113,7 +1212,7 @@ function cpuLine(s: ScenarioResult, cores: number): string | null {
   const around =
     (c.benchProcessPct === null ? "" : `; bench process ${c.benchProcessPct.toFixed(0)}%`) +
     (c.otherProcessesPct === null ? "" : `; other processes ${c.otherProcessesPct.toFixed(0)}%${c.otherProcessesPct >= 10 ? " (machine not idle: figures suspect)" : ""}`);
-  return `${s.label}: CPU ${c.totalPct.toFixed(0)}% of ${cores * 100}% (${s.id === "raw" ? "bench process" : "daemon"}): ${groups.join("; ")}${around}`;
+  return `${s.label}: CPU ${c.totalPct.toFixed(0)}% of ${cores * 100}% (${isRaw(s.id) ? "bench process" : "daemon"}): ${groups.join("; ")}${around}`;
 }
 
 /** Whether other processes competed for the cores during the scenarios. */
@@ -1124,7 +1223,7 @@ function quietLine(result: PipelineBenchResult): string {
   const worst = Math.max(...known.map((s) => s.cpu?.otherProcessesPct ?? 0));
   return busy.length === 0
     ? `yes, other processes used at most ${worst.toFixed(0)}% of a core during any scenario`
-    : `NO: other processes used ${busy.map((s) => `${(s.cpu?.otherProcessesPct ?? 0).toFixed(0)}% during ${s.label.slice(0, 3)}`).join(", ")}; rerun on an idle machine`;
+    : `NO: other processes used ${busy.map((s) => `${(s.cpu?.otherProcessesPct ?? 0).toFixed(0)}% during ${s.label.split(" ")[0]}`).join(", ")}; rerun on an idle machine`;
 }
 
 /** The human-readable report: setup, the table, stage breakdown, notes, the command. */
@@ -1136,6 +1235,10 @@ export function renderPipelineBench(result: PipelineBenchResult): string {
       `load average ${la(m.loadAvgStart)} at start, ${la(m.loadAvgEnd)} at end`,
     `node:        ${v.node}`,
     `onnxruntime: onnxruntime-node ${v.onnxruntime}, CPU execution provider, intra-op threads ${s.threads === 0 ? "0 (ORT default)" : s.threads}, inter-op ${s.interOpThreads}, spinning ${s.allowSpinning ? "on" : "off"}`,
+    `replay:      inference.replayWorkers ${s.replayWorkers.configured}${s.replayWorkers.configured === 0 ? " (automatic)" : ""}: (b) runs ` +
+      (s.replayWorkers.sessions > 1
+        ? `${s.replayWorkers.sessions} sessions side by side, intra-op threads ${s.replayWorkers.threadsEach === 0 ? "0 (ORT default)" : s.replayWorkers.threadsEach} each, as (a2)`
+        : "one session, as (a)"),
     `model:       ${s.model} (${s.input})`,
     `video:       ${relative(process.cwd(), s.video) || s.video}`,
     `frames:      ${s.frames} timed per scenario after ${s.warmup} warm-up; (c) at ${s.pacedFraction}x and (d) at ${s.overloadFactor}x (a)'s frames/s`,

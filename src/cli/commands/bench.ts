@@ -122,6 +122,7 @@ interface PipelineCommandOptions {
   model?: string;
   threads?: number;
   spinning?: boolean;
+  replayWorkers?: number;
   json?: boolean;
 }
 
@@ -184,6 +185,11 @@ export function register(program: Command): void {
     .option("--model <name>", "manifest model (default: the manifest's default)")
     .option("--threads <n>", `ONNX Runtime intra-op threads, raw loop and daemon alike (default: ORT's, one per core; here ${os.availableParallelism()} cores)`, intOption(1))
     .option("--spinning", "let ONNX Runtime's threads busy-wait between operators, raw loop and daemon alike (inference.allowSpinning; default off)")
+    .option(
+      "--replay-workers <n>",
+      "sessions the daemon runs side by side for the unpaced replay (b), and the raw side-by-side loop (a2) with it (inference.replayWorkers; default 0: automatic)",
+      intOption(0),
+    )
     .option("--json", "print only the JSON result on stdout")
     .action(async (opts: PipelineCommandOptions) => {
       const { benchPipeline, renderPipelineBench } = await import("../bench/pipeline-bench.ts");
@@ -194,6 +200,7 @@ export function register(program: Command): void {
         model: opts.model,
         threads: opts.threads,
         spinning: opts.spinning,
+        replayWorkers: opts.replayWorkers,
         onProgress: progress.onProgress,
       };
       let result;

@@ -1,6 +1,7 @@
 // `bench pipeline` on tiny sizes: the shape of the result, never its timings (those depend on
 // the machine and on whatever else runs on it).
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readManifest } from "../../../src/model/manifest.ts";
@@ -93,13 +94,15 @@ describe("helpers", () => {
 
 describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
   it(
-    "runs the four scenarios and reports finite positive figures",
+    "runs the five scenarios and reports finite positive figures",
     async () => {
       const kinds = new Set<PipelineBenchProgress["kind"]>();
-      const result = await benchPipeline({ frames: 20, warmup: 2, video: VTEST, command: "vitest", onProgress: (e) => kinds.add(e.kind) });
+      // Two replay workers whatever the core count, so the side-by-side raw loop (a2) runs too.
+      const result = await benchPipeline({ frames: 20, warmup: 2, video: VTEST, replayWorkers: 2, command: "vitest", onProgress: (e) => kinds.add(e.kind) });
 
       expect(result.scenarios.map((s) => s.id)).toEqual(SCENARIO_IDS);
       expect(result.settings).toMatchObject({ frames: 20, warmup: 2, model: (await readManifest()).default, rawLoop: "main thread" });
+      expect(result.settings.replayWorkers).toEqual({ configured: 2, sessions: 2, threadsEach: Math.max(1, Math.floor(availableParallelism() / 2)) });
       expect(result.clock.ok).toBe(true);
       expect(result.clock.messagesChecked).toBeGreaterThanOrEqual(3 * 22);
       expect(result.clock.messageViolations).toBe(0);
@@ -112,7 +115,7 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
         expect(positive(s.durationS), `${s.id} duration`).toBe(true);
         expect(s.samplesMs).toHaveLength(20);
         expect(positive(s.inference?.p99Ms), `${s.id} inference p99`).toBe(true);
-        if (s.id === "raw") {
+        if (s.id === "raw" || s.id === "raw-parallel") {
           expect(s.e2e).toBeNull();
           expect(s.split).toBeNull();
           expect(s.inference?.source).toBe("measured");
@@ -139,7 +142,10 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
 
       const report = renderPipelineBench(result);
       const rows = report.split("\n").filter((l) => l.startsWith("| ("));
-      expect(rows).toHaveLength(4);
+      expect(rows).toHaveLength(5);
+      expect(rows[1], "(a2) names its arrangement").toMatch(/^\| \(a2\) raw ORT, 2 sessions × \d+ threads? /);
+      expect(report, "(b) against its own arrangement").toMatch(/\(b\) runs that arrangement, at \d+\.\d\d× of \(a2\)/);
+      expect(report).toMatch(/^replay: +inference\.replayWorkers 2: \(b\) runs 2 sessions side by side/m);
       const header = report.split("\n").find((l) => l.startsWith("| scenario"));
       expect(header?.split("|").map((c) => c.trim()).filter(Boolean)).toEqual([
         "scenario",
@@ -152,8 +158,12 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
         "target",
         "result",
       ]);
-      expect(rows.slice(1).every((r) => /PASS|FAIL/.test(r))).toBe(true);
+      expect(rows.slice(2).every((r) => /PASS|FAIL/.test(r))).toBe(true);
     },
     300_000,
   );
+
+  it("refuses a replay worker count outside [0, 16] before starting anything", async () => {
+    await expect(benchPipeline({ replayWorkers: 17, video: VTEST })).rejects.toThrow(/replayWorkers must be an integer in \[0, 16\], got 17/);
+  });
 });
