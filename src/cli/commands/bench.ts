@@ -176,9 +176,10 @@ export function register(program: Command): void {
   bench
     .command("pipeline")
     .description(
-      "the whole daemon against a raw ONNX Runtime loop on the same video and model: (a) raw loop, (b) daemon on the " +
-        "unpaced file, (c) paced below saturation, (d) overloaded; throughput, end-to-end latency from a ZeroMQ " +
-        "subscriber, drops from /metrics; prints a Markdown table with the targets",
+      "the whole daemon against a raw ONNX Runtime loop on the same video and model: (a) raw loop, (a2) raw loop in " +
+        "the daemon's replay arrangement (sessions side by side), (b) daemon on the unpaced file, (c) paced below " +
+        "saturation, (d) overloaded; throughput, end-to-end latency from a ZeroMQ subscriber, drops from /metrics; " +
+        "prints a Markdown table with the targets",
     )
     .option("--video <path>", "video to play (default: .cache/fixtures/vtest.avi in the repository)")
     .option("--frames <n>", "timed frames per scenario: session runs for (a), bus messages for (b)-(d)", intOption(2), 300)
