@@ -657,14 +657,20 @@ async function runRawLoop(
     // Released before the daemon scenarios, so this process holds no ORT threads or frames meanwhile.
     tensors = [];
   }
-  const stats = latencyStats(samples);
-  const result: ScenarioResult = {
-    id: "raw",
-    label: "(a) raw ORT loop, main thread",
-    input: { description: `${samples.length} frames pre-decoded and resized (untimed)`, targetFps: null, measuredFps: null },
-    frames: samples.length,
-    durationS: loopS,
-    processedPerSec: samples.length / loopS,
+  const result = rawScenario("raw", "(a) raw ORT loop, main thread", `${samples.length} frames pre-decoded and resized (untimed)`, samples, loopS, cpu);
+  return { result, parallel, modelName: model.name, input: `${spec.dtype} ${spec.layout} ${spec.width}x${spec.height}` };
+}
+
+/** A scenario timed here on pre-decoded frames: every run's time, no daemon, no bus. */
+function rawScenario(id: ScenarioId, label: string, description: string, samplesMs: number[], durationS: number, cpu: CpuFigures | null): ScenarioResult {
+  const stats = latencyStats(samplesMs);
+  return {
+    id,
+    label,
+    input: { description, targetFps: null, measuredFps: null },
+    frames: samplesMs.length,
+    durationS,
+    processedPerSec: samplesMs.length / durationS,
     e2e: null,
     split: null,
     inference: { source: "measured", runs: stats.runs, p50Ms: stats.p50Ms, p99Ms: stats.p99Ms, meanMs: stats.meanMs },
@@ -672,9 +678,8 @@ async function runRawLoop(
     stages: null,
     cpu,
     daemon: null,
-    samplesMs: samples,
+    samplesMs,
   };
-  return { result, parallel, modelName: model.name, input: `${spec.dtype} ${spec.layout} ${spec.width}x${spec.height}` };
 }
 
 async function runSideBySide(
@@ -700,24 +705,15 @@ async function runSideBySide(
     // Before the threads end: a thread gone from /proc takes its CPU time with it.
     onEnd: () => (cpu = cpuStart === undefined ? null : endCpuWindow(cpuStart, process.pid)),
   });
-  const stats = latencyStats(run.samplesMs);
   const each = arrangement.threadsEach === 0 ? "ORT's default threads" : `${arrangement.threadsEach} thread${arrangement.threadsEach === 1 ? "" : "s"}`;
-  return {
-    id: "raw-parallel",
-    label: `(a2) raw ORT, ${arrangement.sessions} sessions × ${each}`,
-    input: { description: `${run.runs} runs over the same pre-decoded frames, split between the sessions`, targetFps: null, measuredFps: null },
-    frames: run.runs,
-    durationS: run.durationS,
-    processedPerSec: run.runs / run.durationS,
-    e2e: null,
-    split: null,
-    inference: { source: "measured", runs: stats.runs, p50Ms: stats.p50Ms, p99Ms: stats.p99Ms, meanMs: stats.meanMs },
-    drops: null,
-    stages: null,
+  return rawScenario(
+    "raw-parallel",
+    `(a2) raw ORT, ${arrangement.sessions} sessions × ${each}`,
+    `${run.runs} runs over the same pre-decoded frames, split between the sessions`,
+    run.samplesMs,
+    run.durationS,
     cpu,
-    daemon: null,
-    samplesMs: run.samplesMs,
-  };
+  );
 }
 
 // ---------------------------------------------------------------------------------------
