@@ -201,7 +201,7 @@ export const ConfigSchema = z
           .max(MAX_REPLAY_WORKERS)
           .default(0)
           .describe(
-            "workers that run an unpaced replay's frames side by side, the cores split between them (0: two, one on a single core); live and paced cameras always have one (see the README's pipeline bench)",
+            "workers that run an unpaced replay's frames side by side, the cores split between them (0: two on a CPU with two cores or more, else one, and one when the chain names a GPU provider); live and paced cameras always have one (see the README's pipeline bench)",
           ),
       })
       .strict()

@@ -187,7 +187,7 @@ export class Daemon {
         // Replays that wait for us lose nothing by queueing their next frame in the worker.
         queueAhead: config.cameras.filter((c) => waitsForConsumer(c.source)).map((c) => c.id),
         workers: config.inference.workers,
-        replayWorkers: resolveReplayWorkers(config.inference.replayWorkers),
+        replayWorkers: resolveReplayWorkers(config.inference.replayWorkers, config.inference.executionProviders),
         onResult: (r, worker) => d.onResult(r, worker),
         onDrop: (f, reason) => d.onDrop(f, reason),
         onError: (e) => {

@@ -133,12 +133,15 @@ interface Outstanding {
 }
 
 /**
- * inference.replayWorkers as configured (0: automatic) to a count: two where there are two
- * cores or more. Two is where the measured gain is (README, pipeline bench); more sessions
- * on a CPU would only split it finer at the cost of memory.
+ * inference.replayWorkers as configured (0: automatic) to a count. Automatic is two where
+ * inference runs on a CPU with two cores or more: that is where the gain was measured
+ * (README, pipeline bench), and more sessions would only split the cores finer at the cost
+ * of memory. Where the chain names a GPU provider it is one: a second TensorRT session
+ * builds or loads its own engine, and nothing here measured what it buys.
  */
-export function resolveReplayWorkers(configured: number, cores = availableParallelism()): number {
-  return configured > 0 ? configured : Math.min(2, cores);
+export function resolveReplayWorkers(configured: number, providers: readonly ExecutionProvider[], cores = availableParallelism()): number {
+  if (configured > 0) return configured;
+  return providers.some((p) => p !== "cpu") ? 1 : Math.min(2, cores);
 }
 
 /**

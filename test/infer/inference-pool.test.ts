@@ -377,11 +377,14 @@ describe("InferencePool.start", () => {
 });
 
 describe("replay workers and their threads", () => {
-  it("resolveReplayWorkers: 0 means two, or one on a single core; a set count stays", () => {
-    expect(resolveReplayWorkers(0, 2)).toBe(2);
-    expect(resolveReplayWorkers(0, 8)).toBe(2);
-    expect(resolveReplayWorkers(0, 1)).toBe(1);
-    expect(resolveReplayWorkers(3, 2)).toBe(3);
+  it("resolveReplayWorkers: 0 means two on a multi-core CPU, one on a single core or with a GPU provider; a set count stays", () => {
+    expect(resolveReplayWorkers(0, ["cpu"], 2)).toBe(2);
+    expect(resolveReplayWorkers(0, ["cpu"], 8)).toBe(2);
+    expect(resolveReplayWorkers(0, ["cpu"], 1)).toBe(1);
+    expect(resolveReplayWorkers(0, ["tensorrt", "cuda", "cpu"], 8)).toBe(1);
+    expect(resolveReplayWorkers(0, ["cuda"], 8)).toBe(1);
+    expect(resolveReplayWorkers(3, ["cpu"], 2)).toBe(3);
+    expect(resolveReplayWorkers(2, ["tensorrt", "cpu"], 8)).toBe(2);
   });
 
   it("threadsPerSession: automatic threads split the cores between sessions, at least one each; set threads stay", () => {

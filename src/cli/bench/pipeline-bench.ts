@@ -994,7 +994,7 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
     throw new RangeError(`bench pipeline: replayWorkers must be an integer in [0, ${MAX_REPLAY_WORKERS}], got ${String(replayWorkers)}`);
   }
   // As the daemon's pool resolves them for a one-camera unpaced replay.
-  const replaySessions = resolveReplayWorkers(replayWorkers);
+  const replaySessions = resolveReplayWorkers(replayWorkers, ["cpu"]);
   const replay = { configured: replayWorkers, sessions: replaySessions, threadsEach: threadsPerSession(threads, replaySessions) };
   const pacedFraction = positiveNumber("pacedFraction", opts.pacedFraction ?? DEFAULT_PACED_FRACTION);
   const overloadFactor = positiveNumber("overloadFactor", opts.overloadFactor ?? DEFAULT_OVERLOAD_FACTOR);
