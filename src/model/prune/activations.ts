@@ -18,6 +18,15 @@ export interface Activation {
   data: Float32Array;
 }
 
+/**
+ * One statistic gathered over captured activations: `visit` is forEachActivation's callback,
+ * `result` reads the statistic after the last frame. Several share one capture pass.
+ */
+export interface ActivationAccumulator<T> {
+  visit: (frame: number, values: ReadonlyMap<string, Activation>) => void;
+  result: () => T;
+}
+
 export interface CaptureOptions {
   /** ONNX Runtime intra-op threads; 0 or absent lets ORT decide. */
   threads?: number;

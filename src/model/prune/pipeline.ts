@@ -18,11 +18,11 @@ import { checkOnnx } from "../onnx-checker.ts";
 import type { OnnxGraph } from "../onnx/ir.ts";
 import { decodeModel, encodeModel } from "../onnx/serialize.ts";
 import { graphStats } from "../onnx/shape-inference.ts";
-import { forEachActivation } from "./activations.ts";
+import { forEachActivation, type Activation, type ActivationAccumulator } from "./activations.ts";
 import { buildDependencyGraph } from "./dependency-graph.ts";
 import { activationTensors, type ChannelStats, type ImportanceKind } from "./importance.ts";
 import { measureSideBySide, profileConvTimes, type ConvTimes, type LatencyResult } from "./latency.ts";
-import { channelCovariances } from "./reconstruction.ts";
+import { covarianceAccumulator } from "./reconstruction.ts";
 import { DEFAULT_OVERSAMPLE, DEFAULT_SAMPLES_PER_FRAME, recoverLeastSquares } from "./recover.ts";
 import { DEFAULT_RECOVER_LAYERS, downstreamConvs, type RecoverLayers } from "./recover-layers.ts";
 import { machine, writeReport, type PruneReport } from "./report.ts";
@@ -140,48 +140,39 @@ async function calibrationInputs(opts: PruneOptions, video: string, split: Frame
   return frames.map((f) => f.input);
 }
 
-/** Per-channel mean and mean |x| of each tensor over the frames, in one pass. */
-async function channelStatistics(
-  graph: OnnxGraph,
-  tensors: readonly string[],
-  frames: readonly ModelInputData[],
-  threads: number | undefined,
-  onProgress: (done: number, total: number) => void,
-): Promise<{ mean: ChannelStats; meanAbs: ChannelStats }> {
+/** Per-channel mean and mean |x| of each tensor over the frames. */
+function statisticsAccumulator(): ActivationAccumulator<{ mean: ChannelStats; meanAbs: ChannelStats }> {
   const acc = new Map<string, { sum: Float64Array; abs: Float64Array; n: number }>();
-  await forEachActivation(
-    graph,
-    tensors,
-    frames,
-    (_f, values) => {
-      for (const [name, { dims, data }] of values) {
-        const c = dims[1];
-        const spatial = data.length / (dims[0] * c);
-        let a = acc.get(name);
-        if (!a) acc.set(name, (a = { sum: new Float64Array(c), abs: new Float64Array(c), n: 0 }));
-        for (let b = 0; b < dims[0]; b++)
-          for (let k = 0; k < c; k++) {
-            let s = 0;
-            let t = 0;
-            for (let p = (b * c + k) * spatial, e = p + spatial; p < e; p++) {
-              s += data[p];
-              t += Math.abs(data[p]);
-            }
-            a.sum[k] += s;
-            a.abs[k] += t;
+  const visit = (_f: number, values: ReadonlyMap<string, Activation>): void => {
+    for (const [name, { dims, data }] of values) {
+      const c = dims[1];
+      const spatial = data.length / (dims[0] * c);
+      let a = acc.get(name);
+      if (!a) acc.set(name, (a = { sum: new Float64Array(c), abs: new Float64Array(c), n: 0 }));
+      for (let b = 0; b < dims[0]; b++)
+        for (let k = 0; k < c; k++) {
+          let s = 0;
+          let t = 0;
+          for (let p = (b * c + k) * spatial, e = p + spatial; p < e; p++) {
+            s += data[p];
+            t += Math.abs(data[p]);
           }
-        a.n += dims[0] * spatial;
-      }
-    },
-    { threads, onProgress },
-  );
-  const mean: ChannelStats = new Map();
-  const meanAbs: ChannelStats = new Map();
-  for (const [name, a] of acc) {
-    mean.set(name, a.sum.map((v) => v / a.n));
-    meanAbs.set(name, a.abs.map((v) => v / a.n));
-  }
-  return { mean, meanAbs };
+          a.sum[k] += s;
+          a.abs[k] += t;
+        }
+      a.n += dims[0] * spatial;
+    }
+  };
+  const result = (): { mean: ChannelStats; meanAbs: ChannelStats } => {
+    const mean: ChannelStats = new Map();
+    const meanAbs: ChannelStats = new Map();
+    for (const [name, a] of acc) {
+      mean.set(name, a.sum.map((v) => v / a.n));
+      meanAbs.set(name, a.abs.map((v) => v / a.n));
+    }
+    return { mean, meanAbs };
+  };
+  return { visit, result };
 }
 
 export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
@@ -247,19 +238,31 @@ export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
     say(`prune: unstructured: ${(u.sparsity * 100).toFixed(1)}% of the pruned Conv weights are zero`);
   } else {
     const compensate = (opts.compensate ?? true) && frames.length > 0;
-    if (base.importance === "activation" || compensate) {
-      const dep = buildDependencyGraph(dense, { protectStem: opts.protectStem, ignore: opts.ignore });
-      const tensors = activationTensors(dep);
-      say(`prune: activation statistics of ${tensors.length} tensors over ${frames.length} frames`);
-      const stats = await channelStatistics(dense, tensors, frames, opts.threads, (d, t) => say(`prune: activations: frame ${d}/${t}`, true));
+    // Channel statistics and covariances read the same tensors (what the pruned groups'
+    // consumers see) on the same frames: one capture pass gathers whichever are needed.
+    const statistics = base.importance === "activation" || compensate ? statisticsAccumulator() : undefined;
+    const covariances = base.importance === "reconstruction" ? covarianceAccumulator() : undefined;
+    const gathered = [statistics ? "activation statistics" : "", covariances ? "channel covariances" : ""].filter(Boolean);
+    if (gathered.length > 0) {
+      const tensors = activationTensors(buildDependencyGraph(dense, { protectStem: opts.protectStem, ignore: opts.ignore }));
+      say(`prune: ${gathered.join(" and ")} of ${tensors.length} tensors over ${frames.length} frames`);
+      await forEachActivation(
+        dense,
+        tensors,
+        frames,
+        (f, values) => {
+          statistics?.visit(f, values);
+          covariances?.visit(f, values);
+        },
+        { threads: opts.threads, onProgress: (d, t) => say(`prune: activations: frame ${d}/${t}`, true) },
+      );
+    }
+    if (statistics) {
+      const stats = statistics.result();
       if (base.importance === "activation") base.activationStats = stats.meanAbs;
       if (compensate) base.compensationMeans = stats.mean;
     }
-    if (base.importance === "reconstruction") {
-      const tensors = activationTensors(buildDependencyGraph(dense, { protectStem: opts.protectStem, ignore: opts.ignore }));
-      say(`prune: channel covariances of ${tensors.length} tensors over ${frames.length} frames`);
-      base.covariances = await channelCovariances(dense, tensors, frames, { threads: opts.threads, onProgress: (d, t) => say(`prune: covariances: frame ${d}/${t}`, true) });
-    }
+    if (covariances) base.covariances = covariances.result();
     if (targeted) {
       const sweepFrames = frames.slice(0, Math.max(1, opts.sweepFrames ?? 4));
       const distortion = await outputDistortion(dense, sweepFrames, opts.threads);

@@ -19,7 +19,7 @@
 // output energy, so consumers of different scale count alike.
 import type { ModelInputData } from "../../infer/input-tensor.ts";
 import type { OnnxGraph } from "../onnx/ir.ts";
-import { forEachActivation, samplePositions, hashString, type CaptureOptions } from "./activations.ts";
+import { forEachActivation, samplePositions, hashString, type Activation, type ActivationAccumulator, type CaptureOptions } from "./activations.ts";
 import { choleskyFactorRidged, choleskySolveFactored } from "./cholesky.ts";
 import type { DependencyGraph } from "./dependency-graph.ts";
 
@@ -31,57 +31,70 @@ export const COVARIANCE_POSITIONS_PER_FRAME = 1024;
 /** Ridge on G relative to its mean diagonal: dead channels (zero variance) make it singular. */
 const COVARIANCE_RIDGE = 1e-6;
 
+export interface CovarianceOptions {
+  positionsPerFrame?: number;
+  seed?: number;
+}
+
+/**
+ * Centred channel covariance of each tensor, accumulated frame by frame over sampled
+ * positions; a visitor so the pruner can gather it in the same capture pass as other
+ * statistics.
+ */
+export function covarianceAccumulator(opts: CovarianceOptions = {}): ActivationAccumulator<ChannelCovariances> {
+  const perFrame = opts.positionsPerFrame ?? COVARIANCE_POSITIONS_PER_FRAME;
+  const seed = opts.seed ?? 1;
+  const acc = new Map<string, { c: number; xx: Float64Array; sum: Float64Array; n: number }>();
+  const visit = (f: number, values: ReadonlyMap<string, Activation>): void => {
+    for (const [name, { dims, data }] of values) {
+      if (dims.length !== 4 || dims[0] !== 1) throw new Error(`tensor "${name}" has dims [${dims.join(", ")}]; channel covariances need [1, C, H, W]`);
+      const c = dims[1];
+      const spatial = dims[2] * dims[3];
+      let a = acc.get(name);
+      if (a === undefined) acc.set(name, (a = { c, xx: new Float64Array(c * c), sum: new Float64Array(c), n: 0 }));
+      const at = samplePositions(Math.min(perFrame, spatial), spatial, (seed ^ hashString(name)) + f * 7919);
+      const x = new Float64Array(c);
+      for (const p of at) {
+        for (let i = 0; i < c; i++) x[i] = data[i * spatial + p];
+        for (let i = 0; i < c; i++) {
+          const xi = x[i];
+          if (xi === 0) continue;
+          a.sum[i] += xi;
+          const row = i * c;
+          for (let j = i; j < c; j++) a.xx[row + j] += xi * x[j];
+        }
+      }
+      a.n += at.length;
+    }
+  };
+  const result = (): ChannelCovariances => {
+    const out: ChannelCovariances = new Map();
+    for (const [name, a] of acc) {
+      const { c, xx, sum, n } = a;
+      const cov = new Float64Array(c * c);
+      for (let i = 0; i < c; i++)
+        for (let j = i; j < c; j++) {
+          const v = xx[i * c + j] / n - (sum[i] / n) * (sum[j] / n);
+          cov[i * c + j] = v;
+          cov[j * c + i] = v;
+        }
+      out.set(name, { channels: c, cov });
+    }
+    return out;
+  };
+  return { visit, result };
+}
+
 /** Centred channel covariance of each tensor over the frames (sampled positions). */
 export async function channelCovariances(
   graph: OnnxGraph,
   tensors: readonly string[],
   frames: readonly ModelInputData[],
-  opts: CaptureOptions & { positionsPerFrame?: number; seed?: number } = {},
+  opts: CaptureOptions & CovarianceOptions = {},
 ): Promise<ChannelCovariances> {
-  const perFrame = opts.positionsPerFrame ?? COVARIANCE_POSITIONS_PER_FRAME;
-  const seed = opts.seed ?? 1;
-  const acc = new Map<string, { c: number; xx: Float64Array; sum: Float64Array; n: number }>();
-  await forEachActivation(
-    graph,
-    tensors,
-    frames,
-    (f, values) => {
-      for (const [name, { dims, data }] of values) {
-        if (dims.length !== 4 || dims[0] !== 1) throw new Error(`tensor "${name}" has dims [${dims.join(", ")}]; channel covariances need [1, C, H, W]`);
-        const c = dims[1];
-        const spatial = dims[2] * dims[3];
-        let a = acc.get(name);
-        if (a === undefined) acc.set(name, (a = { c, xx: new Float64Array(c * c), sum: new Float64Array(c), n: 0 }));
-        const at = samplePositions(Math.min(perFrame, spatial), spatial, (seed ^ hashString(name)) + f * 7919);
-        const x = new Float64Array(c);
-        for (const p of at) {
-          for (let i = 0; i < c; i++) x[i] = data[i * spatial + p];
-          for (let i = 0; i < c; i++) {
-            const xi = x[i];
-            if (xi === 0) continue;
-            a.sum[i] += xi;
-            const row = i * c;
-            for (let j = i; j < c; j++) a.xx[row + j] += xi * x[j];
-          }
-        }
-        a.n += at.length;
-      }
-    },
-    opts,
-  );
-  const out: ChannelCovariances = new Map();
-  for (const [name, a] of acc) {
-    const { c, xx, sum, n } = a;
-    const cov = new Float64Array(c * c);
-    for (let i = 0; i < c; i++)
-      for (let j = i; j < c; j++) {
-        const v = xx[i * c + j] / n - (sum[i] / n) * (sum[j] / n);
-        cov[i * c + j] = v;
-        cov[j * c + i] = v;
-      }
-    out.set(name, { channels: c, cov });
-  }
-  return out;
+  const acc = covarianceAccumulator(opts);
+  await forEachActivation(graph, tensors, frames, acc.visit, opts);
+  return acc.result();
 }
 
 /** One consumer Conv during the greedy elimination of one group. */
