@@ -196,15 +196,24 @@ export class Daemon {
         },
       });
       const pool = d.pool;
+      const workers = pool.stats().workers;
       supervisor.attachInference({
-        workers: pool.stats().workers,
+        workers,
         busy: () => pool.stats().workers.map((w) => w.busy),
         replaceWorker: (i) => pool.replaceWorker(i),
       });
       const worker = d.pool.workers[0];
       metrics.setModelInfo({ model: model.name, executionProvider: worker.provider, providersTried: worker.tried.map((t) => t.provider) });
-      const workers = pool.stats().workers.map((w) => ({ name: w.name, cameras: w.cameras, intraOpThreads: w.intraOpThreads }));
-      log.info({ provider: worker.provider, tried: worker.tried, warmupMs: worker.warmupMs, layout: d.pool.layout, workers }, "model warm");
+      log.info(
+        {
+          provider: worker.provider,
+          tried: worker.tried,
+          warmupMs: worker.warmupMs,
+          layout: d.pool.layout,
+          workers: workers.map((w) => ({ name: w.name, cameras: w.cameras, intraOpThreads: w.intraOpThreads })),
+        },
+        "model warm",
+      );
       d.startCameras();
       supervisor.camerasStarted();
       supervisor.markReady();

@@ -38,11 +38,10 @@ const PUBLISH_FAILURE_HOLD_MS = 1000;
 
 export interface SupervisedWorker {
   name: string;
-  cameras: readonly string[];
 }
 
 export interface InferenceAttachment {
-  /** pool lanes in order: pool.stats().workers (name and cameras are read) */
+  /** pool lanes in order: pool.stats().workers (the name is read) */
   workers: readonly SupervisedWorker[];
   /** which lanes are inside a request now: () => pool.stats().workers.map((w) => w.busy) */
   busy: () => readonly boolean[];

@@ -29,7 +29,7 @@ function harness(config: Partial<HealthConfig> = {}, replaceWorker: (i: number) 
     onReplacement: (e) => replacements.push(e),
     onGiveUp: (why) => gaveUp.push(why),
   });
-  const attach = () => sup.attachInference({ workers: [{ name: "shared", cameras: ["front"] }], busy: () => busy, replaceWorker });
+  const attach = () => sup.attachInference({ workers: [{ name: "shared" }], busy: () => busy, replaceWorker });
   return { sup, clock, sent, transitions, published, replacements, gaveUp, busy, attach };
 }
 

@@ -682,6 +682,12 @@ function rawScenario(id: ScenarioId, label: string, description: string, samples
   };
 }
 
+/** "2 sessions × 1 thread": the label of (a2) and its note. */
+function sideBySideText(a: SideBySide): string {
+  const each = a.threadsEach === 0 ? "ORT's default threads" : `${a.threadsEach} thread${a.threadsEach === 1 ? "" : "s"}`;
+  return `${a.sessions} sessions × ${each}`;
+}
+
 async function runSideBySide(
   model: Uint8Array,
   inputName: string,
@@ -705,10 +711,9 @@ async function runSideBySide(
     // Before the threads end: a thread gone from /proc takes its CPU time with it.
     onEnd: () => (cpu = cpuStart === undefined ? null : endCpuWindow(cpuStart, process.pid)),
   });
-  const each = arrangement.threadsEach === 0 ? "ORT's default threads" : `${arrangement.threadsEach} thread${arrangement.threadsEach === 1 ? "" : "s"}`;
   return rawScenario(
     "raw-parallel",
-    `(a2) raw ORT, ${arrangement.sessions} sessions × ${each}`,
+    `(a2) raw ORT, ${sideBySideText(arrangement)}`,
     `${run.runs} runs over the same pre-decoded frames, split between the sessions`,
     run.samplesMs,
     run.durationS,
@@ -1063,7 +1068,7 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
     }
 
     const clock: ClockCheck = { ...clockCheck, messagesChecked: ctx.clock.checked, messageViolations: ctx.clock.violations };
-    const notes = buildNotes(warmup, clock, scenarios);
+    const notes = buildNotes(warmup, clock, scenarios, sideBySide);
     return {
       bench: "pipeline",
       schemaVersion: 1,
@@ -1101,15 +1106,15 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
   }
 }
 
-function buildNotes(warmup: number, clock: ClockCheck, scenarios: readonly ScenarioResult[]): string[] {
+function buildNotes(warmup: number, clock: ClockCheck, scenarios: readonly ScenarioResult[], sideBySide: SideBySide | null): string[] {
   const parallel = scenarios.find((s) => s.id === "raw-parallel");
   const unpaced = scenarios.find((s) => s.id === "unpaced");
   return [
-    ...(parallel === undefined
+    ...(parallel === undefined || sideBySide === null
       ? []
       : [
           `(a2) runs the daemon's arrangement for an unpaced replay without the daemon: the same pre-decoded frames through ` +
-            `${parallel.label.slice(5)}, each session in its own worker thread on every other frame, all started together; ` +
+            `${sideBySideText(sideBySide)}, each session in its own worker thread on one frame in every ${sideBySide.sessions}, all started together; ` +
             `processed/s = runs / (first start to last end). (b) runs that arrangement` +
             (unpaced === undefined ? "." : `, at ${formatRatio(unpaced.processedPerSec / parallel.processedPerSec)} of (a2): the daemon's own cost in it.`) +
             ` The target compares (b) with (a), one frame at a time, as the daemon runs live cameras.`,

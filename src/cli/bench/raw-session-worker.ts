@@ -9,9 +9,8 @@ export interface RawSessionWorkerData {
   model: Uint8Array;
   session: SessionOptions;
   inputName: string;
-  dtype: "uint8" | "float32";
   dims: number[];
-  /** this session's frames, each one input tensor's data, run in turn */
+  /** this session's frames, each one input tensor's data (its type is the tensor's), run in turn */
   frames: (Uint8Array | Float32Array)[];
   warmup: number;
   runs: number;

@@ -46,14 +46,13 @@ export async function runSessionsSideBySide(opts: SideBySideOptions): Promise<Si
   if (!(Number.isInteger(sessions) && sessions >= 2)) throw new RangeError(`bench: side-by-side sessions must be an integer >= 2, got ${String(sessions)}`);
   if (tensors.length < sessions) throw new RangeError(`bench: ${tensors.length} frame(s) cannot feed ${sessions} sessions`);
   const dims = [...tensors[0].dims];
-  const dtype = tensors[0].type === "uint8" ? "uint8" : "float32";
   const runsOf = (k: number): number => Math.floor(opts.runs / sessions) + (k < opts.runs % sessions ? 1 : 0);
 
   const workers: Worker[] = [];
   try {
     const handles = Array.from({ length: sessions }, (_, k) => {
       const frames = tensors.filter((_, i) => i % sessions === k).map(frameData);
-      const data: RawSessionWorkerData = { model: opts.model, session: opts.session, inputName: opts.inputName, dtype, dims, frames, warmup: opts.warmup, runs: runsOf(k) };
+      const data: RawSessionWorkerData = { model: opts.model, session: opts.session, inputName: opts.inputName, dims, frames, warmup: opts.warmup, runs: runsOf(k) };
       // frameData made every array with its own ArrayBuffer (never shared), so each can move.
       const worker = new Worker(WORKER_ENTRY, { workerData: data, transferList: frames.map((f) => f.buffer as ArrayBuffer), name: `perceptd-bench-raw-${k + 1}` });
       workers.push(worker);
@@ -71,8 +70,9 @@ export async function runSessionsSideBySide(opts: SideBySideOptions): Promise<Si
       });
       return { worker, ready: Promise.race([ready, done.then(() => undefined)]), done };
     });
-    // A session that fails while the others warm up rejects here, not after they all wait for "go".
-    await Promise.race([Promise.all(handles.map((h) => h.ready)), Promise.all(handles.map((h) => h.done))]);
+    // Each `ready` also rejects when its session fails first, so one failing while the others
+    // warm up rejects here, not after they all wait for "go".
+    await Promise.all(handles.map((h) => h.ready));
     opts.onStart?.();
     for (const h of handles) h.worker.postMessage({ type: "go" } satisfies RawSessionMainMessage);
     const results = await Promise.all(handles.map((h) => h.done));
