@@ -5,6 +5,7 @@
 // the frame in flight finishes and is published, the bus is flushed.
 import type { Logger } from "pino";
 import { BusPublisher } from "../bus/publisher.ts";
+import { warmUpBus } from "../bus/warmup.ts";
 import type { Config } from "../config/schema.ts";
 import { InferencePool, resolveReplayWorkers } from "../infer/inference-pool.ts";
 import { classIdsForLabels, type InferResult } from "../infer/inference-worker.ts";
@@ -150,6 +151,8 @@ export class Daemon {
       : null;
     let bus: BusPublisher | undefined;
     try {
+      // Before the first frame, so the first minute's messages go out as fast as later ones.
+      const busWarmup = await warmUpBus();
       bus = await BusPublisher.bind(config.bus.endpoints, {
         sendHighWaterMark: config.bus.sendHighWaterMark,
         curve: config.bus.curve,
@@ -163,7 +166,10 @@ export class Daemon {
           supervisor.busDropped(topic);
         },
       });
-      log.info({ endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name }, "bus bound; loading model");
+      log.info(
+        { endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name, busWarmupMs: Math.round(busWarmup.ms) },
+        "bus bound; loading model",
+      );
       const d = new Daemon(config, logger, model, metrics, bus, server, null, supervisor);
       daemon = d;
       // From here on, so the alerts topic says "not valid" while the model loads rather than

@@ -28,6 +28,11 @@ export const PERCEPTD_BIN = join(REPO_ROOT, "bin/perceptd.js");
 /** The log line the daemon writes once the bus is bound; it carries `endpoints` and `metrics`. */
 export const BUS_BOUND_MSG = "bus bound; loading model";
 
+/** The bench's bus-alone publisher (`perceptd bench pipeline`'s (c2)), run as `node --import tsx <it> <fps>`. */
+export const BUS_FLOOR_PUBLISHER = join(REPO_ROOT, "src/cli/bench/bus-floor-publisher.ts");
+/** The log line it writes once bound; it carries `endpoints`. */
+export const BUS_FLOOR_BOUND_MSG = "bus floor bound";
+
 export type LogLine = Record<string, unknown>;
 
 /** A TCP port nobody listens on right now (it can be taken before it is used: prefer port 0 where the daemon reports the real one). */
@@ -102,7 +107,15 @@ function havePdeathsig(): boolean {
 
 /** Starts `node bin/perceptd.js <args>` from the repository root, collecting its JSON log lines. */
 export function runDaemon(args: string[], env: NodeJS.ProcessEnv = {}): RunningDaemon {
-  const argv = [process.execPath, PERCEPTD_BIN, ...args];
+  return runNodeProcess("daemon", [PERCEPTD_BIN, ...args], env);
+}
+
+/**
+ * Starts `node <nodeArgs>` from the repository root, tracked and logged like the daemon:
+ * for the bench's other child processes, which write JSON log lines as the daemon does.
+ */
+export function runNodeProcess(name: string, nodeArgs: string[], env: NodeJS.ProcessEnv = {}): RunningDaemon {
+  const argv = [process.execPath, ...nodeArgs];
   const [cmd, ...cmdArgs] = havePdeathsig() ? ["setpriv", "--pdeathsig", "SIGTERM", "--", ...argv] : argv;
   const child = spawn(cmd, cmdArgs, {
     cwd: REPO_ROOT,
@@ -173,7 +186,7 @@ export function runDaemon(args: string[], env: NodeJS.ProcessEnv = {}): RunningD
         void exited.then(() =>
           setTimeout(() => {
             clearTimeout(t);
-            rej(new Error(`daemon exited before the log line; stderr: ${err.slice(-2000)}`));
+            rej(new Error(`${name} exited before the log line; stderr: ${err.slice(-2000)}`));
           }, 50),
         );
       });

@@ -8,11 +8,16 @@
 //       an unpaced replay (inference.replayWorkers), each in a worker thread with its share
 //       of the cores (raw-sessions.ts). The ceiling for that arrangement; only when it has
 //       more than one session.
+//   (a3) raw paced: (a)'s loop and session at (c)'s rate, idle between runs as the daemon's
+//       worker is. What pacing alone does to ORT's tail on this machine, beside (c).
 //   (b) unpaced: the daemon on the file with realtime: false. Unpaced file sources deliver
 //       every decoded frame (appsink drop=false) and decoding waits until the camera's
 //       waiting slot is free (backpressure), so processed/s is the daemon's throughput.
 //   (c) paced: the same file at a fraction of (a)'s throughput, below saturation: latency
 //       with (almost) no queueing.
+//   (c2) the bus alone at (c)'s rate: detections messages from a child process through the
+//       daemon's own publisher (bus-floor-publisher.ts), no camera, no model. What ZeroMQ
+//       over loopback and two processes waking up cost here, beside (c).
 //   (d) overloaded: the same file at a multiple of (a)'s throughput: latency and drops
 //       when input outruns inference.
 //
@@ -44,10 +49,13 @@ import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } 
 import type { DetectionsMessage } from "../../bus/detections-message.ts";
 import {
   BUS_BOUND_MSG,
+  BUS_FLOOR_BOUND_MSG,
+  BUS_FLOOR_PUBLISHER,
   collectDetections,
   killAllDaemons,
   removeConfig,
   runDaemon,
+  runNodeProcess,
   writeConfig,
   type DetectionsSubscription,
   type LogLine,
@@ -61,7 +69,7 @@ import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";
 import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./table.ts";
 
 export const DEFAULT_PIPELINE_FRAMES = 300;
-/** Untimed runs (a) and discarded first messages (b)-(d): first runs allocate arenas, fill caches. */
+/** Untimed runs (a) and discarded first messages (b)-(d), (c2): first runs allocate arenas, fill caches. */
 export const DEFAULT_PIPELINE_WARMUP = 5;
 /** (c) runs at this fraction of (a)'s throughput: busy, but with room for slow frames. */
 export const DEFAULT_PACED_FRACTION = 0.6;
@@ -85,18 +93,29 @@ const FIRST_MESSAGE_TIMEOUT_MS = 120_000;
 const STALL_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 5000;
 
-export type ScenarioId = "raw" | "raw-parallel" | "unpaced" | "paced" | "overloaded";
-export const SCENARIO_IDS: readonly ScenarioId[] = ["raw", "raw-parallel", "unpaced", "paced", "overloaded"];
+export type ScenarioId = "raw" | "raw-parallel" | "raw-paced" | "unpaced" | "paced" | "bus-paced" | "overloaded";
+/** In the order of the report's rows. */
+export const SCENARIO_IDS: readonly ScenarioId[] = ["raw", "raw-parallel", "raw-paced", "unpaced", "paced", "bus-paced", "overloaded"];
 
 /** Scenarios timed in this process on pre-decoded frames, without a daemon. */
 function isRaw(id: ScenarioId): boolean {
-  return id === "raw" || id === "raw-parallel";
+  return id === "raw" || id === "raw-parallel" || id === "raw-paced";
+}
+
+/** Reference rows: measured for comparison, judged against no target. */
+function isReference(id: ScenarioId): boolean {
+  return isRaw(id) || id === "bus-paced";
+}
+
+/** (c)'s input rate for (a)'s throughput: also the rate of (a3) and (c2). */
+export function pacedRate(rawFps: number, fraction: number): number {
+  return round1(Math.max(0.5, fraction * rawFps));
 }
 
 export interface PipelineBenchOptions {
   /** Default: the repository's .cache/fixtures/vtest.avi. */
   video?: string;
-  /** Timed frames per scenario: session runs for (a), messages for (b)-(d). Default 300. */
+  /** Timed frames per scenario: session runs for (a)-(a3), messages for (b)-(d) and (c2). Default 300. */
   frames?: number;
   /** Untimed runs / discarded messages before each scenario's timed frames. Default 5, at least 1. */
   warmup?: number;
@@ -211,12 +230,12 @@ export interface ScenarioResult {
   id: ScenarioId;
   label: string;
   input: ScenarioInput;
-  /** timed frames: session runs for (a), messages for (b)-(d) */
+  /** timed frames: session runs for (a)-(a3), messages for (b)-(d) and (c2) */
   frames: number;
-  /** (a): the timed loop; (b)-(d): first to last message of the window */
+  /** (a)-(a3): the timed loop; (b)-(d), (c2): first to last message of the window */
   durationS: number;
   processedPerSec: number;
-  /** receipt - tIngestNs; null for (a) */
+  /** receipt - tIngestNs; null for (a)-(a3) */
   e2e: LatencyStats | null;
   /**
    * e2e split at the message's tPublishNs, per message: inside the daemon (queueing,
@@ -227,11 +246,11 @@ export interface ScenarioResult {
   inference: InferenceFigures | null;
   drops: DropFigures | null;
   stages: StageMeans | null;
-  /** (a): this process; (b)-(d): the daemon. null where /proc/<pid>/task/<tid>/schedstat is missing */
+  /** (a)-(a3): this process; (b)-(d): the daemon; (c2): the publisher. null where /proc/<pid>/task/<tid>/schedstat is missing */
   cpu: CpuFigures | null;
-  /** (b)-(d): the camera source the daemon ran, its exit status, warnings it logged */
+  /** (b)-(d): the camera source the daemon ran, its exit status, warnings it logged; (c2): the publisher's exit status */
   daemon: { source: Record<string, unknown>; exit: number | string | null; warnings: string[] } | null;
-  /** (a): inference per run; (b)-(d): e2e per message, in arrival order */
+  /** (a)-(a3): inference per run; (b)-(d), (c2): e2e per message, in arrival order */
   samplesMs: number[];
 }
 
@@ -575,6 +594,8 @@ interface RawOutcome {
   result: ScenarioResult;
   /** (a2), when the daemon runs more than one session for a replay */
   parallel: ScenarioResult | null;
+  /** (a3) */
+  paced: ScenarioResult;
   modelName: string;
   input: string;
 }
@@ -594,6 +615,7 @@ async function runRawLoop(
   manifestPath: string,
   modelName: string | undefined,
   sideBySide: SideBySide | null,
+  pacedFraction: number,
   progress: (e: PipelineBenchProgress) => void,
 ): Promise<RawOutcome> {
   const manifest = await readManifest(manifestPath);
@@ -626,6 +648,7 @@ async function runRawLoop(
   let loopS: number;
   let cpuStart: CpuWindowStart | undefined;
   let cpu: CpuFigures | null = null;
+  let paced: ScenarioResult;
   try {
     const run = async (i: number): Promise<number> => {
       const t0 = process.hrtime.bigint();
@@ -644,6 +667,31 @@ async function runRawLoop(
     }
     loopS = msBetween(start, process.hrtime.bigint()) / 1e3;
     cpu = endCpuWindow(cpuStart, process.pid);
+
+    // (a3): the same session, already warm, at (c)'s rate.
+    const fps = pacedRate(frames / loopS, pacedFraction);
+    progress({ kind: "step", scenario: "raw-paced", text: `the same loop paced at ${fps} runs/s, as (c)` });
+    const periodNs = BigInt(Math.round(1e9 / fps));
+    const pacedSamples: number[] = [];
+    const pacedCpuStart = startCpuWindow(process.pid);
+    const pacedStart = process.hrtime.bigint();
+    for (let i = 0; i < frames; i++) {
+      // An absolute schedule, like a camera's: a slow run does not push the next ones back.
+      const waitMs = Number(pacedStart + BigInt(i) * periodNs - process.hrtime.bigint()) / 1e6;
+      if (waitMs > 0) await new Promise((r) => setTimeout(r, Math.ceil(waitMs)));
+      pacedSamples.push(await run(i));
+      progress({ kind: "frames", scenario: "raw-paced", done: i + 1, total: frames, warmup: false });
+    }
+    const pacedS = msBetween(pacedStart, process.hrtime.bigint()) / 1e3;
+    paced = rawScenario(
+      "raw-paced",
+      "(a3) raw ORT loop, paced as (c)",
+      `${pacedSamples.length} runs of (a), paced at ${fps}/s`,
+      pacedSamples,
+      pacedS,
+      endCpuWindow(pacedCpuStart, process.pid),
+      fps,
+    );
   } finally {
     await session.release();
   }
@@ -658,16 +706,24 @@ async function runRawLoop(
     tensors = [];
   }
   const result = rawScenario("raw", "(a) raw ORT loop, main thread", `${samples.length} frames pre-decoded and resized (untimed)`, samples, loopS, cpu);
-  return { result, parallel, modelName: model.name, input: `${spec.dtype} ${spec.layout} ${spec.width}x${spec.height}` };
+  return { result, parallel, paced, modelName: model.name, input: `${spec.dtype} ${spec.layout} ${spec.width}x${spec.height}` };
 }
 
-/** A scenario timed here on pre-decoded frames: every run's time, no daemon, no bus. */
-function rawScenario(id: ScenarioId, label: string, description: string, samplesMs: number[], durationS: number, cpu: CpuFigures | null): ScenarioResult {
+/** A scenario timed here on pre-decoded frames: every run's time, no daemon, no bus. `targetFps`: paced at that rate. */
+function rawScenario(
+  id: ScenarioId,
+  label: string,
+  description: string,
+  samplesMs: number[],
+  durationS: number,
+  cpu: CpuFigures | null,
+  targetFps: number | null = null,
+): ScenarioResult {
   const stats = latencyStats(samplesMs);
   return {
     id,
     label,
-    input: { description, targetFps: null, measuredFps: null },
+    input: { description, targetFps, measuredFps: targetFps === null ? null : samplesMs.length / durationS },
     frames: samplesMs.length,
     durationS,
     processedPerSec: samplesMs.length / durationS,
@@ -786,45 +842,47 @@ function warningsOf(logs: readonly LogLine[]): string[] {
     .map((l) => String(l.msg));
 }
 
-async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): Promise<ScenarioResult> {
+interface MessageWindow {
+  /** the measured window's messages (after the warm-up) and their receipt times */
+  msgs: DetectionsMessage[];
+  recv: bigint[];
+  /** the publishing process's threads over the window */
+  cpu: CpuFigures | null;
+}
+
+/**
+ * Subscribes to `endpoint` and waits for ctx.warmup + ctx.frames messages from `proc`, the
+ * daemon or the bus floor publisher. The window opens once the warm-up is in: the CPU
+ * window of `proc` and `onWindowStart` start then. Fails on a subscriber error, on no
+ * message for too long, or when `proc` exits first. Checks every message against the one
+ * clock (spawn <= ingest <= publish <= receipt); always unsubscribes.
+ */
+async function collectWindow(
+  id: ScenarioId,
+  proc: RunningDaemon,
+  endpoint: string,
+  spawnNs: bigint,
+  ctx: DaemonContext,
+  onWindowStart: () => void,
+): Promise<MessageWindow> {
   const want = ctx.warmup + ctx.frames;
-  const cfgPath = await writeConfig(daemonConfig(spec, ctx));
-  let d: RunningDaemon | undefined;
   let sub: DetectionsSubscription | undefined;
   let watchdog: NodeJS.Timeout | undefined;
   try {
-    ctx.progress({ kind: "step", scenario: spec.id, text: `starting the daemon: ${spec.input.description}` });
-    const spawnNs = process.hrtime.bigint();
-    const daemon = runDaemon(["run", "--config", cfgPath], ctx.env);
-    d = daemon;
-    const bound = await daemon.waitForLog((l) => l.msg === BUS_BOUND_MSG, FIRST_MESSAGE_TIMEOUT_MS);
-    const endpoints = bound.endpoints;
-    const metricsUrl = bound.metrics;
-    if (!Array.isArray(endpoints) || typeof endpoints[0] !== "string" || typeof metricsUrl !== "string" || !metricsUrl.startsWith("http")) {
-      throw new Error(`daemon log line "${BUS_BOUND_MSG}" lacks endpoints or a metrics URL: ${JSON.stringify(bound)}`);
-    }
-
-    let windowStart: Promise<PromSample[]> | undefined;
     let cpuStart: CpuWindowStart | undefined;
-    const pid = daemon.child.pid;
+    const pid = proc.child.pid;
     let lastMessageAt = Date.now();
     let firstSeen = false;
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
-    // Connected right after the bind; the cameras start only once the model is warm, so the
-    // subscription is in place before the first frame (no slow-joiner loss to speak of).
-    sub = await collectDetections(endpoints[0], {
+    sub = await collectDetections(endpoint, {
       onMessage: (_m, _t, i) => {
         lastMessageAt = Date.now();
         firstSeen = true;
         const warm = i < ctx.warmup;
-        ctx.progress({ kind: "frames", scenario: spec.id, done: warm ? i + 1 : i + 1 - ctx.warmup, total: warm ? ctx.warmup : ctx.frames, warmup: warm });
-        // The scrape that opens the window: the window's histograms are the difference to it.
+        ctx.progress({ kind: "frames", scenario: id, done: warm ? i + 1 : i + 1 - ctx.warmup, total: warm ? ctx.warmup : ctx.frames, warmup: warm });
         if (i === ctx.warmup - 1) {
-          const scrape = scrapeMetrics(metricsUrl);
-          // Awaited once the window is complete; handled now so a failure cannot surface as an unhandled rejection meanwhile.
-          scrape.catch(() => undefined);
-          windowStart = scrape;
+          onWindowStart();
           if (pid !== undefined) cpuStart = startCpuWindow(pid);
         }
         if (i + 1 === want) resolveDone();
@@ -838,33 +896,85 @@ async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): 
         const limit = firstSeen ? STALL_TIMEOUT_MS : FIRST_MESSAGE_TIMEOUT_MS;
         if (err !== null) reject(new Error(`subscriber failed after ${s.messages.length} messages: ${err.message}`));
         else if (idle > limit) {
-          reject(new Error(`no detections message for ${limit} ms (${s.messages.length} of ${want} received); daemon stderr: ${daemon.stderr().slice(-1500)}`));
+          reject(new Error(`no detections message for ${limit} ms (${s.messages.length} of ${want} received); stderr: ${proc.stderr().slice(-1500)}`));
         }
       }, 250);
-      void daemon.exited.then((code) =>
-        reject(new Error(`daemon exited (${code}) after ${s.messages.length} of ${want} messages; stderr: ${daemon.stderr().slice(-1500)}`)),
+      void proc.exited.then((code) =>
+        reject(new Error(`exited (${code}) after ${s.messages.length} of ${want} messages; stderr: ${proc.stderr().slice(-1500)}`)),
       );
     });
     await Promise.race([done, failed]);
     const cpu = pid === undefined || cpuStart === undefined ? null : endCpuWindow(cpuStart, pid);
+    for (let i = 0; i < s.messages.length; i++) {
+      const m = s.messages[i];
+      ctx.clock.checked++;
+      if (!(spawnNs <= m.tIngestNs && m.tIngestNs <= m.tPublishNs && m.tPublishNs <= s.receivedNs[i])) ctx.clock.violations++;
+    }
+    return { msgs: s.messages.slice(ctx.warmup, want), recv: s.receivedNs.slice(ctx.warmup, want), cpu };
+  } finally {
     clearInterval(watchdog);
+    sub?.close();
+  }
+}
+
+/** The figures every bus-timed scenario has, from its window's messages. */
+function busTimedFigures(w: MessageWindow): Pick<ScenarioResult, "input" | "frames" | "durationS" | "processedPerSec" | "e2e" | "split" | "cpu" | "samplesMs"> & {
+  measuredFps: number | null;
+} {
+  const { msgs, recv } = w;
+  const e2eSamples = msgs.map((m, i) => msBetween(m.tIngestNs, recv[i]));
+  const first = msgs[0];
+  const last = msgs[msgs.length - 1];
+  const durationS = msBetween(recv[0], recv[recv.length - 1]) / 1e3;
+  const ingestS = msBetween(first.tIngestNs, last.tIngestNs) / 1e3;
+  return {
+    input: { description: "", targetFps: null, measuredFps: null },
+    measuredFps: ingestS > 0 ? (last.seq - first.seq) / ingestS : null,
+    frames: msgs.length,
+    durationS,
+    // Intervals, not messages: n messages span n - 1 frame times.
+    processedPerSec: durationS > 0 ? (msgs.length - 1) / durationS : NaN,
+    e2e: latencyStats(e2eSamples),
+    split: {
+      ingestToPublish: latencyStats(msgs.map((m) => msBetween(m.tIngestNs, m.tPublishNs))),
+      publishToReceipt: latencyStats(msgs.map((m, i) => msBetween(m.tPublishNs, recv[i]))),
+    },
+    cpu: w.cpu,
+    samplesMs: e2eSamples,
+  };
+}
+
+async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): Promise<ScenarioResult> {
+  const cfgPath = await writeConfig(daemonConfig(spec, ctx));
+  let d: RunningDaemon | undefined;
+  try {
+    ctx.progress({ kind: "step", scenario: spec.id, text: `starting the daemon: ${spec.input.description}` });
+    const spawnNs = process.hrtime.bigint();
+    const daemon = runDaemon(["run", "--config", cfgPath], ctx.env);
+    d = daemon;
+    const bound = await daemon.waitForLog((l) => l.msg === BUS_BOUND_MSG, FIRST_MESSAGE_TIMEOUT_MS);
+    const endpoints = bound.endpoints;
+    const metricsUrl = bound.metrics;
+    if (!Array.isArray(endpoints) || typeof endpoints[0] !== "string" || typeof metricsUrl !== "string" || !metricsUrl.startsWith("http")) {
+      throw new Error(`daemon log line "${BUS_BOUND_MSG}" lacks endpoints or a metrics URL: ${JSON.stringify(bound)}`);
+    }
+
+    let windowStart: Promise<PromSample[]> | undefined;
+    // Connected right after the bind; the cameras start only once the model is warm, so the
+    // subscription is in place before the first frame (no slow-joiner loss to speak of).
+    const window = await collectWindow(spec.id, daemon, endpoints[0], spawnNs, ctx, () => {
+      // The scrape that opens the window: the window's histograms are the difference to it.
+      const scrape = scrapeMetrics(metricsUrl);
+      // Awaited once the window is complete; handled now so a failure cannot surface as an unhandled rejection meanwhile.
+      scrape.catch(() => undefined);
+      windowStart = scrape;
+    });
     const before = await (windowStart ?? Promise.reject(new Error("no window-start scrape")));
     const after = await scrapeMetrics(metricsUrl);
     const exit = await daemon.stop(STOP_TIMEOUT_MS);
-    sub.close();
 
-    const msgs: DetectionsMessage[] = sub.messages.slice(ctx.warmup, want);
-    const recv = sub.receivedNs.slice(ctx.warmup, want);
-    for (let i = 0; i < sub.messages.length; i++) {
-      const m = sub.messages[i];
-      ctx.clock.checked++;
-      if (!(spawnNs <= m.tIngestNs && m.tIngestNs <= m.tPublishNs && m.tPublishNs <= sub.receivedNs[i])) ctx.clock.violations++;
-    }
-    const e2eSamples = msgs.map((m, i) => msBetween(m.tIngestNs, recv[i]));
-    const first = msgs[0];
-    const last = msgs[msgs.length - 1];
-    const durationS = msBetween(recv[0], recv[recv.length - 1]) / 1e3;
-    const ingestS = msBetween(first.tIngestNs, last.tIngestNs) / 1e3;
+    const { measuredFps, ...figures } = busTimedFigures(window);
+    const { msgs } = window;
     const hist = (stage: string): HistogramSnapshot => {
       const labels = { stage, camera: CAMERA };
       return histogramDelta(histogramOf(after, "perceptd_stage_latency_seconds", labels), histogramOf(before, "perceptd_stage_latency_seconds", labels));
@@ -874,25 +984,17 @@ async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): 
     const dropped = (samples: PromSample[]): number => sumSamples(samples, "perceptd_frames_dropped_total", cam);
     const ingested = (samples: PromSample[]): number => sumSamples(samples, "perceptd_frames_ingested_total", cam);
     const result: ScenarioResult = {
+      ...figures,
       id: spec.id,
       label: spec.label,
-      input: { ...spec.input, measuredFps: ingestS > 0 ? (last.seq - first.seq) / ingestS : null },
-      frames: msgs.length,
-      durationS,
-      // Intervals, not messages: n messages span n - 1 frame times.
-      processedPerSec: durationS > 0 ? (msgs.length - 1) / durationS : NaN,
-      e2e: latencyStats(e2eSamples),
-      split: {
-        ingestToPublish: latencyStats(msgs.map((m) => msBetween(m.tIngestNs, m.tPublishNs))),
-        publishToReceipt: latencyStats(msgs.map((m, i) => msBetween(m.tPublishNs, recv[i]))),
-      },
+      input: { ...spec.input, measuredFps },
       inference: { source: "histogram", runs: inf.count, p50Ms: histogramQuantile(inf, 0.5) * 1e3, p99Ms: histogramQuantile(inf, 0.99) * 1e3, meanMs: (stageMean(inf) ?? NaN) },
       drops: {
         droppedTotal: dropped(after),
         ingestedTotal: ingested(after),
         droppedWindow: dropped(after) - dropped(before),
         ingestedWindow: ingested(after) - ingested(before),
-        seqGaps: last.seq - first.seq + 1 - msgs.length,
+        seqGaps: msgs[msgs.length - 1].seq - msgs[0].seq + 1 - msgs.length,
       },
       stages: {
         ingestToWorkerMs: stageMean(hist("ingest_to_worker")),
@@ -902,21 +1004,58 @@ async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): 
         publishMs: stageMean(hist("publish")),
         endToEndMs: stageMean(hist("end_to_end")),
       },
-      cpu,
       daemon: { source: spec.source, exit, warnings: warningsOf(daemon.logs) },
-      samplesMs: e2eSamples,
     };
     ctx.progress({ kind: "scenario-done", result });
     return result;
   } finally {
-    clearInterval(watchdog);
-    sub?.close();
     // Normally stopped above already; on any error it must not outlive the bench.
     if (d !== undefined) {
       d.kill();
       await d.exited;
     }
     await removeConfig(cfgPath);
+  }
+}
+
+const BUS_FLOOR_LABEL = "(c2) bus alone, paced as (c)";
+
+/** (c2): bus-floor-publisher.ts in a child process at `fps`, timed by the same subscriber as (c). */
+async function runBusFloorScenario(fps: number, ctx: DaemonContext): Promise<ScenarioResult> {
+  const id: ScenarioId = "bus-paced";
+  let p: RunningDaemon | undefined;
+  try {
+    ctx.progress({ kind: "step", scenario: id, text: `starting the bus floor publisher at ${fps} messages/s` });
+    const spawnNs = process.hrtime.bigint();
+    const proc = runNodeProcess("bus floor publisher", ["--import", "tsx", BUS_FLOOR_PUBLISHER, String(fps)], ctx.env);
+    p = proc;
+    const bound = await proc.waitForLog((l) => l.msg === BUS_FLOOR_BOUND_MSG, FIRST_MESSAGE_TIMEOUT_MS);
+    const endpoints = bound.endpoints;
+    if (!Array.isArray(endpoints) || typeof endpoints[0] !== "string") {
+      throw new Error(`bus floor publisher's log line "${BUS_FLOOR_BOUND_MSG}" lacks endpoints: ${JSON.stringify(bound)}`);
+    }
+    // It publishes from the start; the first messages are lost to the slow joiner or
+    // discarded as warm-up.
+    const window = await collectWindow(id, proc, endpoints[0], spawnNs, ctx, () => undefined);
+    const exit = await proc.stop(STOP_TIMEOUT_MS);
+    const { measuredFps, ...figures } = busTimedFigures(window);
+    const result: ScenarioResult = {
+      ...figures,
+      id,
+      label: BUS_FLOOR_LABEL,
+      input: { description: `messages published at ${fps}/s`, targetFps: fps, measuredFps },
+      inference: null,
+      drops: null,
+      stages: null,
+      daemon: { source: { type: "bus floor publisher", fps }, exit, warnings: warningsOf(proc.logs) },
+    };
+    ctx.progress({ kind: "scenario-done", result });
+    return result;
+  } finally {
+    if (p !== undefined) {
+      p.kill();
+      await p.exited;
+    }
   }
 }
 
@@ -1028,11 +1167,12 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
     }
 
     const sideBySide = replay.sessions > 1 ? { sessions: replay.sessions, threadsEach: replay.threadsEach } : null;
-    const raw = await runRawLoop(video, frames, warmup, threads, spinning, manifestPath, opts.model, sideBySide, progress);
+    const raw = await runRawLoop(video, frames, warmup, threads, spinning, manifestPath, opts.model, sideBySide, pacedFraction, progress);
     progress({ kind: "scenario-done", result: raw.result });
+    progress({ kind: "scenario-done", result: raw.paced });
     if (raw.parallel !== null) progress({ kind: "scenario-done", result: raw.parallel });
     const rawFps = raw.result.processedPerSec;
-    const pacedFps = round1(Math.max(0.5, pacedFraction * rawFps));
+    const pacedFps = pacedRate(rawFps, pacedFraction);
     const overloadFps = round1(Math.min(1000, overloadFactor * rawFps));
 
     const ctx: DaemonContext = { frames, warmup, threads, spinning, replayWorkers, modelName: raw.modelName, manifestPath, progress, clock: { checked: 0, violations: 0 }, env: opts.daemonEnv ?? {} };
@@ -1058,12 +1198,20 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
         input: { description: `file paced at ${overloadFps} fps`, targetFps: overloadFps },
       },
     ];
-    const scenarios: ScenarioResult[] = raw.parallel === null ? [raw.result] : [raw.result, raw.parallel];
+    const scenarios: ScenarioResult[] = [raw.result, ...(raw.parallel === null ? [] : [raw.parallel]), raw.paced];
     for (const spec of specs) {
       try {
         scenarios.push(await runDaemonScenario(spec, ctx));
       } catch (err) {
         throw new Error(`bench pipeline: ${spec.label}: ${errorText(err)}`, { cause: err });
+      }
+      // (c2) right after (c), so the two see the machine in the same state.
+      if (spec.id === "paced") {
+        try {
+          scenarios.push(await runBusFloorScenario(pacedFps, ctx));
+        } catch (err) {
+          throw new Error(`bench pipeline: ${BUS_FLOOR_LABEL}: ${errorText(err)}`, { cause: err });
+        }
       }
     }
 
@@ -1122,8 +1270,13 @@ function buildNotes(warmup: number, clock: ClockCheck, scenarios: readonly Scena
     `(a) times \`await session.run\` alone, in the bench's main thread, on frames decoded by GStreamer and resized ` +
       `by resizeToModel beforehand; ${warmup} untimed runs first. The daemon runs the same session settings in a ` +
       `worker thread, on frames GStreamer scales, and adds decode + NMS, the worker hop, message encoding and the bus.`,
+    `(a3) runs (a)'s warm session again at (c)'s rate, on an absolute schedule, idle between runs as the daemon's ` +
+      `worker is; it times \`await session.run\` alone, as (a) does. (c2): a child process publishes detections ` +
+      `messages (six boxes each) through the daemon's BusPublisher at (c)'s rate, with no camera and no model, to the ` +
+      `same subscriber; its e2e is receipt minus the moment each message was made.`,
+    ...pacedBreakdown(scenarios),
     `(b)-(d): the daemon as a child process (\`node bin/perceptd.js run\`), timed by a ZeroMQ subscriber in the bench ` +
-      `process; the first ${warmup} messages of each run are discarded. processed/s = (messages - 1) / (last - first receipt).`,
+      `process; the first ${warmup} messages of each run, (c2)'s too, are discarded. processed/s = (messages - 1) / (last - first receipt).`,
     `e2e = subscriber receipt - tIngestNs (when the daemon's main thread took the frame from the appsink). Both are ` +
       `process.hrtime.bigint() (CLOCK_MONOTONIC on Linux); checked: ${clock.samples.length}/${clock.samples.length} child ` +
       `readings inside the parent's, ${clock.messagesChecked - clock.messageViolations}/${clock.messagesChecked} messages ` +
@@ -1137,6 +1290,28 @@ function buildNotes(warmup: number, clock: ClockCheck, scenarios: readonly Scena
       "/proc/<pid>/task/*/schedstat over the measured window, in % of one core.",
     "dropped: perceptd_frames_dropped_total (all reasons) scraped from /metrics at the end of the run, before the " +
       "daemon stops, and its share of perceptd_frames_ingested_total.",
+  ];
+}
+
+/**
+ * (c)'s tail beside the references measured in the same run at its rate: how much of its
+ * p99 pacing alone puts on ORT (a3) and the bus alone costs (c2). Empty when one is missing.
+ */
+function pacedBreakdown(scenarios: readonly ScenarioResult[]): string[] {
+  const by = (id: ScenarioId): ScenarioResult | undefined => scenarios.find((s) => s.id === id);
+  const raw = by("raw")?.inference;
+  const rawPaced = by("raw-paced")?.inference;
+  const paced = by("paced");
+  const bus = by("bus-paced")?.split;
+  if (raw == null || rawPaced == null || paced?.e2e == null || paced.split === null || bus == null) return [];
+  const signed = (v: number): string => `${v >= 0 ? "+" : ""}${formatMs(v)}`;
+  return [
+    `(c) beside its references, p99 in ms: (a) inference ${formatMs(raw.p99Ms)}; (a3) the same loop paced as (c) ` +
+      `${formatMs(rawPaced.p99Ms)} (${signed(rawPaced.p99Ms - raw.p99Ms)}); (c2) the bus alone, publish->receipt ` +
+      `${formatMs(bus.publishToReceipt.p99Ms)}; (c) ingest->publish ${formatMs(paced.split.ingestToPublish.p99Ms)}, ` +
+      `publish->receipt ${formatMs(paced.split.publishToReceipt.p99Ms)}, e2e ${formatMs(paced.e2e.p99Ms)} ` +
+      `(${signed(paced.e2e.p99Ms - raw.p99Ms)} over (a)). Tails do not add up exactly: the slowest frames of one stage are not ` +
+      `those of the next.`,
   ];
 }
 
@@ -1156,7 +1331,7 @@ const TABLE_COLUMNS: Column[] = [
 ];
 
 function inputRateCell(s: ScenarioResult): string {
-  if (isRaw(s.id)) return "pre-decoded";
+  if (isRaw(s.id) && s.input.targetFps === null) return "pre-decoded";
   const measured = s.input.measuredFps === null ? MISSING : `${s.input.measuredFps.toFixed(1)}/s`;
   return s.input.targetFps === null ? `unpaced ${measured}` : `${measured} (set ${s.input.targetFps})`;
 }
@@ -1181,7 +1356,7 @@ export function pipelineBenchTable(result: PipelineBenchResult): string {
         formatMs(s.e2e?.p99Ms),
         inf,
         droppedCell(s),
-        t?.description ?? (isRaw(s.id) ? "(reference)" : MISSING),
+        t?.description ?? (isReference(s.id) ? "(reference)" : MISSING),
         t === undefined ? MISSING : `${t.text} ${t.pass ? "PASS" : "FAIL"}`,
       ];
     }),
@@ -1190,9 +1365,14 @@ export function pipelineBenchTable(result: PipelineBenchResult): string {
 
 function stageLine(s: ScenarioResult): string | null {
   const st = s.stages;
-  if (st === null) return null;
   const f = (v: number | null | undefined): string => formatMs(v);
   const sp = s.split;
+  if (st === null) {
+    return sp === null
+      ? null
+      : `${s.label}: per message p50/p99 (ms): tick->publish ${f(sp.ingestToPublish.p50Ms)}/${f(sp.ingestToPublish.p99Ms)}, ` +
+          `publish->receipt ${f(sp.publishToReceipt.p50Ms)}/${f(sp.publishToReceipt.p99Ms)}`;
+  }
   return (
     `${s.label}: stage means (daemon histograms, ms): ingest->worker ${f(st.ingestToWorkerMs)}, preprocess ${f(st.preprocessMs)}, ` +
     `inference ${f(st.inferenceMs)}, decode+NMS ${f(st.decodeMs)}, publish ${f(st.publishMs)}; daemon e2e (ingest->bus) ` +
@@ -1213,7 +1393,8 @@ function cpuLine(s: ScenarioResult, cores: number): string | null {
   const around =
     (c.benchProcessPct === null ? "" : `; bench process ${c.benchProcessPct.toFixed(0)}%`) +
     (c.otherProcessesPct === null ? "" : `; other processes ${c.otherProcessesPct.toFixed(0)}%${c.otherProcessesPct >= 10 ? " (machine not idle: figures suspect)" : ""}`);
-  return `${s.label}: CPU ${c.totalPct.toFixed(0)}% of ${cores * 100}% (${isRaw(s.id) ? "bench process" : "daemon"}): ${groups.join("; ")}${around}`;
+  const whose = isRaw(s.id) ? "bench process" : s.id === "bus-paced" ? "publisher" : "daemon";
+  return `${s.label}: CPU ${c.totalPct.toFixed(0)}% of ${cores * 100}% (${whose}): ${groups.join("; ")}${around}`;
 }
 
 /** Whether other processes competed for the cores during the scenarios. */

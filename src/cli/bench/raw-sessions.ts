@@ -82,7 +82,25 @@ export async function runSessionsSideBySide(opts: SideBySideOptions): Promise<Si
     const samplesMs = results.flatMap((r) => r.samplesMs);
     return { samplesMs, durationS: Number(endNs - startNs) / 1e9, runs: samplesMs.length };
   } finally {
+    // Each thread releases its session and exits by itself; terminate() inside a native call
+    // would abort the process (raw-session-worker.ts), so it is only for a thread still there
+    // long after it was told to end.
     for (const w of workers) w.postMessage({ type: "end" } satisfies RawSessionMainMessage);
-    await Promise.all(workers.map((w) => w.terminate()));
+    await Promise.all(workers.map((w) => exitOrTerminate(w, END_TIMEOUT_MS)));
+  }
+}
+
+/** How long a session may take to finish its run and release after "end". */
+const END_TIMEOUT_MS = 30_000;
+
+async function exitOrTerminate(worker: Worker, timeoutMs: number): Promise<void> {
+  if (worker.threadId === -1) return;
+  let timer: NodeJS.Timeout | undefined;
+  const exited = new Promise<boolean>((resolve) => worker.once("exit", () => resolve(true)));
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  try {
+    if (!(await Promise.race([exited, late]))) await worker.terminate();
+  } finally {
+    clearTimeout(timer);
   }
 }

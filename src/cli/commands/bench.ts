@@ -119,6 +119,7 @@ function pipelineProgressPrinter(stream: NodeJS.WriteStream): { onProgress: (e: 
 interface PipelineCommandOptions {
   video?: string;
   frames: number;
+  warmup: number;
   model?: string;
   threads?: number;
   spinning?: boolean;
@@ -177,12 +178,18 @@ export function register(program: Command): void {
     .command("pipeline")
     .description(
       "the whole daemon against a raw ONNX Runtime loop on the same video and model: (a) raw loop, (a2) raw loop in " +
-        "the daemon's replay arrangement (sessions side by side), (b) daemon on the unpaced file, (c) paced below " +
-        "saturation, (d) overloaded; throughput, end-to-end latency from a ZeroMQ subscriber, drops from /metrics; " +
-        "prints a Markdown table with the targets",
+        "the daemon's replay arrangement (sessions side by side), (a3) raw loop paced as (c), (b) daemon on the unpaced " +
+        "file, (c) paced below saturation, (c2) the bus alone paced as (c), (d) overloaded; throughput, end-to-end " +
+        "latency from a ZeroMQ subscriber, drops from /metrics; prints a Markdown table with the targets",
     )
     .option("--video <path>", "video to play (default: .cache/fixtures/vtest.avi in the repository)")
-    .option("--frames <n>", "timed frames per scenario: session runs for (a), bus messages for (b)-(d)", intOption(2), 300)
+    .option("--frames <n>", "timed frames per scenario: session runs for (a)-(a3), bus messages for (b)-(d)", intOption(2), 300)
+    .option(
+      "--warmup <n>",
+      "untimed session runs for (a), and messages discarded before the timed ones in (b)-(d) and (c2); a few hundred measure processes whose code V8 has already optimised",
+      intOption(1),
+      5,
+    )
     .option("--model <name>", "manifest model (default: the manifest's default)")
     .option("--threads <n>", `ONNX Runtime intra-op threads, raw loop and daemon alike (default: ORT's, one per core; here ${os.availableParallelism()} cores)`, intOption(1))
     .option("--spinning", "let ONNX Runtime's threads busy-wait between operators, raw loop and daemon alike (inference.allowSpinning; default off)")
@@ -198,6 +205,7 @@ export function register(program: Command): void {
       const benchOpts: PipelineBenchOptions = {
         video: opts.video,
         frames: opts.frames,
+        warmup: opts.warmup,
         model: opts.model,
         threads: opts.threads,
         spinning: opts.spinning,
