@@ -918,7 +918,8 @@ async function collectWindow(
 }
 
 /** The figures every bus-timed scenario has, from its window's messages. */
-function busTimedFigures(w: MessageWindow): Pick<ScenarioResult, "input" | "frames" | "durationS" | "processedPerSec" | "e2e" | "split" | "cpu" | "samplesMs"> & {
+function busTimedFigures(w: MessageWindow): Pick<ScenarioResult, "frames" | "durationS" | "processedPerSec" | "e2e" | "split" | "cpu" | "samplesMs"> & {
+  /** frames ingested per second, for the scenario's input (seq / tIngestNs) */
   measuredFps: number | null;
 } {
   const { msgs, recv } = w;
@@ -928,7 +929,6 @@ function busTimedFigures(w: MessageWindow): Pick<ScenarioResult, "input" | "fram
   const durationS = msBetween(recv[0], recv[recv.length - 1]) / 1e3;
   const ingestS = msBetween(first.tIngestNs, last.tIngestNs) / 1e3;
   return {
-    input: { description: "", targetFps: null, measuredFps: null },
     measuredFps: ingestS > 0 ? (last.seq - first.seq) / ingestS : null,
     frames: msgs.length,
     durationS,
