@@ -413,6 +413,7 @@ export class Daemon {
     m.observeStage("preprocess", cam, r.timings.preprocessMs / 1e3);
     m.observeStage("inference", cam, r.timings.inferenceMs / 1e3);
     m.observeStage("decode", cam, r.timings.decodeMs / 1e3);
+    m.observeStage("worker_to_main", cam, r.timings.handoffMs / 1e3);
     m.observeStageNs("publish", cam, tPublish, tDone);
     m.observeStageNs("end_to_end", cam, r.tIngestNs, tDone);
     m.framesProcessed.inc({ camera: cam });

@@ -34,6 +34,11 @@ export interface InferTimings {
   inferenceMs: number;
   /** decoder + NMS in the worker */
   decodeMs: number;
+  /**
+   * the worker posting its result -> this thread taking it up: the hop back, which waits
+   * for the main thread to be scheduled and to finish whatever it was doing
+   */
+  handoffMs: number;
   /** ingest -> the result back on the main thread, boxes mapped */
   totalMs: number;
 }
@@ -416,6 +421,7 @@ export class InferenceWorker {
             preprocessMs: msg.preprocessMs,
             inferenceMs: msg.inferenceMs,
             decodeMs: msg.decodeMs,
+            handoffMs: msBetween(msg.tEndNs, tNow),
             totalMs: msBetween(tIngestNs, tNow),
           },
         });

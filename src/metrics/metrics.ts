@@ -22,6 +22,8 @@ export const STAGES = [
   "inference",
   /** raw tensors -> boxes, NMS included */
   "decode",
+  /** the worker posted its result -> the main thread took it up (the thread hop back) */
+  "worker_to_main",
   /** encode + hand-over to the bus publisher */
   "publish",
   /** ingest handed the frame over -> its detections were handed to the bus */
@@ -43,9 +45,11 @@ export type FrameDropReason = (typeof FRAME_DROP_REASONS)[number];
 // Dense below 100 ms, where the per-frame budget of a 10-30 fps camera lies (0.033 is one
 // frame at 30 fps); sparse up to 2 s so a stalled stage still lands in a finite bucket.
 // 5 ms steps between 10 and 40 ms, where CPU inference of the default model lies, so a p99
-// read from the buckets is off by a few ms at most rather than by a 13 ms bucket.
+// read from the buckets is off by a few ms at most rather than by a 13 ms bucket; 1 ms
+// steps below 5 ms, where the hand-overs between threads lie (a p50 of 0.2 ms, a tail of
+// a few ms when a core is busy), so their tail can be told from their median.
 export const LATENCY_BUCKETS_SECONDS = [
-  0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.033, 0.035, 0.04, 0.05, 0.06, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.5, 1, 2,
+  0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.033, 0.035, 0.04, 0.05, 0.06, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.5, 1, 2,
 ];
 
 export interface ModelInfo {

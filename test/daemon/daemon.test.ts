@@ -69,6 +69,8 @@ describe("perceptd run", () => {
     const count = (t: string): number => metricValue(t, "perceptd_stage_latency_seconds_count", 'stage="end_to_end"');
     expect(count(before), "end-to-end histogram has observations").toBeGreaterThan(0);
     expect(count(after), "end-to-end histogram keeps moving").toBeGreaterThan(count(before));
+    const hops = (t: string): number => metricValue(t, "perceptd_stage_latency_seconds_count", 'stage="worker_to_main"');
+    expect(hops(after), "the worker -> main hop is timed for every result").toBe(count(after));
     expect(after).toContain(`perceptd_model_info{model="${DEFAULT_MODEL}",execution_provider="cpu"`);
     expect(metricValue(after, "perceptd_detections_total", 'class="person"'), "people counted").toBeGreaterThan(0);
     const health = await fetch(`${metricsUrl(bound)}/healthz`);

@@ -104,10 +104,11 @@ describe("metrics module", () => {
     const after = await scrape(s);
 
     const bucket = (samples: Sample[], stage: string, le: string) => sampleValue(samples, "perceptd_stage_latency_seconds_bucket", { stage, camera: "front", le });
-    expect(bucket(before, "inference", "0.0025")).toBe(0);
-    expect(bucket(before, "inference", "0.005")).toBe(1);
-    expect(bucket(after, "inference", "0.0025")).toBe(0);
-    expect(bucket(after, "inference", "0.005")).toBe(2);
+    // 4 ms: above the 0.003 bucket, inside 0.004 (1 ms steps below 5 ms)
+    expect(bucket(before, "inference", "0.003")).toBe(0);
+    expect(bucket(before, "inference", "0.004")).toBe(1);
+    expect(bucket(after, "inference", "0.003")).toBe(0);
+    expect(bucket(after, "inference", "0.004")).toBe(2);
     expect(bucket(after, "inference", "+Inf")).toBe(2);
     expect(sampleValue(after, "perceptd_stage_latency_seconds_sum", { stage: "inference", camera: "front" })).toBeCloseTo(0.008, 9);
     // 150 ms: above the 0.1 bucket, inside 0.15

@@ -67,6 +67,7 @@ import { MAX_REPLAY_WORKERS } from "../../config/schema.ts";
 import { commandLineOf, DEFAULT_BENCH_VIDEO, latencyStats, prepareInput, spreadFrameIndices, type LatencyStats } from "./model-bench.ts";
 import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";
 import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./table.ts";
+import { LATENCY_BUCKETS_SECONDS, type Stage } from "../../metrics/metrics.ts";
 
 export const DEFAULT_PIPELINE_FRAMES = 300;
 /** Untimed runs (a) and discarded first messages (b)-(d), (c2): first runs allocate arenas, fill caches. */
@@ -169,15 +170,34 @@ export interface InferenceFigures {
   meanMs: number;
 }
 
-/** Means over the measured window, from the daemon's perceptd_stage_latency_seconds histograms. */
-export interface StageMeans {
+/** One figure per daemon stage over the measured window, from its perceptd_stage_latency_seconds histograms. */
+export interface StageTimes {
   ingestToWorkerMs: number | null;
   preprocessMs: number | null;
   inferenceMs: number | null;
   decodeMs: number | null;
+  /** the worker's result reaching the main thread */
+  workerToMainMs: number | null;
   publishMs: number | null;
   /** the daemon's own end-to-end: ingest -> handed to the bus */
   endToEndMs: number | null;
+}
+
+/** Each StageTimes field and the perceptd_stage_latency_seconds stage it reads. */
+const STAGE_OF: Record<keyof StageTimes, Stage> = {
+  ingestToWorkerMs: "ingest_to_worker",
+  preprocessMs: "preprocess",
+  inferenceMs: "inference",
+  decodeMs: "decode",
+  workerToMainMs: "worker_to_main",
+  publishMs: "publish",
+  endToEndMs: "end_to_end",
+};
+
+/** Means (exact: sum / count) and p99s (read from the buckets: estimates, see histogramQuantile). */
+export interface StageFigures {
+  mean: StageTimes;
+  p99: StageTimes;
 }
 
 export interface DropFigures {
@@ -245,7 +265,7 @@ export interface ScenarioResult {
   split: { ingestToPublish: LatencyStats; publishToReceipt: LatencyStats } | null;
   inference: InferenceFigures | null;
   drops: DropFigures | null;
-  stages: StageMeans | null;
+  stages: StageFigures | null;
   /** (a)-(a3): this process; (b)-(d): the daemon; (c2): the publisher. null where /proc/<pid>/task/<tid>/schedstat is missing */
   cpu: CpuFigures | null;
   /** (b)-(d): the camera source the daemon ran, its exit status, warnings it logged; (c2): the publisher's exit status */
@@ -835,6 +855,31 @@ function stageMean(delta: HistogramSnapshot): number | null {
   return delta.count > 0 ? (delta.sum / delta.count) * 1e3 : null;
 }
 
+/** The stage histograms' bucket bounds up to `maxSeconds`, in ms, for the report's notes. */
+function bucketBoundsText(maxSeconds: number): string {
+  return LATENCY_BUCKETS_SECONDS.filter((b) => b <= maxSeconds)
+    .map((b) => String(+(b * 1e3).toFixed(1)))
+    .join(", ");
+}
+
+function stageP99(delta: HistogramSnapshot): number | null {
+  return delta.count > 0 ? histogramQuantile(delta, 0.99) * 1e3 : null;
+}
+
+/** `read` applied to every stage's histogram. */
+function stageTimes(hist: (stage: Stage) => HistogramSnapshot, read: (h: HistogramSnapshot) => number | null): StageTimes {
+  const at = (k: keyof StageTimes): number | null => read(hist(STAGE_OF[k]));
+  return {
+    ingestToWorkerMs: at("ingestToWorkerMs"),
+    preprocessMs: at("preprocessMs"),
+    inferenceMs: at("inferenceMs"),
+    decodeMs: at("decodeMs"),
+    workerToMainMs: at("workerToMainMs"),
+    publishMs: at("publishMs"),
+    endToEndMs: at("endToEndMs"),
+  };
+}
+
 function warningsOf(logs: readonly LogLine[]): string[] {
   return logs
     .filter((l) => l.level === "warn" || l.level === "error" || l.level === "fatal" || (typeof l.level === "number" && l.level >= 40))
@@ -975,7 +1020,7 @@ async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): 
 
     const { measuredFps, ...figures } = busTimedFigures(window);
     const { msgs } = window;
-    const hist = (stage: string): HistogramSnapshot => {
+    const hist = (stage: Stage): HistogramSnapshot => {
       const labels = { stage, camera: CAMERA };
       return histogramDelta(histogramOf(after, "perceptd_stage_latency_seconds", labels), histogramOf(before, "perceptd_stage_latency_seconds", labels));
     };
@@ -996,14 +1041,7 @@ async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): 
         ingestedWindow: ingested(after) - ingested(before),
         seqGaps: msgs[msgs.length - 1].seq - msgs[0].seq + 1 - msgs.length,
       },
-      stages: {
-        ingestToWorkerMs: stageMean(hist("ingest_to_worker")),
-        preprocessMs: stageMean(hist("preprocess")),
-        inferenceMs: stageMean(inf),
-        decodeMs: stageMean(hist("decode")),
-        publishMs: stageMean(hist("publish")),
-        endToEndMs: stageMean(hist("end_to_end")),
-      },
+      stages: { mean: stageTimes(hist, stageMean), p99: stageTimes(hist, stageP99) },
       daemon: { source: spec.source, exit, warnings: warningsOf(daemon.logs) },
     };
     ctx.progress({ kind: "scenario-done", result });
@@ -1283,8 +1321,8 @@ function buildNotes(warmup: number, clock: ClockCheck, scenarios: readonly Scena
       `with spawn <= ingest <= publish <= receipt.`,
     "(c), (d): the file through `videorate ! framerate=R ! clocksync` as a live `pipeline` source: frames dropped or " +
       "repeated to make R, content at 1x speed. input rate = measured ingest rate (seq / tIngestNs), set rate beside it.",
-    "inference p99 of daemon rows (~): estimated from the daemon's perceptd_stage_latency_seconds{stage=\"inference\"} " +
-      "buckets over the measured window (interpolated within a bucket; bounds ... 20, 33, 50, 75, 100, 150 ... ms), so coarse. " +
+    "inference p99 of daemon rows and the stage p99s (~): estimated from the daemon's perceptd_stage_latency_seconds " +
+      `buckets over the measured window (interpolated within a bucket; bounds ${bucketBoundsText(0.1)} ... ms), so coarse. ` +
       "Targets use (a)'s measured inference p99.",
     "CPU: per-thread time on a core and time runnable but waiting for one (run-queue wait: contention), from " +
       "/proc/<pid>/task/*/schedstat over the measured window, in % of one core.",
@@ -1312,6 +1350,24 @@ function pacedBreakdown(scenarios: readonly ScenarioResult[]): string[] {
       `publish->receipt ${formatMs(paced.split.publishToReceipt.p99Ms)}, e2e ${formatMs(paced.e2e.p99Ms)} ` +
       `(${signed(paced.e2e.p99Ms - raw.p99Ms)} over (a)). Tails do not add up exactly: the slowest frames of one stage are not ` +
       `those of the next.`,
+    ...outsideInference(paced),
+  ];
+}
+
+/**
+ * Where (c)'s time outside session.run goes, median and tail per step: the steps between
+ * ingest and receipt that are not the model. Empty without the daemon's stage figures.
+ */
+function outsideInference(paced: ScenarioResult): string[] {
+  const st = paced.stages;
+  if (st === null || paced.split === null) return [];
+  const step = (name: string, k: keyof StageTimes): string => `${name} ${formatMs(st.mean[k])}/~${formatMs(st.p99[k])}`;
+  const p2r = paced.split.publishToReceipt;
+  return [
+    `(c) outside session.run, mean/p99 in ms (daemon histograms; p99 read from the buckets): ` +
+      `${step("ingest->worker", "ingestToWorkerMs")}, ${step("decode+NMS", "decodeMs")}, ${step("worker->main", "workerToMainMs")}, ` +
+      `${step("publish", "publishMs")}; publish->receipt ${formatMs(p2r.meanMs)}/${formatMs(p2r.p99Ms)} (per message). ` +
+      `Each is a hand-over between threads or a short step; a tail far above its mean is a thread waiting for a core.`,
   ];
 }
 
@@ -1373,10 +1429,12 @@ function stageLine(s: ScenarioResult): string | null {
       : `${s.label}: per message p50/p99 (ms): tick->publish ${f(sp.ingestToPublish.p50Ms)}/${f(sp.ingestToPublish.p99Ms)}, ` +
           `publish->receipt ${f(sp.publishToReceipt.p50Ms)}/${f(sp.publishToReceipt.p99Ms)}`;
   }
+  const both = (k: keyof StageTimes): string => `${f(st.mean[k])}/~${f(st.p99[k])}`;
   return (
-    `${s.label}: stage means (daemon histograms, ms): ingest->worker ${f(st.ingestToWorkerMs)}, preprocess ${f(st.preprocessMs)}, ` +
-    `inference ${f(st.inferenceMs)}, decode+NMS ${f(st.decodeMs)}, publish ${f(st.publishMs)}; daemon e2e (ingest->bus) ` +
-    `${f(st.endToEndMs)} vs subscriber e2e mean ${f(s.e2e?.meanMs)}` +
+    `${s.label}: stage mean/p99 (daemon histograms, ms; p99 read from the buckets): ingest->worker ${both("ingestToWorkerMs")}, ` +
+    `preprocess ${both("preprocessMs")}, inference ${both("inferenceMs")}, decode+NMS ${both("decodeMs")}, ` +
+    `worker->main ${both("workerToMainMs")}, publish ${both("publishMs")}; daemon e2e (ingest->bus) mean ` +
+    `${f(st.mean.endToEndMs)} vs subscriber e2e mean ${f(s.e2e?.meanMs)}` +
     (sp === null
       ? ""
       : `; per message p50/p99: ingest->publish ${f(sp.ingestToPublish.p50Ms)}/${f(sp.ingestToPublish.p99Ms)}, ` +

@@ -138,6 +138,11 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
         expect(s.inference?.source).toBe("histogram");
         expect(s.drops!.droppedTotal).toBeGreaterThanOrEqual(0);
         expect(positive(s.drops!.ingestedTotal)).toBe(true);
+        // Every stage of the daemon's histograms moved in the window, the hop back from the worker too.
+        for (const k of ["ingestToWorkerMs", "inferenceMs", "decodeMs", "workerToMainMs", "publishMs", "endToEndMs"] as const) {
+          expect(positive(s.stages?.mean[k]), `${s.id} stage mean ${k}`).toBe(true);
+          expect(positive(s.stages?.p99[k]), `${s.id} stage p99 ${k}`).toBe(true);
+        }
       }
       // (a3) and (c2) are (c)'s references: the same rate, set from (a)'s throughput.
       const pacedFps = result.scenarios.find((s) => s.id === "paced")?.input.targetFps;
@@ -174,6 +179,7 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
       for (const id of ["b", "c", "d"]) expect(rowOf(id), `row (${id})`).toMatch(/PASS|FAIL/);
       for (const id of ["a", "a2", "a3", "c2"]) expect(rowOf(id), `row (${id})`).toMatch(/\(reference\)/);
       expect(report, "(c) is set beside (a3) and (c2)").toMatch(/^- \(c\) beside its references, p99 in ms: \(a\) inference \d/m);
+      expect(report, "(c)'s steps outside the model").toMatch(/^- \(c\) outside session\.run, mean\/p99 in ms .*worker->main \d+(\.\d+)?\/~\d/m);
     },
     300_000,
   );
