@@ -53,9 +53,18 @@ fi
 # npm dependencies. The lock file's hash is remembered so an unchanged tree is not reinstalled.
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 stamp=node_modules/.perceptd-lock-sha256
-if [[ ! -f $stamp || "$(cat "$stamp")" != "$lock_hash" || ! -d node_modules/onnxruntime-node ]]; then
+# The GStreamer binding is an optional dependency (the offline toolchain works without it),
+# so npm drops it quietly when its native build fails; the daemon cannot ingest without it.
+gst_binding_loads() { node -e 'require("gstreamer-superficial")' >/dev/null 2>&1; }
+if [[ ! -f $stamp || "$(cat "$stamp")" != "$lock_hash" || ! -d node_modules/onnxruntime-node ]] || ! gst_binding_loads; then
   note "installing npm dependencies (npm ci)"
   ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}" npm ci --no-audit --no-fund --no-progress --loglevel=error
+  if ! gst_binding_loads; then
+    gst_version=$(node -p 'require("./package.json").optionalDependencies["gstreamer-superficial"]')
+    note "gstreamer-superficial did not build; building it again, with its output:"
+    npm install --no-save --no-audit --no-fund "gstreamer-superficial@$gst_version" --foreground-scripts >&2 || true
+    gst_binding_loads || { note "the GStreamer binding (gstreamer-superficial) cannot be loaded; the daemon cannot read video without it"; exit 1; }
+  fi
   echo "$lock_hash" >"$stamp"
 fi
 
