@@ -38,6 +38,7 @@
 // around the spawn) and on every message (daemon spawn <= ingest <= publish <= receipt).
 import os from "node:os";
 import { spawn } from "node:child_process";
+import { get as httpGet } from "node:http";
 import { readdirSync, readFileSync } from "node:fs";
 import { relative, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -68,14 +69,8 @@ import { commandLineOf, DEFAULT_BENCH_VIDEO, latencyStats, prepareInput, spreadF
 import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";
 import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./table.ts";
 import { LATENCY_BUCKETS_SECONDS, type Stage } from "../../metrics/metrics.ts";
+import { DEFAULT_OVERLOAD_FACTOR, DEFAULT_PACED_FRACTION, DEFAULT_PIPELINE_FRAMES, DEFAULT_PIPELINE_WARMUP } from "./pipeline-defaults.ts";
 
-export const DEFAULT_PIPELINE_FRAMES = 300;
-/** Untimed runs (a) and discarded first messages (b)-(d), (c2): first runs allocate arenas, fill caches. */
-export const DEFAULT_PIPELINE_WARMUP = 5;
-/** (c) runs at this fraction of (a)'s throughput: busy, but with room for slow frames. */
-export const DEFAULT_PACED_FRACTION = 0.6;
-/** (d) runs at this multiple of (a)'s throughput. */
-export const DEFAULT_OVERLOAD_FACTOR = 3;
 
 /** The targets the table judges against; printed, never asserted. */
 export const TARGETS = {
@@ -467,10 +462,26 @@ export function histogramQuantile(h: HistogramSnapshot, q: number): number {
   return lowerLe;
 }
 
-async function scrapeMetrics(url: string): Promise<PromSample[]> {
-  const res = await fetch(`${url}/metrics`);
-  if (!res.ok) throw new Error(`${url}/metrics answered ${res.status}`);
-  return parsePrometheusText(await res.text());
+/**
+ * GET `${url}/metrics`, the body unparsed. node:http, not fetch(): the bench shares the
+ * daemon's cores, and a process's first fetch() loads and compiles undici, 70-100 ms of CPU
+ * on the 2-core build VM against 15-25 ms for a first node:http GET (later ones 4-11 ms
+ * against 1-3 ms). The window-start scrape's text is parsed after the window for the same
+ * reason.
+ */
+function scrapeMetricsText(url: string): Promise<string> {
+  return new Promise((resolveText, reject) => {
+    const req = httpGet(`${url}/metrics`, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", (err) => reject(new Error(`${url}/metrics: ${err.message}`)));
+      res.on("end", () => {
+        if (res.statusCode === 200) resolveText(Buffer.concat(chunks).toString("utf8"));
+        else reject(new Error(`${url}/metrics answered ${String(res.statusCode)}`));
+      });
+    });
+    req.on("error", (err) => reject(new Error(`${url}/metrics: ${err.message}`)));
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1004,18 +1015,19 @@ async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): 
       throw new Error(`daemon log line "${BUS_BOUND_MSG}" lacks endpoints or a metrics URL: ${JSON.stringify(bound)}`);
     }
 
-    let windowStart: Promise<PromSample[]> | undefined;
+    let windowStart: Promise<string> | undefined;
     // Connected right after the bind; the cameras start only once the model is warm, so the
     // subscription is in place before the first frame (no slow-joiner loss to speak of).
     const window = await collectWindow(spec.id, daemon, endpoints[0], spawnNs, ctx, () => {
       // The scrape that opens the window: the window's histograms are the difference to it.
-      const scrape = scrapeMetrics(metricsUrl);
+      const scrape = scrapeMetricsText(metricsUrl);
       // Awaited once the window is complete; handled now so a failure cannot surface as an unhandled rejection meanwhile.
       scrape.catch(() => undefined);
       windowStart = scrape;
     });
-    const before = await (windowStart ?? Promise.reject(new Error("no window-start scrape")));
-    const after = await scrapeMetrics(metricsUrl);
+    const beforeText = await (windowStart ?? Promise.reject(new Error("no window-start scrape")));
+    const after = parsePrometheusText(await scrapeMetricsText(metricsUrl));
+    const before = parsePrometheusText(beforeText);
     const exit = await daemon.stop(STOP_TIMEOUT_MS);
 
     const { measuredFps, ...figures } = busTimedFigures(window);

@@ -5,6 +5,7 @@ import os from "node:os";
 import { InvalidArgumentError, type Command } from "commander";
 import type { BenchProgress, ModelBenchOptions } from "../bench/model-bench.ts";
 import type { PipelineBenchOptions, PipelineBenchProgress } from "../bench/pipeline-bench.ts";
+import { DEFAULT_PIPELINE_FRAMES, DEFAULT_PIPELINE_WARMUP } from "../bench/pipeline-defaults.ts";
 
 function intOption(min: number): (value: string) => number {
   return (value) => {
@@ -183,12 +184,12 @@ export function register(program: Command): void {
         "latency from a ZeroMQ subscriber, drops from /metrics; prints a Markdown table with the targets",
     )
     .option("--video <path>", "video to play (default: .cache/fixtures/vtest.avi in the repository)")
-    .option("--frames <n>", "timed frames per scenario: session runs for (a)-(a3), bus messages for (b)-(d)", intOption(2), 300)
+    .option("--frames <n>", "timed frames per scenario: session runs for (a)-(a3), bus messages for (b)-(d)", intOption(2), DEFAULT_PIPELINE_FRAMES)
     .option(
       "--warmup <n>",
-      "untimed session runs for (a), and messages discarded before the timed ones in (b)-(d) and (c2); a few hundred measure processes whose code V8 has already optimised",
+      "untimed session runs for (a), and messages discarded before the timed ones in (b)-(d) and (c2), so that a daemon's first frames (V8 still compiling its frame path) stay out of the window",
       intOption(1),
-      5,
+      DEFAULT_PIPELINE_WARMUP,
     )
     .option("--model <name>", "manifest model (default: the manifest's default)")
     .option("--threads <n>", `ONNX Runtime intra-op threads, raw loop and daemon alike (default: ORT's, one per core; here ${os.availableParallelism()} cores)`, intOption(1))
