@@ -10,9 +10,9 @@
 // every core) and once with one core left free, and compare. Nothing else should run
 // meanwhile; the script says how much other processes used.
 import os from "node:os";
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
+import { systemBusyNs } from "../src/util/system-cpu.ts";
 
 /** Gap thresholds, ms. */
 const THRESHOLDS_MS = [0.5, 1, 2, 5, 10, 20];
@@ -28,20 +28,10 @@ interface SpinResult {
   spunMs: number;
 }
 
-/** CPU time of every process on the machine, in clock ticks (/proc/stat's first line, idle and iowait excluded). */
-function busyTicks(): number | null {
-  try {
-    const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal
-    return f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
-  } catch {
-    return null;
-  }
-}
-
-function ownTicks(): number {
+/** This process's CPU time, all threads, in ns. */
+function ownNs(): number {
   const u = process.cpuUsage();
-  return ((u.user + u.system) / 1e6) * 100; // USER_HZ is 100 on Linux
+  return (u.user + u.system) * 1e3;
 }
 
 function positive(name: string, text: string | undefined, fallback: number, integer: boolean): number {
@@ -64,8 +54,8 @@ async function main(): Promise<void> {
   const spinners = positive("spinners", values.spinners, cores, true);
   console.log(`${spinners} spinner(s) on ${cores} core(s) for ${seconds} s (${os.cpus()[0]?.model ?? "unknown CPU"})`);
 
-  const busy0 = busyTicks();
-  const own0 = ownTicks();
+  const busy0 = systemBusyNs();
+  const own0 = ownNs();
   const results = await Promise.all(
     Array.from(
       { length: spinners },
@@ -80,8 +70,8 @@ async function main(): Promise<void> {
         }),
     ),
   );
-  const busy1 = busyTicks();
-  const own1 = ownTicks();
+  const busy1 = systemBusyNs();
+  const own1 = ownNs();
 
   const head = THRESHOLDS_MS.map((t) => `>${t} ms`.padStart(9)).join("");
   console.log(`spinner ${head}   max ms  lost ms  gaps >1 ms per s`);
@@ -90,7 +80,7 @@ async function main(): Promise<void> {
     console.log(`${String(k + 1).padStart(7)} ${r.over.map((n) => String(n).padStart(9)).join("")} ${r.maxMs.toFixed(2).padStart(8)} ${r.lostMs.toFixed(1).padStart(8)} ${perS.toFixed(2).padStart(17)}`);
   });
   if (busy0 !== null && busy1 !== null) {
-    const otherPct = ((busy1 - busy0 - (own1 - own0)) / (seconds * 100)) * 100;
+    const otherPct = ((busy1 - busy0 - (own1 - own0)) / (seconds * 1e9)) * 100;
     console.log(`other processes and the kernel: about ${Math.max(0, otherPct).toFixed(1)} % of one core meanwhile (from /proc/stat)`);
   }
 }

@@ -70,7 +70,7 @@ import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";
 import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./table.ts";
 import { LATENCY_BUCKETS_SECONDS, type Stage } from "../../metrics/metrics.ts";
 import { DEFAULT_OVERLOAD_FACTOR, DEFAULT_PACED_FRACTION, DEFAULT_PIPELINE_FRAMES, DEFAULT_PIPELINE_WARMUP } from "./pipeline-defaults.ts";
-
+import { systemBusyNs } from "../../util/system-cpu.ts";
 
 /** The targets the table judges against; printed, never asserted. */
 export const TARGETS = {
@@ -537,23 +537,6 @@ function groupOf(pid: number, tid: number, name: string): string {
   if (name.includes(":")) return "GStreamer streaming";
   if (name.startsWith("libuv")) return "libuv pool";
   return "other (inference worker, ONNX Runtime, V8)";
-}
-
-/** Whole-machine busy time from /proc/stat's "cpu" line, in ns; null where unreadable. */
-function systemBusyNs(): number | null {
-  try {
-    const line = readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith("cpu "));
-    if (line === undefined) return null;
-    // user nice system idle iowait irq softirq steal (guest time is already inside user).
-    const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
-    if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return null;
-    const busyTicks = f.reduce((a, x) => a + x, 0) - f[3] - f[4];
-    // /proc/stat counts in USER_HZ, which the kernel ABI fixes at 100 on the architectures
-    // this runs on (x86-64, arm64), whatever the kernel's internal HZ.
-    return busyTicks * 1e7;
-  } catch {
-    return null;
-  }
 }
 
 interface CpuWindowStart {

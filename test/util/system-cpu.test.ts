@@ -1,0 +1,19 @@
+// The machine's busy time from /proc/stat, against CPU this test burns itself.
+import { describe, expect, it } from "vitest";
+import { systemBusyNs } from "../../src/util/system-cpu.ts";
+
+describe("systemBusyNs", () => {
+  it.runIf(process.platform === "linux")("grows by at least the CPU time this process spends", () => {
+    const before = systemBusyNs();
+    const own0 = process.cpuUsage();
+    const until = performance.now() + 300;
+    while (performance.now() < until); // a core busy for 0.3 s
+    const own = process.cpuUsage(own0);
+    const ownNs = (own.user + own.system) * 1e3;
+    const after = systemBusyNs();
+    expect(before, "/proc/stat should be readable on Linux").not.toBeNull();
+    expect(after).not.toBeNull();
+    // /proc/stat ticks every 10 ms: allow two ticks of rounding.
+    expect(after! - before!, `machine busy time grew less than this process's own ${ownNs / 1e6} ms`).toBeGreaterThanOrEqual(ownNs - 2e7);
+  });
+});
