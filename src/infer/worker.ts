@@ -14,6 +14,7 @@ import { createSession } from "./session.ts";
 import type { Detection, RawTensor } from "./types.ts";
 import { checkDetectSettings, type DetectSettings, type MainToWorker, type WorkerInit, type WorkerToMain } from "./worker-protocol.ts";
 import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
+import { releaseArrayBuffers } from "../util/release-array-buffer.ts";
 
 const maybePort = parentPort;
 if (maybePort === null) throw new Error("src/infer/worker.ts is an inference worker entry; start it with new Worker(), not import it");
@@ -127,6 +128,9 @@ async function runFrame(m: Loaded, pixels: Uint8Array, width: number, height: nu
   });
   // NMS in model pixels equals NMS in source pixels: IoU is unchanged by per-axis scaling and shifting.
   const detections = nms(candidates, s.iouThreshold, { classAware: true, maxDetections: s.maxDetections });
+  // Detections are plain numbers now; the frame's pixels and the model's outputs go back at
+  // once rather than piling up until V8 collects them (see release-array-buffer.ts).
+  releaseArrayBuffers([input.data, ...m.fetches.map((n) => outputs[n].data)].flatMap((d) => (ArrayBuffer.isView(d) ? [d.buffer] : [])), `${m.what}, ${label}`);
   const t3 = performance.now();
   return { detections, preprocessMs: t1 - t0, inferenceMs: t2 - t1, decodeMs: t3 - t2 };
 }
