@@ -1,27 +1,46 @@
 // Rolling percentiles for the status line and the bench: the last N samples, sorted on read.
+//
+// The samples live in a typed ring and are sorted into a typed scratch buffer, once per
+// change however many percentiles are read: the status behind each health message reads
+// three, and sorting a copied number[] with a comparator for each of them was the largest
+// single source of garbage on the daemon's main thread (a sampling allocation profile of
+// the demo: 4.2 of 25 MB allocated in 10 s).
 export class LatencyWindow {
-  private readonly samples: number[] = [];
+  private readonly ring: Float64Array;
+  private readonly scratch: Float64Array;
+  private count = 0;
   private next = 0;
+  /** scratch[0, count) holds the window sorted */
+  private sorted = true;
 
-  constructor(private readonly capacity = 256) {}
+  constructor(private readonly capacity = 256) {
+    if (!(Number.isInteger(capacity) && capacity > 0)) throw new RangeError(`LatencyWindow capacity must be a positive integer, got ${capacity}`);
+    this.ring = new Float64Array(capacity);
+    this.scratch = new Float64Array(capacity);
+  }
 
   add(ms: number): void {
-    if (this.samples.length < this.capacity) this.samples.push(ms);
-    else {
-      this.samples[this.next] = ms;
-      this.next = (this.next + 1) % this.capacity;
-    }
+    this.ring[this.next] = ms;
+    this.next = (this.next + 1) % this.capacity;
+    if (this.count < this.capacity) this.count++;
+    this.sorted = false;
   }
 
   get size(): number {
-    return this.samples.length;
+    return this.count;
   }
 
   /** q in [0, 1]; nearest-rank on the current window; NaN when empty */
   percentile(q: number): number {
-    if (!this.samples.length) return NaN;
-    const sorted = [...this.samples].sort((a, b) => a - b);
-    return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+    const n = this.count;
+    if (n === 0) return NaN;
+    if (!this.sorted) {
+      // Typed-array sort is numeric and needs no comparator; NaN samples sort last.
+      this.scratch.set(n === this.capacity ? this.ring : this.ring.subarray(0, n));
+      this.scratch.subarray(0, n).sort();
+      this.sorted = true;
+    }
+    return this.scratch[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))];
   }
 }
 
