@@ -175,7 +175,7 @@ async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> 
       const t0 = performance.now();
       const { spent } = await runFrame(m, new Uint8Array(width * height * 3), width, height, `warm-up run ${i + 1}`);
       warmupMs.push(performance.now() - t0);
-      releaseArrayBuffers(spent, `${what}, warm-up run ${i + 1}`);
+      releaseArrayBuffers(spent);
     }
   } catch (err) {
     await created.session.release();
@@ -190,10 +190,9 @@ async function onInfer(msg: Extract<MainToWorker, { type: "infer" }>): Promise<v
   const m = loaded;
   if (m === undefined) throw new Error(`infer request ${msg.id} (${msg.camera} #${msg.seq}) arrived before init completed`);
   maybeStall();
-  const label = `camera ${msg.camera} frame ${msg.seq}`;
-  const { spent, ...out } = await runFrame(m, new Uint8Array(msg.pixels), msg.width, msg.height, label);
+  const { spent, ...out } = await runFrame(m, new Uint8Array(msg.pixels), msg.width, msg.height, `camera ${msg.camera} frame ${msg.seq}`);
   post({ type: "result", id: msg.id, camera: msg.camera, seq: msg.seq, ...out, tStartNs, tEndNs: process.hrtime.bigint() });
-  releaseArrayBuffers(spent, `${m.what}, ${label}`);
+  releaseArrayBuffers(spent);
 }
 
 async function onClose(): Promise<void> {

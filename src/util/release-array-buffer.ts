@@ -32,21 +32,18 @@ function portThatDropsEverything(): MessagePort {
  * view on it reads as empty from here on, so the caller must be done with all of them.
  * Returns whether it was released. Left as they are, returning false: SharedArrayBuffers,
  * empty or already detached buffers, and buffers the runtime will not transfer (Node's
- * shared Buffer pool, anything passed to markAsUntransferable, WebAssembly memory).
+ * shared Buffer pool, anything passed to markAsUntransferable, WebAssembly memory: Node 20
+ * skips those silently rather than throw).
  */
-export function releaseArrayBuffer(buf: ArrayBufferLike, what = "buffer"): boolean {
+export function releaseArrayBuffer(buf: ArrayBufferLike): boolean {
   if (!(buf instanceof ArrayBuffer) || buf.byteLength === 0) return false;
-  try {
-    portThatDropsEverything().postMessage(null, [buf]);
-  } catch (err) {
-    throw new Error(`releasing ${what} (${buf.byteLength} bytes): ${err instanceof Error ? err.message : String(err)}`);
-  }
+  portThatDropsEverything().postMessage(null, [buf]);
   return buf.byteLength === 0;
 }
 
 /** releaseArrayBuffer for each distinct buffer in `bufs` (views may share one); how many were released. */
-export function releaseArrayBuffers(bufs: Iterable<ArrayBufferLike>, what = "buffer"): number {
+export function releaseArrayBuffers(bufs: Iterable<ArrayBufferLike>): number {
   let released = 0;
-  for (const b of new Set(bufs)) if (releaseArrayBuffer(b, what)) released++;
+  for (const b of new Set(bufs)) if (releaseArrayBuffer(b)) released++;
   return released;
 }

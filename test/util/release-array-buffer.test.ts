@@ -28,7 +28,7 @@ describe("releaseArrayBuffer", () => {
       const data = out[session.outputNames[0]].data;
       if (!ArrayBuffer.isView(data)) throw new Error("the default model's first output should be numeric");
       expect(data.byteLength).toBeGreaterThan(0);
-      expect(releaseArrayBuffer(data.buffer, "output")).toBe(true);
+      expect(releaseArrayBuffer(data.buffer)).toBe(true);
       expect(data.byteLength, "ORT's output buffer should be detached").toBe(0);
     } finally {
       await session.release();
@@ -57,7 +57,7 @@ describe("releaseArrayBuffer", () => {
     const buf = new ArrayBuffer(64);
     const a = new Float32Array(buf, 0, 8);
     const b = new Float32Array(buf, 32, 8);
-    expect(releaseArrayBuffers([a.buffer, b.buffer], "outputs")).toBe(1);
+    expect(releaseArrayBuffers([a.buffer, b.buffer])).toBe(1);
     expect(buf.byteLength).toBe(0);
   });
 });
