@@ -14,7 +14,7 @@ import { createSession } from "./session.ts";
 import type { Detection, RawTensor } from "./types.ts";
 import { checkDetectSettings, type DetectSettings, type MainToWorker, type WorkerInit, type WorkerToMain } from "./worker-protocol.ts";
 import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
-import { releaseArrayBuffers } from "../util/release-array-buffer.ts";
+import { releaseTensors, type TensorLike } from "../util/release-array-buffer.ts";
 
 const maybePort = parentPort;
 if (maybePort === null) throw new Error("src/infer/worker.ts is an inference worker entry; start it with new Worker(), not import it");
@@ -110,7 +110,7 @@ interface RunOutput {
    * collections to reclaim them landed on frames; after the result is posted, so that
    * the release (about 0.2 ms for this model) is not on the frame's path.
    */
-  spent: ArrayBufferLike[];
+  spent: TensorLike[];
 }
 
 /** One frame through the model: pixels are consumed (a BGR model swaps them in place). */
@@ -136,8 +136,7 @@ async function runFrame(m: Loaded, pixels: Uint8Array, width: number, height: nu
   // NMS in model pixels equals NMS in source pixels: IoU is unchanged by per-axis scaling and shifting.
   const detections = nms(candidates, s.iouThreshold, { classAware: true, maxDetections: s.maxDetections });
   const t3 = performance.now();
-  const spent = [input.data, ...m.fetches.map((n) => outputs[n].data)].flatMap((d) => (ArrayBuffer.isView(d) ? [d.buffer] : []));
-  return { detections, preprocessMs: t1 - t0, inferenceMs: t2 - t1, decodeMs: t3 - t2, spent };
+  return { detections, preprocessMs: t1 - t0, inferenceMs: t2 - t1, decodeMs: t3 - t2, spent: [input, ...m.fetches.map((n) => outputs[n])] };
 }
 
 async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> {
@@ -175,7 +174,7 @@ async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> 
       const t0 = performance.now();
       const { spent } = await runFrame(m, new Uint8Array(width * height * 3), width, height, `warm-up run ${i + 1}`);
       warmupMs.push(performance.now() - t0);
-      releaseArrayBuffers(spent);
+      releaseTensors(spent);
     }
   } catch (err) {
     await created.session.release();
@@ -192,7 +191,7 @@ async function onInfer(msg: Extract<MainToWorker, { type: "infer" }>): Promise<v
   maybeStall();
   const { spent, ...out } = await runFrame(m, new Uint8Array(msg.pixels), msg.width, msg.height, `camera ${msg.camera} frame ${msg.seq}`);
   post({ type: "result", id: msg.id, camera: msg.camera, seq: msg.seq, ...out, tStartNs, tEndNs: process.hrtime.bigint() });
-  releaseArrayBuffers(spent);
+  releaseTensors(spent);
 }
 
 async function onClose(): Promise<void> {

@@ -47,3 +47,19 @@ export function releaseArrayBuffers(bufs: Iterable<ArrayBufferLike>): number {
   for (const b of new Set(bufs)) if (releaseArrayBuffer(b)) released++;
   return released;
 }
+
+/** A tensor as far as releasing goes: ONNX Runtime's, or anything that keeps its values in `data`. */
+export interface TensorLike {
+  readonly data: unknown;
+}
+
+/**
+ * releaseArrayBuffers for the buffers behind each tensor's typed-array data (a string
+ * tensor's array has none and is left alone); how many were released. Every view on them,
+ * the tensors' own included, reads as empty afterwards.
+ */
+export function releaseTensors(tensors: Iterable<TensorLike>): number {
+  const bufs: ArrayBufferLike[] = [];
+  for (const t of tensors) if (ArrayBuffer.isView(t.data)) bufs.push(t.data.buffer);
+  return releaseArrayBuffers(bufs);
+}

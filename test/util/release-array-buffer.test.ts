@@ -3,7 +3,7 @@ import * as ort from "onnxruntime-node";
 import { markAsUntransferable } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../../src/model/manifest.ts";
-import { releaseArrayBuffer, releaseArrayBuffers } from "../../src/util/release-array-buffer.ts";
+import { releaseArrayBuffer, releaseArrayBuffers, releaseTensors } from "../../src/util/release-array-buffer.ts";
 
 describe("releaseArrayBuffer", () => {
   it("detaches the buffer and gives its memory back without a collection", () => {
@@ -51,6 +51,28 @@ describe("releaseArrayBuffer", () => {
     markAsUntransferable(kept);
     expect(releaseArrayBuffer(kept)).toBe(false);
     expect(kept.byteLength).toBe(32);
+  });
+
+  it("releases every numeric output of an ONNX Runtime run, as the worker and the bench's raw loop do", async () => {
+    const model = resolveModel(await readManifest(), DEFAULT_MANIFEST_PATH);
+    const { input: spec } = model.entry;
+    const session = await ort.InferenceSession.create(await readVerifiedModel(model));
+    try {
+      const input = new ort.Tensor("uint8", new Uint8Array(spec.width * spec.height * 3), spec.shape);
+      const out = Object.values(await session.run({ [spec.name]: input }));
+      expect(out.length, "the default model should have several outputs").toBeGreaterThan(1);
+      expect(releaseTensors(out), "each output tensor's buffer should be released once").toBe(out.length);
+      for (const t of out) expect((t.data as ArrayBufferView).byteLength, `output ${t.dims.join("x")} should read as empty after the release`).toBe(0);
+    } finally {
+      await session.release();
+    }
+  });
+
+  it("leaves tensors without a typed array alone", () => {
+    const strings = new ort.Tensor("string", ["a", "b"], [2]);
+    const numbers = new ort.Tensor("float32", new Float32Array(4), [4]);
+    expect(releaseTensors([strings, numbers]), "only the float32 tensor has a buffer to release").toBe(1);
+    expect(strings.data).toEqual(["a", "b"]);
   });
 
   it("releases a buffer shared by several views once", () => {

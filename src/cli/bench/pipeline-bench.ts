@@ -71,6 +71,7 @@ import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./ta
 import { LATENCY_BUCKETS_SECONDS, type Stage } from "../../metrics/metrics.ts";
 import { DEFAULT_OVERLOAD_FACTOR, DEFAULT_PACED_FRACTION, DEFAULT_PIPELINE_FRAMES, DEFAULT_PIPELINE_WARMUP } from "./pipeline-defaults.ts";
 import { systemBusyNs } from "../../util/system-cpu.ts";
+import { releaseTensors } from "../../util/release-array-buffer.ts";
 
 /** The targets the table judges against; printed, never asserted. */
 export const TARGETS = {
@@ -666,8 +667,13 @@ async function runRawLoop(
   try {
     const run = async (i: number): Promise<number> => {
       const t0 = process.hrtime.bigint();
-      await session.run({ [spec.name]: tensors[i % tensors.length] });
-      return msBetween(t0, process.hrtime.bigint());
+      const out = await session.run({ [spec.name]: tensors[i % tensors.length] });
+      const ms = msBetween(t0, process.hrtime.bigint());
+      // Freed now, untimed, as the daemon's worker frees them (src/infer/worker.ts). Left to
+      // V8, ORT's output buffers bring collections that land inside later runs: a reference
+      // that pays for them is a slower loop than the one the daemon is held to.
+      releaseTensors(Object.values(out));
+      return ms;
     };
     for (let w = 0; w < warmup; w++) {
       progress({ kind: "frames", scenario: "raw", done: w + 1, total: warmup, warmup: true });
@@ -1301,7 +1307,8 @@ function buildNotes(warmup: number, clock: ClockCheck, scenarios: readonly Scena
             ` The target compares (b) with (a), one frame at a time, as the daemon runs live cameras.`,
         ]),
     `(a) times \`await session.run\` alone, in the bench's main thread, on frames decoded by GStreamer and resized ` +
-      `by resizeToModel beforehand; ${warmup} untimed runs first. The daemon runs the same session settings in a ` +
+      `by resizeToModel beforehand; ${warmup} untimed runs first. Each run's outputs are freed right after it, untimed, ` +
+      `as the daemon's worker frees its own, in (a2) and (a3) too. The daemon runs the same session settings in a ` +
       `worker thread, on frames GStreamer scales, and adds decode + NMS, the worker hop, message encoding and the bus.`,
     `(a3) runs (a)'s warm session again at (c)'s rate, on an absolute schedule, idle between runs as the daemon's ` +
       `worker is; it times \`await session.run\` alone, as (a) does. (c2): a child process publishes detections ` +
