@@ -72,6 +72,7 @@ import { LATENCY_BUCKETS_SECONDS, type Stage } from "../../metrics/metrics.ts";
 import { DEFAULT_OVERLOAD_FACTOR, DEFAULT_PACED_FRACTION, DEFAULT_PIPELINE_FRAMES, DEFAULT_PIPELINE_WARMUP } from "./pipeline-defaults.ts";
 import { systemBusyNs } from "../../util/system-cpu.ts";
 import { releaseTensors } from "../../util/release-array-buffer.ts";
+import { collectGarbage } from "./collect-garbage.ts";
 
 /** The targets the table judges against; printed, never asserted. */
 export const TARGETS = {
@@ -679,6 +680,7 @@ async function runRawLoop(
       progress({ kind: "frames", scenario: "raw", done: w + 1, total: warmup, warmup: true });
       await run(w);
     }
+    collectGarbage();
     cpuStart = startCpuWindow(process.pid);
     const start = process.hrtime.bigint();
     for (let i = 0; i < frames; i++) {
@@ -693,6 +695,7 @@ async function runRawLoop(
     progress({ kind: "step", scenario: "raw-paced", text: `the same loop paced at ${fps} runs/s, as (c)` });
     const periodNs = BigInt(Math.round(1e9 / fps));
     const pacedSamples: number[] = [];
+    collectGarbage();
     const pacedCpuStart = startCpuWindow(process.pid);
     const pacedStart = process.hrtime.bigint();
     for (let i = 0; i < frames; i++) {
@@ -994,6 +997,9 @@ async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): 
   let d: RunningDaemon | undefined;
   try {
     ctx.progress({ kind: "step", scenario: spec.id, text: `starting the daemon: ${spec.input.description}` });
+    // Before the process starts, not at the window: the collection blocks this thread, and
+    // the subscriber is on it (collect-garbage.ts says why it runs at all).
+    collectGarbage();
     const spawnNs = process.hrtime.bigint();
     const daemon = runDaemon(["run", "--config", cfgPath], ctx.env);
     d = daemon;
@@ -1065,6 +1071,9 @@ async function runBusFloorScenario(fps: number, ctx: DaemonContext): Promise<Sce
   let p: RunningDaemon | undefined;
   try {
     ctx.progress({ kind: "step", scenario: id, text: `starting the bus floor publisher at ${fps} messages/s` });
+    // Before the process starts, not at the window: the collection blocks this thread, and
+    // the subscriber is on it (collect-garbage.ts says why it runs at all).
+    collectGarbage();
     const spawnNs = process.hrtime.bigint();
     const proc = runNodeProcess("bus floor publisher", ["--import", "tsx", BUS_FLOOR_PUBLISHER, String(fps)], ctx.env);
     p = proc;
@@ -1316,7 +1325,9 @@ function buildNotes(warmup: number, clock: ClockCheck, scenarios: readonly Scena
       `same subscriber; its e2e is receipt minus the moment each message was made.`,
     ...pacedBreakdown(scenarios),
     `(b)-(d): the daemon as a child process (\`node bin/perceptd.js run\`), timed by a ZeroMQ subscriber in the bench ` +
-      `process; the first ${warmup} messages of each run, (c2)'s too, are discarded. processed/s = (messages - 1) / (last - first receipt).`,
+      `process; the first ${warmup} messages of each run, (c2)'s too, are discarded. processed/s = (messages - 1) / (last - first receipt). ` +
+      `The bench runs a full collection of its own heap before (a), (a3) and each child process it starts, so that no ` +
+      `mark-compact of earlier scenarios' garbage lands in a window.`,
     `e2e = subscriber receipt - tIngestNs (when the daemon's main thread took the frame from the appsink). Both are ` +
       `process.hrtime.bigint() (CLOCK_MONOTONIC on Linux); checked: ${clock.samples.length}/${clock.samples.length} child ` +
       `readings inside the parent's, ${clock.messagesChecked - clock.messageViolations}/${clock.messagesChecked} messages ` +
@@ -1352,7 +1363,23 @@ function pacedBreakdown(scenarios: readonly ScenarioResult[]): string[] {
       `publish->receipt ${formatMs(paced.split.publishToReceipt.p99Ms)}, e2e ${formatMs(paced.e2e.p99Ms)} ` +
       `(${signed(paced.e2e.p99Ms - raw.p99Ms)} over (a)). Tails do not add up exactly: the slowest frames of one stage are not ` +
       `those of the next.`,
+    ...modelInWindow(raw, paced),
     ...outsideInference(paced),
+  ];
+}
+
+/**
+ * (c)'s own session.run beside (a)'s: the same session settings, minutes apart. On a shared
+ * machine the model's speed drifts between scenarios, and (c)'s target compares its tail
+ * with (a)'s, so the drift goes into the verdict; this line shows how much.
+ */
+function modelInWindow(raw: InferenceFigures, paced: ScenarioResult): string[] {
+  const st = paced.stages;
+  if (st === null) return [];
+  return [
+    `(c)'s own session.run beside (a)'s, mean/p99 in ms: ${formatMs(st.mean.inferenceMs)}/~${formatMs(st.p99.inferenceMs)} ` +
+      `(daemon histogram) against ${formatMs(raw.meanMs)}/${formatMs(raw.p99Ms)}. A gap here is the model itself running slower ` +
+      `or faster in (c)'s window, before anything the daemon adds around it.`,
   ];
 }
 
