@@ -1,6 +1,6 @@
 // The machine's busy time from /proc/stat, against CPU this test burns itself.
 import { describe, expect, it } from "vitest";
-import { systemBusyNs } from "../../src/util/system-cpu.ts";
+import { systemBusyNs, systemCpuNs } from "../../src/util/system-cpu.ts";
 
 describe("systemBusyNs", () => {
   it.runIf(process.platform === "linux")("grows by at least the CPU time this process spends", () => {
@@ -15,5 +15,19 @@ describe("systemBusyNs", () => {
     expect(after).not.toBeNull();
     // /proc/stat ticks every 10 ms: allow two ticks of rounding.
     expect(after! - before!, `machine busy time grew less than this process's own ${ownNs / 1e6} ms`).toBeGreaterThanOrEqual(ownNs - 2e7);
+  });
+});
+
+describe("systemCpuNs", () => {
+  it.runIf(process.platform === "linux")("splits the kernel's interrupt time out of the busy time, never more than all of it", () => {
+    const a = systemCpuNs();
+    expect(a, "/proc/stat should be readable on Linux").not.toBeNull();
+    expect(a!.interruptNs, "interrupt time is part of busy time").toBeLessThanOrEqual(a!.busyNs);
+    expect(a!.interruptNs).toBeGreaterThanOrEqual(0);
+    const b = systemCpuNs();
+    expect(b!.busyNs - a!.busyNs, "busy time never goes back").toBeGreaterThanOrEqual(0);
+    expect(b!.interruptNs - a!.interruptNs, "interrupt time never goes back").toBeGreaterThanOrEqual(0);
+    const busy = systemBusyNs();
+    expect(busy, "systemBusyNs is systemCpuNs' busy time").toBeGreaterThanOrEqual(b!.busyNs);
   });
 });

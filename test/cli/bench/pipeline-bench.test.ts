@@ -180,6 +180,9 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
       for (const id of ["a", "a2", "a3", "c2"]) expect(rowOf(id), `row (${id})`).toMatch(/\(reference\)/);
       expect(report, "(c) is set beside (a3) and (c2)").toMatch(/^- \(c\) beside its references, p99 in ms: \(a\) inference \d/m);
       expect(report, "(c)'s own session.run is set beside (a)'s").toMatch(/^- \(c\)'s own session\.run beside \(a\)'s, mean\/p99 in ms: \d+(\.\d+)?\/~\d+(\.\d+)? \(daemon histogram\) against \d/m);
+      expect(report, "the quiet check should set the kernel's interrupt time apart from other processes").toMatch(
+        /^quiet: +(yes|NO).*\(kernel interrupts and softirqs, not counted there: at most \d+%, during \([a-d]\d?\)\)$/m,
+      );
       expect(report, "(c)'s steps outside the model").toMatch(/^- \(c\) outside session\.run, mean\/p99 in ms .*worker->main \d+(\.\d+)?\/~\d/m);
     },
     300_000,
