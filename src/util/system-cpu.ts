@@ -8,9 +8,9 @@ export interface SystemCpuNs {
   /**
    * The part of busyNs the kernel spent in interrupt and softirq handling (timers,
    * scheduler balancing, loopback networking). It belongs to no process: it is done for
-   * whatever runs, and a workload that wakes idle cores often raises it by itself (on the
-   * 2-core build VM, about 10 % of a core while the daemon runs paced, under 1 % while it
-   * runs flat out).
+   * whatever runs, and the workload being measured can raise it by itself (on the 2-core
+   * build VM, 8-17 % of a core during the pipeline bench's paced and overloaded scenarios,
+   * under 1 % during its unpaced one, with nothing else running).
    */
   interruptNs: number;
 }
