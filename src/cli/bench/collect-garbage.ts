@@ -3,9 +3,10 @@
 // Why: the bench times the daemon from a subscriber in its own process, and its heap still
 // holds what earlier scenarios left behind (decoded video, ONNX Runtime tensors, /metrics
 // text). When V8 chose to reclaim that with a mark-compact during a window, the pause
-// (17-29 ms in traced runs of (c), while its helper threads took both cores) landed beside
-// frames being timed. Collected up front, between scenarios, the heap starts each window
-// nearly empty and the next mark-compact is far away.
+// (17-29 ms in traced runs of (c) on the 2-core build VM) landed beside frames being
+// timed. Collected up front, between scenarios, the heap starts each window with only what
+// is still in use; in three traced runs after the change no mark-compact of the bench's
+// ran in a window.
 //
 // How: Node offers gc() only behind --expose-gc, and the bench runs inside the perceptd
 // CLI, which is not started with it. Setting the flag at run time makes V8 install gc() in

@@ -233,8 +233,8 @@ export interface CpuFigures {
   otherProcessesPct: number | null;
   /**
    * The kernel's interrupt and softirq time over the window (system-cpu.ts): no process's,
-   * and raised by the scenario's own wake-ups, so it is shown beside the others rather
-   * than counted as other work.
+   * and the scenario itself can raise it, so it is shown beside the others rather than
+   * counted as other work.
    */
   interruptPct: number | null;
   groups: CpuGroup[];
