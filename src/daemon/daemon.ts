@@ -22,6 +22,7 @@ import { busHealthState, describeReason, toHealthStatus, type HealthSnapshot } f
 import type { CameraHealthState } from "../bus/codec.ts";
 import { LatencyWindow, RateMeter } from "./latency-window.ts";
 import { HazardStage } from "./hazard-stage.ts";
+import { FRAME_TIMINGS_MSG, frameTimings } from "./frame-timings.ts";
 
 /** "source-failed": every camera ended and at least one ended on an error (an unreadable replay). */
 export type StopReason = "signal" | "end-of-stream" | "source-failed" | "fatal";
@@ -415,6 +416,7 @@ export class Daemon {
     m.observeStage("decode", cam, r.timings.decodeMs / 1e3);
     m.observeStage("worker_to_main", cam, r.timings.handoffMs / 1e3);
     m.observeStageNs("publish", cam, tPublish, tDone);
+    if (this.log.isLevelEnabled("trace")) this.log.trace(frameTimings(r, Number(tDone - tPublish) / 1e6), FRAME_TIMINGS_MSG);
     m.observeStageNs("end_to_end", cam, r.tIngestNs, tDone);
     m.framesProcessed.inc({ camera: cam });
     m.cameraUp.set({ camera: cam }, 1);

@@ -5,6 +5,7 @@ import { mkdtemp, writeFile, readFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { FRAME_TIMINGS_MSG } from "../../src/daemon/frame-timings.ts";
 import { baseConfig, collectDetections, DEFAULT_MODEL, DEFAULT_MODEL_FILE, freePort, literal, REPO, runDaemon, VTEST, writeConfig } from "./harness.ts";
 
 const metricsUrl = (l: Record<string, unknown>): string => String(l.metrics);
@@ -31,6 +32,31 @@ describe("perceptd run", () => {
     expect(seqs, "sequence numbers increase").toEqual([...seqs].sort((a, b) => a - b));
     for (const m of sub.messages) expect(m.tPublishNs >= m.tIngestNs, "publish after ingest").toBe(true);
     expect(d.logs.some((l) => l.msg === "stopped"), "logged a clean stop").toBe(true);
+    expect(d.logs.filter((l) => l.msg === FRAME_TIMINGS_MSG), "per-frame timings are written at log level trace only").toEqual([]);
+  });
+
+  it("at log level trace, logs every published frame's stage timings", async () => {
+    const port = await freePort();
+    const sub = await collectDetections(`tcp://127.0.0.1:${port}`);
+    const source = { type: "testsrc", pattern: "ball", width: 320, height: 240, framerate: 30, numBuffers: 40 };
+    const cfg = await writeConfig(baseConfig(port, source, { log: { level: "trace", format: "json" } }));
+    const d = runDaemon(["run", "--config", cfg]);
+    expect(await d.exited, `exit code; stderr: ${d.stderr()}`).toBe(0);
+    sub.close();
+    const timings = new Map(d.logs.filter((l) => l.msg === FRAME_TIMINGS_MSG).map((l) => [l.seq, l]));
+    expect(sub.messages.length, "detections messages received").toBeGreaterThan(5);
+    for (const m of sub.messages) {
+      const t = timings.get(m.seq);
+      expect(t, `a "${FRAME_TIMINGS_MSG}" line for published frame #${m.seq}`).toBeDefined();
+      expect(t).toMatchObject({ camera: "cam0" });
+      for (const k of ["ingestToWorkerMs", "preprocessMs", "inferenceMs", "decodeMs", "workerToMainMs", "publishMs"]) {
+        expect(Number.isFinite(t?.[k]) && (t?.[k] as number) >= 0, `frame #${m.seq}: ${k} = ${String(t?.[k])}, a duration in ms`).toBe(true);
+      }
+      expect(t?.inferenceMs as number, `frame #${m.seq}: session.run takes time`).toBeGreaterThan(0);
+      // The steps lie between ingest and the message's encoding, which stamps tPublishNs.
+      const inside = ["ingestToWorkerMs", "preprocessMs", "inferenceMs", "decodeMs", "workerToMainMs"].reduce((a, k) => a + (t?.[k] as number), 0);
+      expect(inside, `frame #${m.seq}: the worker's steps cannot outlast ingest->publish`).toBeLessThanOrEqual(Number(m.tPublishNs - m.tIngestNs) / 1e6 + 0.01);
+    }
   });
 
   it("runs an unpaced replay on two sessions side by side and publishes every frame once, in order", async () => {

@@ -73,6 +73,7 @@ import { DEFAULT_OVERLOAD_FACTOR, DEFAULT_PACED_FRACTION, DEFAULT_PIPELINE_FRAME
 import { systemCpuNs, type SystemCpuNs } from "../../util/system-cpu.ts";
 import { releaseTensors } from "../../util/release-array-buffer.ts";
 import { collectGarbage } from "./collect-garbage.ts";
+import { renderFrameTrace, traceFrames, type FrameTrace } from "./frame-trace.ts";
 
 /** The targets the table judges against; printed, never asserted. */
 export const TARGETS = {
@@ -134,6 +135,13 @@ export interface PipelineBenchOptions {
   command?: string;
   /** Added to the daemons' environment, e.g. NODE_OPTIONS to preload an experiment. */
   daemonEnv?: NodeJS.ProcessEnv;
+  /**
+   * Runs the daemons at log level trace, so that each writes its per-frame timings
+   * (src/daemon/frame-timings.ts), and takes each daemon scenario's slowest frames apart
+   * (frame-trace.ts). Default false: the extra log line per frame is work the daemon
+   * otherwise does not do.
+   */
+  frameTrace?: boolean;
   onProgress?: (event: PipelineBenchProgress) => void;
 }
 
@@ -276,6 +284,8 @@ export interface ScenarioResult {
   daemon: { source: Record<string, unknown>; exit: number | string | null; warnings: string[] } | null;
   /** (a)-(a3): inference per run; (b)-(d), (c2): e2e per message, in arrival order */
   samplesMs: number[];
+  /** (b)-(d) with --frame-trace: each frame taken apart; null if the daemon logged no timings */
+  frameTrace?: FrameTrace | null;
 }
 
 export type TargetId = "throughput" | "paced-latency" | "overload-latency";
@@ -848,11 +858,12 @@ interface DaemonContext {
   progress: (e: PipelineBenchProgress) => void;
   clock: { checked: number; violations: number };
   env: NodeJS.ProcessEnv;
+  frameTrace: boolean;
 }
 
 function daemonConfig(spec: DaemonScenarioSpec, ctx: DaemonContext): Record<string, unknown> {
   return {
-    log: { level: "info", format: "json" },
+    log: { level: ctx.frameTrace ? "trace" : "info", format: "json" },
     model: { name: ctx.modelName, ...(ctx.manifestPath === DEFAULT_MANIFEST_PATH ? {} : { manifest: ctx.manifestPath }) },
     // A live source that reaches the end restarts after the backoff; short, so a long run
     // loses little time at the end of the clip.
@@ -1062,6 +1073,7 @@ async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): 
       stages: { mean: stageTimes(hist, stageMean), p99: stageTimes(hist, stageP99) },
       daemon: { source: spec.source, exit, warnings: warningsOf(daemon.logs) },
     };
+    if (ctx.frameTrace) result.frameTrace = traceFrames(daemon.logs, CAMERA, msgs, window.recv);
     ctx.progress({ kind: "scenario-done", result });
     return result;
   } finally {
@@ -1234,7 +1246,7 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
     const pacedFps = pacedRate(rawFps, pacedFraction);
     const overloadFps = round1(Math.min(1000, overloadFactor * rawFps));
 
-    const ctx: DaemonContext = { frames, warmup, threads, spinning, replayWorkers, modelName: raw.modelName, manifestPath, progress, clock: { checked: 0, violations: 0 }, env: opts.daemonEnv ?? {} };
+    const ctx: DaemonContext = { frames, warmup, threads, spinning, replayWorkers, modelName: raw.modelName, manifestPath, progress, clock: { checked: 0, violations: 0 }, env: opts.daemonEnv ?? {}, frameTrace: opts.frameTrace === true };
     const specs: DaemonScenarioSpec[] = [
       {
         id: "unpaced",
@@ -1535,6 +1547,7 @@ export function renderPipelineBench(result: PipelineBenchResult): string {
     pipelineBenchTable(result),
     "",
     ...result.scenarios.map(stageLine).filter((x): x is string => x !== null).map((x) => `- ${x}`),
+    ...result.scenarios.flatMap((x) => (x.frameTrace == null ? [] : [`- ${renderFrameTrace(x.label, x.frameTrace)}`])),
     ...result.scenarios.map((x) => cpuLine(x, m.availableParallelism)).filter((x): x is string => x !== null).map((x) => `- ${x}`),
     ...result.notes.map((n) => `- ${n}`),
     "",

@@ -125,6 +125,7 @@ interface PipelineCommandOptions {
   threads?: number;
   spinning?: boolean;
   replayWorkers?: number;
+  frameTrace?: boolean;
   json?: boolean;
 }
 
@@ -199,6 +200,10 @@ export function register(program: Command): void {
       "sessions the daemon runs side by side for the unpaced replay (b), and the raw side-by-side loop (a2) with it (inference.replayWorkers; default 0: automatic)",
       intOption(0),
     )
+    .option(
+      "--frame-trace",
+      "run the daemons at log level trace, so that each logs every frame's stage timings, and take each daemon scenario's slowest frames apart in the report (costs the daemon a log line per frame)",
+    )
     .option("--json", "print only the JSON result on stdout")
     .action(async (opts: PipelineCommandOptions) => {
       const { benchPipeline, renderPipelineBench } = await import("../bench/pipeline-bench.ts");
@@ -211,6 +216,7 @@ export function register(program: Command): void {
         threads: opts.threads,
         spinning: opts.spinning,
         replayWorkers: opts.replayWorkers,
+        frameTrace: opts.frameTrace === true,
         onProgress: progress.onProgress,
       };
       let result;

@@ -98,7 +98,7 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
     async () => {
       const kinds = new Set<PipelineBenchProgress["kind"]>();
       // Two replay workers whatever the core count, so the side-by-side raw loop (a2) runs too.
-      const result = await benchPipeline({ frames: 20, warmup: 2, video: VTEST, replayWorkers: 2, command: "vitest", onProgress: (e) => kinds.add(e.kind) });
+      const result = await benchPipeline({ frames: 20, warmup: 2, video: VTEST, replayWorkers: 2, frameTrace: true, command: "vitest", onProgress: (e) => kinds.add(e.kind) });
 
       expect(result.scenarios.map((s) => s.id)).toEqual(SCENARIO_IDS);
       expect(result.settings).toMatchObject({ frames: 20, warmup: 2, model: (await readManifest()).default, rawLoop: "main thread" });
@@ -183,6 +183,13 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
       expect(report, "the quiet check should set the kernel's interrupt time apart from other processes").toMatch(
         /^quiet: +(yes|NO).*\(kernel interrupts and softirqs, not counted there: at most \d+%, during \([a-d]\d?\)\)$/m,
       );
+      for (const id of ["unpaced", "paced", "overloaded"] as const) {
+        const s = result.scenarios.find((x) => x.id === id);
+        expect(s?.frameTrace?.frames, `--frame-trace: every timed message of ${id} joined with the daemon's timings line`).toBe(s?.frames);
+        expect(s?.frameTrace?.slowest.length).toBe(5);
+      }
+      expect(result.scenarios.find((x) => x.id === "bus-paced")?.frameTrace, "(c2) has no daemon to trace").toBeUndefined();
+      expect(report, "--frame-trace takes (c)'s slowest frames apart").toMatch(/^- \(c\) daemon, paced .*, frame by frame \(--frame-trace, 20 frames\), ms: .*slowest: #\d+ /m);
       expect(report, "(c)'s steps outside the model").toMatch(/^- \(c\) outside session\.run, mean\/p99 in ms .*worker->main \d+(\.\d+)?\/~\d/m);
     },
     300_000,
