@@ -609,16 +609,15 @@ export function endCpuWindow(start: CpuWindowStart, pid: number): CpuFigures | n
   const targetNs = totalCpuNs(a, target);
   const benchNs = start.bench !== null && bench !== null ? totalCpuNs(start.bench, bench) : null;
   const ours = targetNs + (benchNs ?? 0);
+  const busyNs = start.system === null || system === null ? null : system.busyNs - start.system.busyNs;
+  const interruptNs = start.system === null || system === null ? null : system.interruptNs - start.system.interruptNs;
   return {
     pid: target.pid,
     totalPct: pct(targetNs),
     benchProcessPct: benchNs === null ? null : pct(benchNs),
     // Tick-granular (10 ms), so small negatives are rounding; clamped to 0.
-    otherProcessesPct:
-      start.system === null || system === null
-        ? null
-        : Math.max(0, pct(system.busyNs - start.system.busyNs - (system.interruptNs - start.system.interruptNs) - ours)),
-    interruptPct: start.system === null || system === null ? null : pct(system.interruptNs - start.system.interruptNs),
+    otherProcessesPct: busyNs === null || interruptNs === null ? null : Math.max(0, pct(busyNs - interruptNs - ours)),
+    interruptPct: interruptNs === null ? null : pct(interruptNs),
     groups: [...groups.values()].sort((x, y) => y.cpuPct - x.cpuPct),
     top: top.slice(0, 8),
   };
