@@ -70,7 +70,7 @@ import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";
 import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./table.ts";
 import { LATENCY_BUCKETS_SECONDS, type Stage } from "../../metrics/metrics.ts";
 import { DEFAULT_OVERLOAD_FACTOR, DEFAULT_PACED_FRACTION, DEFAULT_PIPELINE_FRAMES, DEFAULT_PIPELINE_WARMUP } from "./pipeline-defaults.ts";
-import { systemCpuNs, type SystemCpuNs } from "../../util/system-cpu.ts";
+import { interruptTimeAccounting, systemCpuNs, type InterruptTimeAccounting, type SystemCpuNs } from "../../util/system-cpu.ts";
 import { releaseTensors } from "../../util/release-array-buffer.ts";
 import { collectGarbage } from "./collect-garbage.ts";
 import { renderFrameTrace, traceFrames, type FrameTrace } from "./frame-trace.ts";
@@ -242,7 +242,8 @@ export interface CpuFigures {
   /**
    * The kernel's interrupt and softirq time over the window (system-cpu.ts): no process's,
    * and the scenario itself can raise it, so it is shown beside the others rather than
-   * counted as other work.
+   * counted as other work. Where the kernel samples it at the tick
+   * (machine.interruptTimeAccounting), it can be mostly idle time.
    */
   interruptPct: number | null;
   groups: CpuGroup[];
@@ -314,6 +315,8 @@ export interface PipelineBenchResult {
     /** 1/5/15-minute load averages: anything else running skews every figure */
     loadAvgStart: number[];
     loadAvgEnd: number[];
+    /** how /proc/stat's interrupt time (CpuFigures.interruptPct) was counted; null: unknown */
+    interruptTimeAccounting: InterruptTimeAccounting | null;
   };
   versions: { node: string; onnxruntime: string };
   settings: {
@@ -1296,6 +1299,7 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
         ...machineInfo(),
         loadAvgStart,
         loadAvgEnd: os.loadavg(),
+        interruptTimeAccounting: interruptTimeAccounting(),
       },
       versions: { node: process.version, onnxruntime: ort.env.versions.node ?? ort.env.versions.common },
       settings: {
@@ -1520,7 +1524,12 @@ function quietLine(result: PipelineBenchResult): string {
   const irq = known.filter((s) => s.cpu?.interruptPct != null);
   if (irq.length === 0) return verdict;
   const most = irq.reduce((a, b) => ((b.cpu?.interruptPct ?? 0) > (a.cpu?.interruptPct ?? 0) ? b : a));
-  return `${verdict} (kernel interrupts and softirqs, not counted there: at most ${(most.cpu?.interruptPct ?? 0).toFixed(0)}%, during ${most.label.split(" ")[0]})`;
+  const how = {
+    precise: "",
+    "tick-sampled": "; this kernel samples that time at the timer tick, which can charge idle time to it: scripts/softirq-ticks.ts measures it",
+    unknown: "; whether this kernel times it or samples it at the tick is unknown",
+  }[result.machine.interruptTimeAccounting ?? "unknown"];
+  return `${verdict} (kernel interrupts and softirqs, not counted there: at most ${(most.cpu?.interruptPct ?? 0).toFixed(0)}%, during ${most.label.split(" ")[0]}${how})`;
 }
 
 /** The human-readable report: setup, the table, stage breakdown, notes, the command. */

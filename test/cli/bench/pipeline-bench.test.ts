@@ -181,7 +181,11 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
       expect(report, "(c) is set beside (a3) and (c2)").toMatch(/^- \(c\) beside its references, p99 in ms: \(a\) inference \d/m);
       expect(report, "(c)'s own session.run is set beside (a)'s").toMatch(/^- \(c\)'s own session\.run beside \(a\)'s, mean\/p99 in ms: \d+(\.\d+)?\/~\d+(\.\d+)? \(daemon histogram\) against \d/m);
       expect(report, "the quiet check should set the kernel's interrupt time apart from other processes").toMatch(
-        /^quiet: +(yes|NO).*\(kernel interrupts and softirqs, not counted there: at most \d+%, during \([a-d]\d?\)\)$/m,
+        /^quiet: +(yes|NO).*\(kernel interrupts and softirqs, not counted there: at most \d+%, during \([a-d]\d?\)(; .+)?\)$/m,
+      );
+      const howCounted = { precise: /during \([a-d]\d?\)\)$/m, "tick-sampled": /samples that time at the timer tick/, unknown: /times it or samples it at the tick is unknown/ };
+      expect(report, `the quiet line should say how this kernel counts interrupt time (${String(result.machine.interruptTimeAccounting)})`).toMatch(
+        howCounted[result.machine.interruptTimeAccounting ?? "unknown"],
       );
       for (const id of ["unpaced", "paced", "overloaded"] as const) {
         const s = result.scenarios.find((x) => x.id === id);
