@@ -1,16 +1,8 @@
 // scripts/cpu-gaps.ts as a user runs it: real worker threads spinning on the clock.
-import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { runScript, type ScriptRun } from "./run-script.ts";
 
-async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "scripts/cpu-gaps.ts", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
-  return { code, stdout, stderr };
-}
+const run = (args: string[]): Promise<ScriptRun> => runScript("scripts/cpu-gaps.ts", args);
 
 describe("scripts/cpu-gaps.ts", () => {
   it("spins one thread per --spinners for --seconds and prints a row of gap counts for each", async () => {

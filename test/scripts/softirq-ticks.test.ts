@@ -1,18 +1,10 @@
 // scripts/softirq-ticks.ts as a user runs it: a real ftrace instance where the machine
 // allows one (root, tracefs mounted), its flag checks everywhere.
-import { spawn } from "node:child_process";
 import { accessSync, constants, existsSync, readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { runScript, type ScriptRun } from "./run-script.ts";
 
-async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "scripts/softirq-ticks.ts", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
-  return { code, stdout, stderr };
-}
+const run = (args: string[]): Promise<ScriptRun> => runScript("scripts/softirq-ticks.ts", args);
 
 const INSTANCES = "/sys/kernel/tracing/instances";
 function canTrace(): boolean {
