@@ -6,7 +6,7 @@
 //   node --import tsx scripts/bus-transports-sender.ts <zeromq|tcp> <messages/s> <bytes>
 //
 // Speaks like src/cli/bench/bus-floor-publisher.ts, which is perceptd's side: one JSON line
-// {"msg": SENDER_BOUND_MSG, "endpoint": ...} on stdout once listening on loopback, so that
+// {"msg": SENDER_BOUND_MSG, "endpoints": [...]} on stdout once listening on loopback, so that
 // the receiver can connect.
 import net from "node:net";
 import { pathToFileURL } from "node:url";
@@ -61,7 +61,7 @@ async function main(argv: string[]): Promise<void> {
   if (transport === "zeromq") {
     const pub = new Publisher({ linger: 0 });
     await pub.bind("tcp://127.0.0.1:0");
-    log({ level: "info", msg: SENDER_BOUND_MSG, endpoint: pub.lastEndpoint });
+    log({ level: "info", msg: SENDER_BOUND_MSG, endpoints: [pub.lastEndpoint] });
     // It sends from the start; what the subscriber misses while joining is lost, as on
     // perceptd's bus, and the receiver discards its first messages anyway.
     sent = await tickUntilStopped(rate, () => pub.send([TOPIC, message(bytes)]), stopped);
@@ -70,7 +70,7 @@ async function main(argv: string[]): Promise<void> {
     const server = net.createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const address = server.address() as net.AddressInfo; // a TCP listener's address is always an AddressInfo
-    log({ level: "info", msg: SENDER_BOUND_MSG, endpoint: `tcp://127.0.0.1:${address.port}` });
+    log({ level: "info", msg: SENDER_BOUND_MSG, endpoints: [`tcp://127.0.0.1:${address.port}`] });
     const socket = await new Promise<net.Socket>((resolve) => server.once("connection", resolve));
     socket.setNoDelay(true);
     sent = await tickUntilStopped(

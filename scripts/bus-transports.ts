@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import net from "node:net";
 import { Subscriber } from "zeromq";
 import { collectGarbage } from "../src/cli/bench/collect-garbage.ts";
-import { BUS_FLOOR_BOUND_MSG, BUS_FLOOR_PUBLISHER, collectDetections, runNodeProcess, type RunningDaemon } from "../src/cli/bench/daemon-process.ts";
+import { BUS_FLOOR_BOUND_MSG, BUS_FLOOR_PUBLISHER, collectDetections, runNodeProcess, waitForEndpoint, type RunningDaemon } from "../src/cli/bench/daemon-process.ts";
 import { latencyStats, type LatencyStats } from "../src/cli/bench/model-bench.ts";
 import { SENDER_BOUND_MSG, TOPIC, type SenderTransport } from "./bus-transports-sender.ts";
 
@@ -52,13 +52,6 @@ function option(name: string, text: string | undefined, fallback: number, check:
 
 const msSince = (tNs: bigint, receivedNs: bigint): number => Number(receivedNs - tNs) / 1e6;
 
-async function boundEndpoint(proc: RunningDaemon, msg: string, key: string): Promise<string> {
-  const line = await proc.waitForLog((l) => l.msg === msg, BOUND_TIMEOUT_MS);
-  const value = key === "endpoints" && Array.isArray(line.endpoints) ? line.endpoints[0] : line[key];
-  if (typeof value !== "string") throw new Error(`bus-transports: the sender's "${msg}" line has no endpoint: ${JSON.stringify(line)}`);
-  return value;
-}
-
 /** Resolves once `want` messages are in, rejects if the sender dies or goes quiet first. */
 function untilCount(proc: RunningDaemon, count: () => number, want: number, rate: number): Promise<void> {
   const limitMs = 5_000 + (want / rate) * 2_000;
@@ -83,7 +76,7 @@ function untilCount(proc: RunningDaemon, count: () => number, want: number, rate
 async function perceptdBlock(s: Settings): Promise<Block> {
   const proc = runNodeProcess("bus floor publisher", ["--import", "tsx", BUS_FLOOR_PUBLISHER, String(s.rate)]);
   try {
-    const endpoint = await boundEndpoint(proc, BUS_FLOOR_BOUND_MSG, "endpoints");
+    const endpoint = await waitForEndpoint(proc, BUS_FLOOR_BOUND_MSG, BOUND_TIMEOUT_MS);
     const sub = await collectDetections(endpoint);
     try {
       await untilCount(proc, () => sub.messages.length, s.warmup + s.messages, s.rate);
@@ -110,7 +103,7 @@ async function senderBlock(transport: SenderTransport, s: Settings, bytes: numbe
   };
   let close = (): void => {};
   try {
-    const endpoint = await boundEndpoint(proc, SENDER_BOUND_MSG, "endpoint");
+    const endpoint = await waitForEndpoint(proc, SENDER_BOUND_MSG, BOUND_TIMEOUT_MS);
     if (transport === "zeromq") {
       const sub = new Subscriber();
       sub.connect(endpoint);

@@ -16,22 +16,23 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { systemCpuNs, type SystemCpuNs } from "../src/util/system-cpu.ts";
 import { lostEntries, parseTrace, summarise, type TraceEvent } from "./softirq-ticks-trace.ts";
 
 const TRACEFS_ROOTS = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 /** per-CPU ring buffer; a busy CPU writes about 1500 of these events a second */
 const BUFFER_KB = 32768;
 
+/** /proc/stat's interrupt time over a window, ms. */
 interface ProcStatIrq {
-  irqTicks: number;
-  softirqTicks: number;
+  irqMs: number;
+  softirqMs: number;
 }
 
-function procStat(): ProcStatIrq {
-  const line = readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith("cpu "));
-  const f = (line ?? "").trim().split(/\s+/).slice(1, 8).map(Number);
-  if (f.length < 7 || f.some((x) => !Number.isFinite(x))) throw new Error("softirq-ticks: cannot read the cpu line of /proc/stat");
-  return { irqTicks: f[5], softirqTicks: f[6] };
+function procStat(): SystemCpuNs {
+  const now = systemCpuNs();
+  if (now === null) throw new Error("softirq-ticks: cannot read the cpu line of /proc/stat");
+  return now;
 }
 
 function tracefsRoot(): string {
@@ -102,7 +103,10 @@ async function main(): Promise<void> {
     w("tracing_on", "0");
     const after = procStat();
     const text = readFileSync(path.join(instance, "trace"), "utf8");
-    report(summarise(parseTrace(text), timer.isTimer), { irqTicks: after.irqTicks - before.irqTicks, softirqTicks: after.softirqTicks - before.softirqTicks }, window, lostEntries(text));
+    report(summarise(parseTrace(text), timer.isTimer), {
+        irqMs: (after.interruptNs - after.softirqNs - (before.interruptNs - before.softirqNs)) / 1e6,
+        softirqMs: (after.softirqNs - before.softirqNs) / 1e6,
+      }, window, lostEntries(text));
   } finally {
     removeInstance();
   }
@@ -110,9 +114,8 @@ async function main(): Promise<void> {
 
 function report(s: ReturnType<typeof summarise>, stat: ProcStatIrq, window: number, lost: number): void {
   const corePct = (ms: number): string => `${((ms / (window * 1e3)) * 100).toFixed(2)} % of a core`;
-  // /proc/stat counts in USER_HZ, fixed at 100 on x86-64 and arm64.
-  const statMs = stat.softirqTicks * 10;
-  console.log(`/proc/stat charged: softirq ${statMs} ms (${corePct(statMs)}), hard interrupts ${stat.irqTicks * 10} ms`);
+  const statMs = stat.softirqMs;
+  console.log(`/proc/stat charged: softirq ${statMs.toFixed(0)} ms (${corePct(statMs)}), hard interrupts ${stat.irqMs.toFixed(0)} ms`);
   const byTime = Object.entries(s.vectors).sort((a, b) => b[1].totalMs - a[1].totalMs);
   console.log(`softirq handlers, traced: ${s.handlersMs.toFixed(1)} ms (${corePct(s.handlersMs)})`);
   for (const [name, v] of byTime) {
@@ -128,7 +131,7 @@ function report(s: ReturnType<typeof summarise>, stat: ProcStatIrq, window: numb
   if (lost > 0) console.log(`warning: the trace buffer overflowed and lost ${lost} events; use a shorter --seconds`);
   if (statMs >= 50 && statMs > 3 * s.handlersMs) {
     console.log(
-      `so: /proc/stat's softirq time here is mostly not softirq work (${statMs} ms charged, ${s.handlersMs.toFixed(1)} ms of handlers run)` +
+      `so: /proc/stat's softirq time here is mostly not softirq work (${statMs.toFixed(0)} ms charged, ${s.handlersMs.toFixed(1)} ms of handlers run)` +
         (t.onIdleTask > t.inSoftirq / 2 ? "; most of the charged ticks arrived on the idle task outside any handler, so that time was the CPU idling" : ""),
     );
   } else {

@@ -17,6 +17,8 @@ export interface SystemCpuNs {
    * ticks that made up the rest arrived on the idle task (scripts/softirq-ticks.ts).
    */
   interruptNs: number;
+  /** the part of interruptNs charged to softirqs, the rest being hard interrupts */
+  softirqNs: number;
 }
 
 /** Whole-machine CPU time from /proc/stat's "cpu" line, in ns; null where unreadable (not Linux). */
@@ -30,7 +32,7 @@ export function systemCpuNs(): SystemCpuNs | null {
     const busyTicks = f.reduce((a, x) => a + x, 0) - f[3] - f[4];
     // /proc/stat counts in USER_HZ, which the kernel ABI fixes at 100 on the architectures
     // this runs on (x86-64, arm64), whatever the kernel's internal HZ.
-    return { busyNs: busyTicks * 1e7, interruptNs: (f[5] + f[6]) * 1e7 };
+    return { busyNs: busyTicks * 1e7, interruptNs: (f[5] + f[6]) * 1e7, softirqNs: f[6] * 1e7 };
   } catch {
     return null;
   }

@@ -26,6 +26,8 @@ describe("systemCpuNs", () => {
     expect(a, "/proc/stat should be readable on Linux").not.toBeNull();
     expect(a!.interruptNs, "interrupt time is part of busy time").toBeLessThanOrEqual(a!.busyNs);
     expect(a!.interruptNs).toBeGreaterThanOrEqual(0);
+    expect(a!.softirqNs, "softirq time is part of interrupt time").toBeLessThanOrEqual(a!.interruptNs);
+    expect(a!.softirqNs).toBeGreaterThanOrEqual(0);
     const b = systemCpuNs();
     expect(b!.busyNs - a!.busyNs, "busy time never goes back").toBeGreaterThanOrEqual(0);
     expect(b!.interruptNs - a!.interruptNs, "interrupt time never goes back").toBeGreaterThanOrEqual(0);

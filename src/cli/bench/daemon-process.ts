@@ -206,6 +206,17 @@ export function runNodeProcess(name: string, nodeArgs: string[], env: NodeJS.Pro
   };
 }
 
+/**
+ * Waits for a child's log line `msg` (BUS_FLOOR_BOUND_MSG and the like) and returns the
+ * first of the `endpoints` it names, where a subscriber can connect.
+ */
+export async function waitForEndpoint(proc: RunningDaemon, msg: string, timeoutMs: number): Promise<string> {
+  const line = await proc.waitForLog((l) => l.msg === msg, timeoutMs);
+  const endpoints = line.endpoints;
+  if (!Array.isArray(endpoints) || typeof endpoints[0] !== "string") throw new Error(`log line "${msg}" lacks endpoints: ${JSON.stringify(line)}`);
+  return endpoints[0];
+}
+
 export interface DetectionsSubscription {
   messages: DetectionsMessage[];
   /** [topic, payload] as received */

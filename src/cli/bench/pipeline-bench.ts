@@ -57,6 +57,7 @@ import {
   removeConfig,
   runDaemon,
   runNodeProcess,
+  waitForEndpoint,
   writeConfig,
   type DetectionsSubscription,
   type LogLine,
@@ -1102,14 +1103,10 @@ async function runBusFloorScenario(fps: number, ctx: DaemonContext): Promise<Sce
     const spawnNs = process.hrtime.bigint();
     const proc = runNodeProcess("bus floor publisher", ["--import", "tsx", BUS_FLOOR_PUBLISHER, String(fps)], ctx.env);
     p = proc;
-    const bound = await proc.waitForLog((l) => l.msg === BUS_FLOOR_BOUND_MSG, FIRST_MESSAGE_TIMEOUT_MS);
-    const endpoints = bound.endpoints;
-    if (!Array.isArray(endpoints) || typeof endpoints[0] !== "string") {
-      throw new Error(`bus floor publisher's log line "${BUS_FLOOR_BOUND_MSG}" lacks endpoints: ${JSON.stringify(bound)}`);
-    }
+    const endpoint = await waitForEndpoint(proc, BUS_FLOOR_BOUND_MSG, FIRST_MESSAGE_TIMEOUT_MS);
     // It publishes from the start; the first messages are lost to the slow joiner or
     // discarded as warm-up.
-    const window = await collectWindow(id, proc, endpoints[0], spawnNs, ctx, () => undefined);
+    const window = await collectWindow(id, proc, endpoint, spawnNs, ctx, () => undefined);
     const exit = await proc.stop(STOP_TIMEOUT_MS);
     const { measuredFps, ...figures } = busTimedFigures(window);
     const result: ScenarioResult = {
