@@ -28,7 +28,7 @@ export const PERCEPTD_BIN = join(REPO_ROOT, "bin/perceptd.js");
 /** The log line the daemon writes once the bus is bound; it carries `endpoints` and `metrics`. */
 export const BUS_BOUND_MSG = "bus bound; loading model";
 
-/** The bench's bus-alone publisher (`perceptd bench pipeline`'s (c2)), run as `node --import tsx <it> <fps>`. */
+/** The bench's bus-alone publisher (`perceptd bench pipeline`'s (c2), and with a model (c3)), run as `node --import tsx <it> <fps> [<model-json>]`. */
 export const BUS_FLOOR_PUBLISHER = join(REPO_ROOT, "src/cli/bench/bus-floor-publisher.ts");
 /** The log line it writes once bound; it carries `endpoints`. */
 export const BUS_FLOOR_BOUND_MSG = "bus floor bound";

@@ -18,6 +18,11 @@
 //   (c2) the bus alone at (c)'s rate: detections messages from a child process through the
 //       daemon's own publisher (bus-floor-publisher.ts), no camera, no model. What ZeroMQ
 //       over loopback and two processes waking up cost here, beside (c).
+//   (c3) the model and the bus at (c)'s rate: a child process runs (a)'s loop paced as (c)
+//       and publishes a message through the daemon's publisher after each run
+//       (bus-floor-publisher.ts with a model). The least any design of the daemon could do
+//       per frame, with nothing of the daemon between the model and the bus: what (c)'s
+//       target asks of the daemon, measured on this machine without the daemon.
 //   (d) overloaded: the same file at a multiple of (a)'s throughput: latency and drops
 //       when input outruns inference.
 //
@@ -42,11 +47,8 @@ import { get as httpGet } from "node:http";
 import { readdirSync, readFileSync } from "node:fs";
 import { relative, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
-import { toOrtTensor } from "../../infer/input-tensor.ts";
-import { createSession } from "../../infer/session.ts";
-import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
 import { framerateFraction } from "../../ingest/pipeline-description.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../../model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH } from "../../model/manifest.ts";
 import type { DetectionsMessage } from "../../bus/detections-message.ts";
 import {
   BUS_BOUND_MSG,
@@ -66,14 +68,15 @@ import {
 import { runSessionsSideBySide } from "./raw-sessions.ts";
 import { resolveReplayWorkers, threadsPerSession } from "../../infer/inference-pool.ts";
 import { MAX_REPLAY_WORKERS } from "../../config/schema.ts";
-import { commandLineOf, DEFAULT_BENCH_VIDEO, latencyStats, prepareInput, spreadFrameIndices, type LatencyStats } from "./model-bench.ts";
+import { commandLineOf, DEFAULT_BENCH_VIDEO, latencyStats, type LatencyStats } from "./model-bench.ts";
 import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";
 import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./table.ts";
 import { LATENCY_BUCKETS_SECONDS, type Stage } from "../../metrics/metrics.ts";
 import { DEFAULT_OVERLOAD_FACTOR, DEFAULT_PACED_FRACTION, DEFAULT_PIPELINE_FRAMES, DEFAULT_PIPELINE_WARMUP } from "./pipeline-defaults.ts";
 import { interruptTimeAccounting, systemCpuNs, type InterruptTimeAccounting, type SystemCpuNs } from "../../util/system-cpu.ts";
-import { releaseTensors } from "../../util/release-array-buffer.ts";
 import { collectGarbage } from "./collect-garbage.ts";
+import type { ModelRun } from "./bus-floor-publisher.ts";
+import { createRawSession, decodeRawFrames, loadRawModel, timedRun } from "./raw-model.ts";
 import { renderFrameTrace, traceFrames, type FrameTrace } from "./frame-trace.ts";
 
 /** The targets the table judges against; printed, never asserted. */
@@ -93,9 +96,9 @@ const FIRST_MESSAGE_TIMEOUT_MS = 120_000;
 const STALL_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 5000;
 
-export type ScenarioId = "raw" | "raw-parallel" | "raw-paced" | "unpaced" | "paced" | "bus-paced" | "overloaded";
+export type ScenarioId = "raw" | "raw-parallel" | "raw-paced" | "unpaced" | "paced" | "bus-paced" | "model-bus-paced" | "overloaded";
 /** In the order of the report's rows. */
-export const SCENARIO_IDS: readonly ScenarioId[] = ["raw", "raw-parallel", "raw-paced", "unpaced", "paced", "bus-paced", "overloaded"];
+export const SCENARIO_IDS: readonly ScenarioId[] = ["raw", "raw-parallel", "raw-paced", "unpaced", "paced", "bus-paced", "model-bus-paced", "overloaded"];
 
 /** Scenarios timed in this process on pre-decoded frames, without a daemon. */
 function isRaw(id: ScenarioId): boolean {
@@ -104,10 +107,10 @@ function isRaw(id: ScenarioId): boolean {
 
 /** Reference rows: measured for comparison, judged against no target. */
 function isReference(id: ScenarioId): boolean {
-  return isRaw(id) || id === "bus-paced";
+  return isRaw(id) || id === "bus-paced" || id === "model-bus-paced";
 }
 
-/** (c)'s input rate for (a)'s throughput: also the rate of (a3) and (c2). */
+/** (c)'s input rate for (a)'s throughput: also the rate of (a3), (c2) and (c3). */
 export function pacedRate(rawFps: number, fraction: number): number {
   return round1(Math.max(0.5, fraction * rawFps));
 }
@@ -115,7 +118,7 @@ export function pacedRate(rawFps: number, fraction: number): number {
 export interface PipelineBenchOptions {
   /** Default: the repository's .cache/fixtures/vtest.avi. */
   video?: string;
-  /** Timed frames per scenario: session runs for (a)-(a3), messages for (b)-(d) and (c2). Default 300. */
+  /** Timed frames per scenario: session runs for (a)-(a3), messages for (b)-(d), (c2) and (c3). Default 300. */
   frames?: number;
   /** Untimed runs / discarded messages before each scenario's timed frames. Default 5, at least 1. */
   warmup?: number;
@@ -264,9 +267,9 @@ export interface ScenarioResult {
   id: ScenarioId;
   label: string;
   input: ScenarioInput;
-  /** timed frames: session runs for (a)-(a3), messages for (b)-(d) and (c2) */
+  /** timed frames: session runs for (a)-(a3), messages for (b)-(d), (c2) and (c3) */
   frames: number;
-  /** (a)-(a3): the timed loop; (b)-(d), (c2): first to last message of the window */
+  /** (a)-(a3): the timed loop; (b)-(d), (c2), (c3): first to last message of the window */
   durationS: number;
   processedPerSec: number;
   /** receipt - tIngestNs; null for (a)-(a3) */
@@ -280,11 +283,11 @@ export interface ScenarioResult {
   inference: InferenceFigures | null;
   drops: DropFigures | null;
   stages: StageFigures | null;
-  /** (a)-(a3): this process; (b)-(d): the daemon; (c2): the publisher. null where /proc/<pid>/task/<tid>/schedstat is missing */
+  /** (a)-(a3): this process; (b)-(d): the daemon; (c2), (c3): the publisher. null where /proc/<pid>/task/<tid>/schedstat is missing */
   cpu: CpuFigures | null;
-  /** (b)-(d): the camera source the daemon ran, its exit status, warnings it logged; (c2): the publisher's exit status */
+  /** (b)-(d): the camera source the daemon ran, its exit status, warnings it logged; (c2), (c3): the publisher's exit status */
   daemon: { source: Record<string, unknown>; exit: number | string | null; warnings: string[] } | null;
-  /** (a)-(a3): inference per run; (b)-(d), (c2): e2e per message, in arrival order */
+  /** (a)-(a3): inference per run; (b)-(d), (c2), (c3): e2e per message, in arrival order */
   samplesMs: number[];
   /** (b)-(d) with --frame-trace: each frame taken apart; null if the daemon logged no timings */
   frameTrace?: FrameTrace | null;
@@ -658,48 +661,19 @@ async function runRawLoop(
   pacedFraction: number,
   progress: (e: PipelineBenchProgress) => void,
 ): Promise<RawOutcome> {
-  const manifest = await readManifest(manifestPath);
-  const model = resolveModel(manifest, manifestPath, modelName);
-  const spec = model.entry.input;
-  const bytes = await readVerifiedModel(model);
-
-  const info = await probeVideo(video);
-  const wanted = spreadFrameIndices(info.frames, frames);
-  const wantedSet = new Set(wanted);
-  let tensors: ort.Tensor[] = [];
-  progress({ kind: "decode", done: 0, total: wanted.length });
-  for await (const f of readVideoFrames(video, { select: (i) => wantedSet.has(i), maxFrames: wanted.length })) {
-    // The decoded frame is a view on GStreamer's buffer; only the model-size input is kept.
-    tensors.push(toOrtTensor(prepareInput(f.image, spec), spec));
-    progress({ kind: "decode", done: tensors.length, total: wanted.length });
-  }
-  if (tensors.length === 0) throw new Error(`${video}: no frames decoded`);
+  const model = await loadRawModel(manifestPath, modelName);
+  const spec = model.input;
+  let tensors = await decodeRawFrames(video, frames, spec, (done, total) => progress({ kind: "decode", done, total }));
 
   progress({ kind: "step", scenario: "raw", text: `ONNX Runtime session for ${model.name}, main thread` });
-  const { session } = await createSession(bytes, {
-    executionProviders: ["cpu"],
-    // As the daemon's worker creates its session from the config (same keys, same defaults).
-    intraOpThreads: threads,
-    interOpThreads: 1,
-    allowSpinning: spinning,
-    source: model.path,
-  });
+  const session = await createRawSession(model, { threads, spinning });
   const samples: number[] = [];
   let loopS: number;
   let cpuStart: CpuWindowStart | undefined;
   let cpu: CpuFigures | null = null;
   let paced: ScenarioResult;
   try {
-    const run = async (i: number): Promise<number> => {
-      const t0 = process.hrtime.bigint();
-      const out = await session.run({ [spec.name]: tensors[i % tensors.length] });
-      const ms = msBetween(t0, process.hrtime.bigint());
-      // Freed now, untimed, as the daemon's worker frees them (src/infer/worker.ts). Left to
-      // V8, ORT's output buffers bring collections that land inside later runs: a reference
-      // that pays for them is a slower loop than the one the daemon is held to.
-      releaseTensors(Object.values(out));
-      return ms;
-    };
+    const run = (i: number): Promise<number> => timedRun(session, spec.name, tensors[i % tensors.length]);
     for (let w = 0; w < warmup; w++) {
       progress({ kind: "frames", scenario: "raw", done: w + 1, total: warmup, warmup: true });
       await run(w);
@@ -746,7 +720,7 @@ async function runRawLoop(
   try {
     if (sideBySide !== null) {
       progress({ kind: "step", scenario: "raw-parallel", text: `${sideBySide.sessions} sessions side by side, one worker thread each` });
-      parallel = await runSideBySide(bytes, spec.name, tensors, sideBySide, warmup, frames, spinning);
+      parallel = await runSideBySide(model.bytes, spec.name, tensors, sideBySide, warmup, frames, spinning);
     }
   } finally {
     // Released before the daemon scenarios, so this process holds no ORT threads or frames meanwhile.
@@ -1090,18 +1064,24 @@ async function runDaemonScenario(spec: DaemonScenarioSpec, ctx: DaemonContext): 
 }
 
 const BUS_FLOOR_LABEL = "(c2) bus alone, paced as (c)";
+const MODEL_BUS_FLOOR_LABEL = "(c3) model + bus, no daemon, paced as (c)";
 
-/** (c2): bus-floor-publisher.ts in a child process at `fps`, timed by the same subscriber as (c). */
-async function runBusFloorScenario(fps: number, ctx: DaemonContext): Promise<ScenarioResult> {
-  const id: ScenarioId = "bus-paced";
+/**
+ * (c2), or with `model` (c3): bus-floor-publisher.ts in a child process at `fps`, timed by
+ * the same subscriber as (c).
+ */
+async function runBusFloorScenario(fps: number, ctx: DaemonContext, model: ModelRun | null): Promise<ScenarioResult> {
+  const id: ScenarioId = model === null ? "bus-paced" : "model-bus-paced";
+  const what = model === null ? "the bus floor publisher" : "the model + bus publisher";
   let p: RunningDaemon | undefined;
   try {
-    ctx.progress({ kind: "step", scenario: id, text: `starting the bus floor publisher at ${fps} messages/s` });
+    ctx.progress({ kind: "step", scenario: id, text: `starting ${what} at ${fps} messages/s` });
     // Before the process starts, not at the window: the collection blocks this thread, and
     // the subscriber is on it (collect-garbage.ts says why it runs at all).
     collectGarbage();
     const spawnNs = process.hrtime.bigint();
-    const proc = runNodeProcess("bus floor publisher", ["--import", "tsx", BUS_FLOOR_PUBLISHER, String(fps)], ctx.env);
+    const args = ["--import", "tsx", BUS_FLOOR_PUBLISHER, String(fps), ...(model === null ? [] : [JSON.stringify(model)])];
+    const proc = runNodeProcess(what.replace(/^the /, ""), args, ctx.env);
     p = proc;
     const endpoint = await waitForEndpoint(proc, BUS_FLOOR_BOUND_MSG, FIRST_MESSAGE_TIMEOUT_MS);
     // It publishes from the start; the first messages are lost to the slow joiner or
@@ -1112,12 +1092,16 @@ async function runBusFloorScenario(fps: number, ctx: DaemonContext): Promise<Sce
     const result: ScenarioResult = {
       ...figures,
       id,
-      label: BUS_FLOOR_LABEL,
-      input: { description: `messages published at ${fps}/s`, targetFps: fps, measuredFps },
-      inference: null,
+      label: model === null ? BUS_FLOOR_LABEL : MODEL_BUS_FLOOR_LABEL,
+      input: {
+        description: model === null ? `messages published at ${fps}/s` : `one run of (a)'s loop and one message at ${fps}/s`,
+        targetFps: fps,
+        measuredFps,
+      },
+      inference: model === null ? null : windowRuns(proc.logs, window.msgs),
       drops: null,
       stages: null,
-      daemon: { source: { type: "bus floor publisher", fps }, exit, warnings: warningsOf(proc.logs) },
+      daemon: { source: { type: model === null ? "bus floor publisher" : "model + bus publisher", fps }, exit, warnings: warningsOf(proc.logs) },
     };
     ctx.progress({ kind: "scenario-done", result });
     return result;
@@ -1127,6 +1111,21 @@ async function runBusFloorScenario(fps: number, ctx: DaemonContext): Promise<Sce
       await p.exited;
     }
   }
+}
+
+/** (c3)'s own session.run times for the window's messages, from the publisher's stop line (runsMs, by frame seq). */
+function windowRuns(logs: readonly LogLine[], msgs: readonly DetectionsMessage[]): InferenceFigures {
+  const runsMs = logs.find((l) => l.msg === "bus floor stopped")?.runsMs;
+  if (!Array.isArray(runsMs) || !runsMs.every((v) => typeof v === "number")) {
+    throw new Error(`the model + bus publisher's "bus floor stopped" line lacks runsMs: ${JSON.stringify(logs.at(-1))}`);
+  }
+  const samples = msgs.map((m) => {
+    const ms = (runsMs as number[])[m.seq];
+    if (ms === undefined) throw new Error(`the model + bus publisher logged ${runsMs.length} runs, but message seq ${m.seq} was received`);
+    return ms;
+  });
+  const stats = latencyStats(samples);
+  return { source: "measured", runs: stats.runs, p50Ms: stats.p50Ms, p99Ms: stats.p99Ms, meanMs: stats.meanMs };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1275,12 +1274,15 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
       } catch (err) {
         throw new Error(`bench pipeline: ${spec.label}: ${errorText(err)}`, { cause: err });
       }
-      // (c2) right after (c), so the two see the machine in the same state.
+      // (c2) and (c3) right after (c), so that they see the machine in much the same state.
       if (spec.id === "paced") {
-        try {
-          scenarios.push(await runBusFloorScenario(pacedFps, ctx));
-        } catch (err) {
-          throw new Error(`bench pipeline: ${BUS_FLOOR_LABEL}: ${errorText(err)}`, { cause: err });
+        const modelRun: ModelRun = { video, manifestPath, model: raw.modelName, frames, warmup, threads, spinning };
+        for (const model of [null, modelRun]) {
+          try {
+            scenarios.push(await runBusFloorScenario(pacedFps, ctx, model));
+          } catch (err) {
+            throw new Error(`bench pipeline: ${model === null ? BUS_FLOOR_LABEL : MODEL_BUS_FLOOR_LABEL}: ${errorText(err)}`, { cause: err });
+          }
         }
       }
     }
@@ -1345,10 +1347,12 @@ function buildNotes(warmup: number, clock: ClockCheck, scenarios: readonly Scena
     `(a3) runs (a)'s warm session again at (c)'s rate, on an absolute schedule, idle between runs as the daemon's ` +
       `worker is; it times \`await session.run\` alone, as (a) does. (c2): a child process publishes detections ` +
       `messages (six boxes each) through the daemon's BusPublisher at (c)'s rate, with no camera and no model, to the ` +
-      `same subscriber; its e2e is receipt minus the moment each message was made.`,
+      `same subscriber; its e2e is receipt minus the moment each message was made. (c3): the same child process with ` +
+      `(a)'s model, session settings and frames: at each tick one \`session.run\` on its main thread, then the message; ` +
+      `its e2e is receipt minus the tick, its inference p99 its own runs in the window.`,
     ...pacedBreakdown(scenarios),
     `(b)-(d): the daemon as a child process (\`node bin/perceptd.js run\`), timed by a ZeroMQ subscriber in the bench ` +
-      `process; the first ${warmup} messages of each run, (c2)'s too, are discarded. processed/s = (messages - 1) / (last - first receipt). ` +
+      `process; the first ${warmup} messages of each run, (c2)'s and (c3)'s too, are discarded. processed/s = (messages - 1) / (last - first receipt). ` +
       `The bench runs a full collection of its own heap before (a), (a3) and each child process it starts, so that no ` +
       `mark-compact of earlier scenarios' garbage lands in a window.`,
     `e2e = subscriber receipt - tIngestNs (when the daemon's main thread took the frame from the appsink). Both are ` +
@@ -1388,6 +1392,24 @@ function pacedBreakdown(scenarios: readonly ScenarioResult[]): string[] {
       `those of the next.`,
     ...modelInWindow(raw, paced),
     ...outsideInference(paced),
+    ...modelAndBusFloor(raw, paced, by("model-bus-paced")),
+  ];
+}
+
+/**
+ * (c3) against (c)'s target: whether the model and the bus alone, with nothing of the
+ * daemon between them, stay within it in this run, and how far (c) is from them.
+ */
+function modelAndBusFloor(raw: InferenceFigures, paced: ScenarioResult, floor: ScenarioResult | undefined): string[] {
+  if (floor?.e2e == null || floor.inference === null || paced.e2e === null) return [];
+  const signed = (v: number): string => `${v >= 0 ? "+" : ""}${formatMs(v)}`;
+  const over = floor.e2e.p99Ms - raw.p99Ms;
+  const within = over <= TARGETS.pacedSlackMs;
+  return [
+    `(c3) the model + bus without the daemon, p99 in ms: its own session.run ${formatMs(floor.inference.p99Ms)}, e2e ` +
+      `${formatMs(floor.e2e.p99Ms)}, ${signed(over)} over (a)'s inference p99: ${within ? "within" : "outside"} (c)'s ` +
+      `${TARGETS.pacedSlackMs} ms in this run${within ? "" : ", with no daemon code on the path"}. (c)'s e2e p99 is ` +
+      `${signed(paced.e2e.p99Ms - floor.e2e.p99Ms)} from (c3)'s, p50 ${signed(paced.e2e.p50Ms - floor.e2e.p50Ms)}.`,
   ];
 }
 
@@ -1504,7 +1526,7 @@ function cpuLine(s: ScenarioResult, cores: number): string | null {
     (c.benchProcessPct === null ? "" : `; bench process ${c.benchProcessPct.toFixed(0)}%`) +
     (c.otherProcessesPct === null ? "" : `; other processes ${c.otherProcessesPct.toFixed(0)}%${c.otherProcessesPct >= 10 ? " (machine not idle: figures suspect)" : ""}`) +
     (c.interruptPct === null ? "" : `; kernel interrupts and softirqs ${c.interruptPct.toFixed(0)}%`);
-  const whose = isRaw(s.id) ? "bench process" : s.id === "bus-paced" ? "publisher" : "daemon";
+  const whose = isRaw(s.id) ? "bench process" : s.id === "bus-paced" || s.id === "model-bus-paced" ? "publisher" : "daemon";
   return `${s.label}: CPU ${c.totalPct.toFixed(0)}% of ${cores * 100}% (${whose}): ${groups.join("; ")}${around}`;
 }
 

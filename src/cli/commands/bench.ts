@@ -181,14 +181,15 @@ export function register(program: Command): void {
     .description(
       "the whole daemon against a raw ONNX Runtime loop on the same video and model: (a) raw loop, (a2) raw loop in " +
         "the daemon's replay arrangement (sessions side by side), (a3) raw loop paced as (c), (b) daemon on the unpaced " +
-        "file, (c) paced below saturation, (c2) the bus alone paced as (c), (d) overloaded; throughput, end-to-end " +
+        "file, (c) paced below saturation, (c2) the bus alone paced as (c), (c3) the model and the bus paced as (c) without " +
+        "the daemon, (d) overloaded; throughput, end-to-end " +
         "latency from a ZeroMQ subscriber, drops from /metrics; prints a Markdown table with the targets",
     )
     .option("--video <path>", "video to play (default: .cache/fixtures/vtest.avi in the repository)")
-    .option("--frames <n>", "timed frames per scenario: session runs for (a)-(a3), bus messages for (b)-(d)", intOption(2), DEFAULT_PIPELINE_FRAMES)
+    .option("--frames <n>", "timed frames per scenario: session runs for (a)-(a3), bus messages for (b)-(d), (c2) and (c3)", intOption(2), DEFAULT_PIPELINE_FRAMES)
     .option(
       "--warmup <n>",
-      "untimed session runs for (a), and messages discarded before the timed ones in (b)-(d) and (c2), so that a daemon's first frames (V8 still compiling its frame path) stay out of the window",
+      "untimed session runs for (a), and messages discarded before the timed ones in (b)-(d), (c2) and (c3), so that a daemon's first frames (V8 still compiling its frame path) stay out of the window",
       intOption(1),
       DEFAULT_PIPELINE_WARMUP,
     )

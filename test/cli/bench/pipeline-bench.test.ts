@@ -104,7 +104,7 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
       expect(result.settings).toMatchObject({ frames: 20, warmup: 2, model: (await readManifest()).default, rawLoop: "main thread" });
       expect(result.settings.replayWorkers).toEqual({ configured: 2, sessions: 2, threadsEach: Math.max(1, Math.floor(availableParallelism() / 2)) });
       expect(result.clock.ok).toBe(true);
-      expect(result.clock.messagesChecked).toBeGreaterThanOrEqual(4 * 22);
+      expect(result.clock.messagesChecked).toBeGreaterThanOrEqual(5 * 22);
       expect(result.clock.messageViolations).toBe(0);
       expect([...kinds].sort()).toEqual(["decode", "frames", "scenario-done", "step"]);
 
@@ -127,11 +127,22 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
         expect(positive(s.split?.ingestToPublish.p50Ms), `${s.id} ingest->publish`).toBe(true);
         expect(positive(s.split?.publishToReceipt.p50Ms), `${s.id} publish->receipt`).toBe(true);
         expect(positive(s.input.measuredFps), `${s.id} input rate`).toBe(true);
-        expect(s.daemon?.exit, `${s.id} ${s.id === "bus-paced" ? "bus floor publisher" : "daemon"} exit`).toBe(0);
+        const publisher = s.id === "bus-paced" || s.id === "model-bus-paced";
+        expect(s.daemon?.exit, `${s.id} ${publisher ? "publisher" : "daemon"} exit`).toBe(0);
         if (s.id === "bus-paced") {
           // The bus alone: no model, so no inference and no daemon counters to scrape.
           expect(s.inference, "(c2) has no inference").toBeNull();
           expect(s.drops, "(c2) has no /metrics").toBeNull();
+          continue;
+        }
+        if (s.id === "model-bus-paced") {
+          // The model and the bus: its own runs, one per message of the window, and no /metrics.
+          expect(s.inference?.source, "(c3) times its own session.run").toBe("measured");
+          expect(s.inference?.runs, "(c3): one run per timed message").toBe(20);
+          expect(positive(s.inference?.p99Ms), "(c3) inference p99").toBe(true);
+          expect(s.drops, "(c3) has no /metrics").toBeNull();
+          // tick -> publish holds the run, so its median cannot be below the run's.
+          expect(s.split!.ingestToPublish.p50Ms, "(c3) tick->publish against its own session.run").toBeGreaterThanOrEqual(s.inference!.p50Ms);
           continue;
         }
         expect(positive(s.inference?.p99Ms), `${s.id} inference p99`).toBe(true);
@@ -149,6 +160,7 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
       expect(pacedFps).toBeGreaterThan(0);
       expect(result.scenarios.find((s) => s.id === "raw-paced")?.input.targetFps, "(a3) paced as (c)").toBe(pacedFps);
       expect(result.scenarios.find((s) => s.id === "bus-paced")?.input.targetFps, "(c2) paced as (c)").toBe(pacedFps);
+      expect(result.scenarios.find((s) => s.id === "model-bus-paced")?.input.targetFps, "(c3) paced as (c)").toBe(pacedFps);
 
       expect(result.targets.map((t) => t.id)).toEqual(["throughput", "paced-latency", "overload-latency"]);
       for (const t of result.targets) {
@@ -177,7 +189,7 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
       // Judged rows carry a verdict; the references say they are one.
       const rowOf = (id: string): string | undefined => rows.find((r) => r.startsWith(`| (${id}) `));
       for (const id of ["b", "c", "d"]) expect(rowOf(id), `row (${id})`).toMatch(/PASS|FAIL/);
-      for (const id of ["a", "a2", "a3", "c2"]) expect(rowOf(id), `row (${id})`).toMatch(/\(reference\)/);
+      for (const id of ["a", "a2", "a3", "c2", "c3"]) expect(rowOf(id), `row (${id})`).toMatch(/\(reference\)/);
       expect(report, "(c) is set beside (a3) and (c2)").toMatch(/^- \(c\) beside its references, p99 in ms: \(a\) inference \d/m);
       expect(report, "(c)'s own session.run is set beside (a)'s").toMatch(/^- \(c\)'s own session\.run beside \(a\)'s, mean\/p99 in ms: \d+(\.\d+)?\/~\d+(\.\d+)? \(daemon histogram\) against \d/m);
       expect(report, "the quiet check should set the kernel's interrupt time apart from other processes").toMatch(
@@ -193,6 +205,10 @@ describe.skipIf(!HAVE_VTEST)("benchPipeline", () => {
         expect(s?.frameTrace?.slowest.length).toBe(5);
       }
       expect(result.scenarios.find((x) => x.id === "bus-paced")?.frameTrace, "(c2) has no daemon to trace").toBeUndefined();
+      expect(result.scenarios.find((x) => x.id === "model-bus-paced")?.frameTrace, "(c3) has no daemon to trace").toBeUndefined();
+      expect(report, "(c3) is set against (c)'s target").toMatch(
+        /^- \(c3\) the model \+ bus without the daemon, p99 in ms: its own session\.run \d+(\.\d+)?, e2e \d+(\.\d+)?, [+-]\d+(\.\d+)? over \(a\)'s inference p99: (within|outside) \(c\)'s 5 ms in this run/m,
+      );
       expect(report, "--frame-trace takes (c)'s slowest frames apart").toMatch(/^- \(c\) daemon, paced .*, frame by frame \(--frame-trace, 20 frames\), ms: .*slowest: #\d+ /m);
       expect(report, "(c)'s steps outside the model").toMatch(/^- \(c\) outside session\.run, mean\/p99 in ms .*worker->main \d+(\.\d+)?\/~\d/m);
     },
