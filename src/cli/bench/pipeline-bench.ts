@@ -1407,9 +1407,9 @@ function modelAndBusFloor(raw: InferenceFigures, paced: ScenarioResult, floor: S
   const within = over <= TARGETS.pacedSlackMs;
   return [
     `(c3) the model + bus without the daemon, p99 in ms: its own session.run ${formatMs(floor.inference.p99Ms)}, e2e ` +
-      `${formatMs(floor.e2e.p99Ms)}, ${signed(over)} over (a)'s inference p99: ${within ? "within" : "outside"} (c)'s ` +
+      `${formatMs(floor.e2e.p99Ms)}, (a)'s inference p99 ${signed(over)}: ${within ? "within" : "outside"} (c)'s ` +
       `${TARGETS.pacedSlackMs} ms in this run${within ? "" : ", with no daemon code on the path"}. (c)'s e2e p99 is ` +
-      `${signed(paced.e2e.p99Ms - floor.e2e.p99Ms)} from (c3)'s, p50 ${signed(paced.e2e.p50Ms - floor.e2e.p50Ms)}.`,
+      `(c3)'s ${signed(paced.e2e.p99Ms - floor.e2e.p99Ms)}, its p50 (c3)'s ${signed(paced.e2e.p50Ms - floor.e2e.p50Ms)}.`,
   ];
 }
 
