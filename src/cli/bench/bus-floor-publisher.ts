@@ -28,7 +28,8 @@ import type { PublishedDetection } from "../../bus/codec.ts";
 import { z } from "zod";
 import { formatZodIssues } from "../../model/manifest.ts";
 import { BUS_FLOOR_BOUND_MSG } from "./daemon-process.ts";
-import { createRawSession, decodeRawFrames, loadRawModel, timedRun } from "./raw-model.ts";
+import { createRawSession, decodeRawFrames, loadRawModel } from "./raw-model.ts";
+import { timedRun } from "./timed-run.ts";
 
 /** The camera id the messages carry. */
 const CAMERA = "bench";

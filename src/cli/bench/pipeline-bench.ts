@@ -70,13 +70,14 @@ import { resolveReplayWorkers, threadsPerSession } from "../../infer/inference-p
 import { MAX_REPLAY_WORKERS } from "../../config/schema.ts";
 import { commandLineOf, DEFAULT_BENCH_VIDEO, latencyStats, type LatencyStats } from "./model-bench.ts";
 import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";
-import { formatMs, formatRatio, markdownTable, MISSING, type Column } from "./table.ts";
+import { formatMs, formatRatio, formatSignedMs, markdownTable, MISSING, type Column } from "./table.ts";
 import { LATENCY_BUCKETS_SECONDS, type Stage } from "../../metrics/metrics.ts";
 import { DEFAULT_OVERLOAD_FACTOR, DEFAULT_PACED_FRACTION, DEFAULT_PIPELINE_FRAMES, DEFAULT_PIPELINE_WARMUP } from "./pipeline-defaults.ts";
 import { interruptTimeAccounting, systemCpuNs, type InterruptTimeAccounting, type SystemCpuNs } from "../../util/system-cpu.ts";
 import { collectGarbage } from "./collect-garbage.ts";
 import type { ModelRun } from "./bus-floor-publisher.ts";
-import { createRawSession, decodeRawFrames, loadRawModel, timedRun } from "./raw-model.ts";
+import { createRawSession, decodeRawFrames, loadRawModel } from "./raw-model.ts";
+import { timedRun } from "./timed-run.ts";
 import { renderFrameTrace, traceFrames, type FrameTrace } from "./frame-trace.ts";
 
 /** The targets the table judges against; printed, never asserted. */
@@ -1072,16 +1073,16 @@ const MODEL_BUS_FLOOR_LABEL = "(c3) model + bus, no daemon, paced as (c)";
  */
 async function runBusFloorScenario(fps: number, ctx: DaemonContext, model: ModelRun | null): Promise<ScenarioResult> {
   const id: ScenarioId = model === null ? "bus-paced" : "model-bus-paced";
-  const what = model === null ? "the bus floor publisher" : "the model + bus publisher";
+  const name = model === null ? "bus floor publisher" : "model + bus publisher";
   let p: RunningDaemon | undefined;
   try {
-    ctx.progress({ kind: "step", scenario: id, text: `starting ${what} at ${fps} messages/s` });
+    ctx.progress({ kind: "step", scenario: id, text: `starting the ${name} at ${fps} messages/s` });
     // Before the process starts, not at the window: the collection blocks this thread, and
     // the subscriber is on it (collect-garbage.ts says why it runs at all).
     collectGarbage();
     const spawnNs = process.hrtime.bigint();
     const args = ["--import", "tsx", BUS_FLOOR_PUBLISHER, String(fps), ...(model === null ? [] : [JSON.stringify(model)])];
-    const proc = runNodeProcess(what.replace(/^the /, ""), args, ctx.env);
+    const proc = runNodeProcess(name, args, ctx.env);
     p = proc;
     const endpoint = await waitForEndpoint(proc, BUS_FLOOR_BOUND_MSG, FIRST_MESSAGE_TIMEOUT_MS);
     // It publishes from the start; the first messages are lost to the slow joiner or
@@ -1101,7 +1102,7 @@ async function runBusFloorScenario(fps: number, ctx: DaemonContext, model: Model
       inference: model === null ? null : windowRuns(proc.logs, window.msgs),
       drops: null,
       stages: null,
-      daemon: { source: { type: model === null ? "bus floor publisher" : "model + bus publisher", fps }, exit, warnings: warningsOf(proc.logs) },
+      daemon: { source: { type: name, fps }, exit, warnings: warningsOf(proc.logs) },
     };
     ctx.progress({ kind: "scenario-done", result });
     return result;
@@ -1163,7 +1164,7 @@ function judge(scenarios: readonly ScenarioResult[]): TargetResult[] {
       limit,
       ratio: p99 / rawP99,
       pass: p99 <= limit,
-      text: `${over >= 0 ? "+" : ""}${formatMs(over)} ms (${formatRatio(p99 / rawP99)})`,
+      text: `${formatSignedMs(over)} ms (${formatRatio(p99 / rawP99)})`,
     });
   }
   const overloaded = by("overloaded");
@@ -1382,13 +1383,12 @@ function pacedBreakdown(scenarios: readonly ScenarioResult[]): string[] {
   const paced = by("paced");
   const bus = by("bus-paced")?.split;
   if (raw == null || rawPaced == null || paced?.e2e == null || paced.split === null || bus == null) return [];
-  const signed = (v: number): string => `${v >= 0 ? "+" : ""}${formatMs(v)}`;
   return [
     `(c) beside its references, p99 in ms: (a) inference ${formatMs(raw.p99Ms)}; (a3) the same loop paced as (c) ` +
-      `${formatMs(rawPaced.p99Ms)} (${signed(rawPaced.p99Ms - raw.p99Ms)}); (c2) the bus alone, publish->receipt ` +
+      `${formatMs(rawPaced.p99Ms)} (${formatSignedMs(rawPaced.p99Ms - raw.p99Ms)}); (c2) the bus alone, publish->receipt ` +
       `${formatMs(bus.publishToReceipt.p99Ms)}; (c) ingest->publish ${formatMs(paced.split.ingestToPublish.p99Ms)}, ` +
       `publish->receipt ${formatMs(paced.split.publishToReceipt.p99Ms)}, e2e ${formatMs(paced.e2e.p99Ms)} ` +
-      `(${signed(paced.e2e.p99Ms - raw.p99Ms)} over (a)). Tails do not add up exactly: the slowest frames of one stage are not ` +
+      `(${formatSignedMs(paced.e2e.p99Ms - raw.p99Ms)} over (a)). Tails do not add up exactly: the slowest frames of one stage are not ` +
       `those of the next.`,
     ...modelInWindow(raw, paced),
     ...outsideInference(paced),
@@ -1402,14 +1402,13 @@ function pacedBreakdown(scenarios: readonly ScenarioResult[]): string[] {
  */
 function modelAndBusFloor(raw: InferenceFigures, paced: ScenarioResult, floor: ScenarioResult | undefined): string[] {
   if (floor?.e2e == null || floor.inference === null || paced.e2e === null) return [];
-  const signed = (v: number): string => `${v >= 0 ? "+" : ""}${formatMs(v)}`;
   const over = floor.e2e.p99Ms - raw.p99Ms;
   const within = over <= TARGETS.pacedSlackMs;
   return [
     `(c3) the model + bus without the daemon, p99 in ms: its own session.run ${formatMs(floor.inference.p99Ms)}, e2e ` +
-      `${formatMs(floor.e2e.p99Ms)}, (a)'s inference p99 ${signed(over)}: ${within ? "within" : "outside"} (c)'s ` +
+      `${formatMs(floor.e2e.p99Ms)}, (a)'s inference p99 ${formatSignedMs(over)}: ${within ? "within" : "outside"} (c)'s ` +
       `${TARGETS.pacedSlackMs} ms in this run${within ? "" : ", with no daemon code on the path"}. (c)'s e2e p99 is ` +
-      `(c3)'s ${signed(paced.e2e.p99Ms - floor.e2e.p99Ms)}, its p50 (c3)'s ${signed(paced.e2e.p50Ms - floor.e2e.p50Ms)}.`,
+      `(c3)'s ${formatSignedMs(paced.e2e.p99Ms - floor.e2e.p99Ms)}, its p50 (c3)'s ${formatSignedMs(paced.e2e.p50Ms - floor.e2e.p50Ms)}.`,
   ];
 }
 

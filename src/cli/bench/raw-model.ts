@@ -1,6 +1,6 @@
 // The model as the bench's raw references run it, with nothing of the daemon around it:
-// frames decoded and resized up front (untimed), a session made with the daemon's worker's
-// options, and runs that free ORT's outputs as the worker does. Shared by the raw loops in
+// frames decoded and resized up front (untimed) and a session made with the daemon's
+// worker's options; timed-run.ts times each run. Shared by the raw loops in
 // this process ((a), (a3), pipeline-bench.ts) and by the (c3) publisher in a child process
 // (bus-floor-publisher.ts), so that every reference runs the model the same way.
 import * as ort from "onnxruntime-node";
@@ -8,7 +8,6 @@ import { toOrtTensor } from "../../infer/input-tensor.ts";
 import { createSession } from "../../infer/session.ts";
 import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
 import { readManifest, readVerifiedModel, resolveModel, type ModelEntry } from "../../model/manifest.ts";
-import { releaseTensors } from "../../util/release-array-buffer.ts";
 import { prepareInput, spreadFrameIndices } from "./model-bench.ts";
 
 export interface RawModel {
@@ -63,16 +62,4 @@ export async function createRawSession(model: RawModel, settings: RawSessionSett
     source: model.path,
   });
   return session;
-}
-
-/** One `session.run` on `tensor`, timed in ms; its outputs are freed afterwards, untimed. */
-export async function timedRun(session: ort.InferenceSession, inputName: string, tensor: ort.Tensor): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  const out = await session.run({ [inputName]: tensor });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  // Freed now, as the daemon's worker frees them (src/infer/worker.ts). Left to V8, ORT's
-  // output buffers bring collections that land inside later runs: a reference that pays
-  // for them is a slower loop than the one the daemon is held to.
-  releaseTensors(Object.values(out));
-  return ms;
 }

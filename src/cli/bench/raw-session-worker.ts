@@ -9,7 +9,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
 import { createSession, type SessionOptions } from "../../infer/session.ts";
-import { releaseTensors } from "../../util/release-array-buffer.ts";
+import { timedRun } from "./timed-run.ts";
 
 export interface RawSessionWorkerData {
   model: Uint8Array;
@@ -54,20 +54,14 @@ async function main(data: RawSessionWorkerData): Promise<void> {
   const { session } = await createSession(data.model, data.session);
   try {
     const tensors = data.frames.map((f) => (f instanceof Uint8Array ? new ort.Tensor("uint8", f, data.dims) : new ort.Tensor("float32", f, data.dims)));
-    const run = (i: number): Promise<ort.InferenceSession.ReturnType> => session.run({ [data.inputName]: tensors[i % tensors.length] });
-    for (let w = 0; w < data.warmup && !ended; w++) releaseTensors(Object.values(await run(w)));
+    const run = (i: number): Promise<number> => timedRun(session, data.inputName, tensors[i % tensors.length]);
+    for (let w = 0; w < data.warmup && !ended; w++) await run(w);
     post({ type: "ready" });
     await go;
     if (ended) return;
     const samplesMs: number[] = [];
     const startNs = process.hrtime.bigint();
-    for (let i = 0; i < data.runs && !ended; i++) {
-      const t0 = process.hrtime.bigint();
-      const out = await run(i);
-      samplesMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      // Untimed, as in (a) and the daemon's worker: ORT's outputs freed now, not at V8's next collection.
-      releaseTensors(Object.values(out));
-    }
+    for (let i = 0; i < data.runs && !ended; i++) samplesMs.push(await run(i));
     const endNs = process.hrtime.bigint();
     if (ended) return;
     post({ type: "done", samplesMs, startNs, endNs });

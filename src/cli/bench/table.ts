@@ -73,6 +73,11 @@ export function formatMs(ms: number | null | undefined): string {
   return formatFixed(ms, abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3);
 }
 
+/** A difference in ms with its sign, "+2.17" or "-0.27", as formatMs otherwise. */
+export function formatSignedMs(ms: number): string {
+  return `${ms >= 0 ? "+" : ""}${formatMs(ms)}`;
+}
+
 /** A ratio such as a speedup, "2.31×". */
 export function formatRatio(ratio: number | null | undefined, digits = 2): string {
   const text = formatFixed(ratio, digits);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MISSING, formatFixed, formatMs, formatRatio, markdownTable } from "../../../src/cli/bench/table.ts";
+import { MISSING, formatFixed, formatMs, formatRatio, formatSignedMs, markdownTable } from "../../../src/cli/bench/table.ts";
 
 describe("markdownTable", () => {
   it("pads every column to its widest cell and right-aligns numeric columns", () => {
@@ -59,6 +59,13 @@ describe("number formatting", () => {
     expect(formatMs(456.78)).toBe("457");
     expect(formatMs(1234.5)).toBe("1235");
     expect(formatMs(undefined)).toBe(MISSING);
+  });
+
+  it("formatSignedMs marks a difference's sign, + for zero too", () => {
+    expect(formatSignedMs(2.1749)).toBe("+2.17");
+    expect(formatSignedMs(-0.2718)).toBe("-0.272");
+    expect(formatSignedMs(0)).toBe("+0.000");
+    expect(formatSignedMs(-12.34)).toBe("-12.3");
   });
 
   it("formatRatio appends the times sign, except to a missing value", () => {
