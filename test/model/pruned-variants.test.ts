@@ -41,10 +41,12 @@ describe("pruned variants in the manifest", () => {
 });
 
 describe("the default model", () => {
-  it("is the baked form of a shipped pruned variant (the one that holds the bar; README, pruning section)", () => {
-    const spec = PRUNED_VARIANTS.find((v) => `${v.name}-u8` === manifest.default);
-    expect(spec, `default ${manifest.default} is one of ${PRUNED_VARIANTS.map((v) => `${v.name}-u8`).join(", ")}`).toBeDefined();
-    expect(manifest.models[manifest.default].input).toEqual(manifest.models[spec!.bakedParent].input);
+  // Issue 22: the pruned variants were calibrated and judged on one clip and find nothing in
+  // photographs of other places, so the dense detector is the default until a pruned one
+  // holds the bar on every data set, the out-of-scene set included (models/README.md).
+  it("is the dense nanodet-u8 while no pruned variant holds the bar on the out-of-scene set", () => {
+    expect(manifest.default, "models/manifest.json default").toBe("nanodet-u8");
+    expect(manifest.models[manifest.default].variant, "the default's variant").toMatch(/^dense/);
   });
 });
 
