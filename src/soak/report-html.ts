@@ -207,6 +207,17 @@ function transitionsTable(r: SoakResult): string {
   return table(["at (s)", "transition", "reasons"], shown, [true, false, false]) + (rows.length > shown.length ? `<p class="note">${rows.length - shown.length} more in soak.json.</p>` : "");
 }
 
+function reasonsTable(r: SoakResult): string {
+  const keys = [...new Set(r.windows.flatMap((w) => Object.keys(w.health.reasons ?? {})))].sort();
+  if (keys.length === 0) return "";
+  const pct = (w: SoakResult["windows"][number], k: string): string => (w.health.messages > 0 ? `${(((w.health.reasons?.[k] ?? 0) / w.health.messages) * 100).toFixed(0)} %` : "-");
+  const rows = keys.map((k) => [esc(k), ...r.windows.map((w) => pct(w, k))]);
+  return (
+    `<p class="note">Why the daemon was not OK: the share of each window's health messages that carried each reason (the full text, with its figures, is in every health message).</p>` +
+    table(["reason", ...r.windows.map((w) => `w${w.index + 1}`)], rows, [false, ...r.windows.map(() => true)])
+  );
+}
+
 function faultsTable(r: SoakResult): string {
   if (r.faults.length === 0) return "";
   const rows = r.faults.map((f) => [
@@ -307,6 +318,7 @@ ${cpuChart(r)}
 ${thermalChart(r)}
 <h2>Health</h2>
 ${healthChart(r)}
+${reasonsTable(r)}
 ${transitionsTable(r)}
 <h2>Windows</h2>
 ${windowsTable(r)}

@@ -41,14 +41,15 @@ export function escapeXml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c);
 }
 
-/** Round tick values covering [lo, hi], about `count` of them. */
+/** Round tick values from lo up to the first at or above hi (so a scale ending on the last tick holds every value), about `count` of them. */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
   if (!(hi > lo)) hi = lo + 1;
   const raw = (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
   const ticks: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toFixed(10)));
+  const last = Math.ceil(hi / step - 1e-9) * step;
+  for (let v = Math.ceil(lo / step) * step; v <= last + step * 1e-9; v += step) ticks.push(Number(v.toFixed(10)));
   return ticks;
 }
 
@@ -117,7 +118,7 @@ function axes(f: Frame, xs: number[], ys: number[], xScale: (v: number) => numbe
 }
 
 function emptyNote(f: Frame, text: string): string {
-  return `<text x="${f.width / 2}" y="${f.height / 2}" text-anchor="middle" ${FONT} font-size="13" fill="#777">${escapeXml(text)}</text>`;
+  return `<text x="${f.width / 2}" y="${Math.max(f.height / 2, 54)}" text-anchor="middle" ${FONT} font-size="13" fill="#777">${escapeXml(text)}</text>`;
 }
 
 /** Time on the x axis in minutes once a run is longer than 5 minutes, else in seconds. */
@@ -126,8 +127,9 @@ export function timeAxis(spanS: number): { unit: string; scale: number } {
 }
 
 export function lineChart(o: LineChartOptions): string {
-  const f = frame(o.width ?? 880, o.height ?? 240);
   const pts = o.series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  // Nothing to draw: a short box that says why, not a tall empty one.
+  const f = frame(o.width ?? 880, pts.length === 0 ? 80 : (o.height ?? 240));
   let out = header(f, o.title);
   if (pts.length === 0) return out + emptyNote(f, o.empty ?? "nothing measured") + "</svg>";
   const xMax = o.xMax ?? Math.max(...pts.map((p) => p[0]));

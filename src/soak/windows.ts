@@ -75,7 +75,13 @@ export interface SoakWindow {
   droppedFraction: number | null;
   topics: Record<TopicName, TopicFigures>;
   contract: { gaps: number; repeated: number; errors: number; stale: number };
-  health: { messages: number; okFraction: number | null; transitions: HealthTransition[] };
+  health: {
+    messages: number;
+    okFraction: number | null;
+    transitions: HealthTransition[];
+    /** health messages carrying each reason, by the reason's name and subject ("inference_overrun (front)") */
+    reasons: Record<string, number>;
+  };
   alerts: { raised: number; cleared: number; flaps: number };
   cameraRestarts: number | null;
   workerReplacements: number | null;
@@ -186,6 +192,12 @@ function alertFigures(events: readonly AlertEvent[], a: number, b: number, flapM
   return { raised, cleared, flaps };
 }
 
+/** A health reason without its figures: "inference_overrun (front): 23 of ..." -> "inference_overrun (front)". */
+export function reasonKey(reason: string): string {
+  const colon = reason.indexOf(":");
+  return colon < 0 ? reason : reason.slice(0, colon);
+}
+
 function healthFigures(health: readonly HealthSeen[], a: number, b: number, t0: number): SoakWindow["health"] {
   const inside = between(health, a, b);
   const before = health.filter((h) => h.at < a).at(-1);
@@ -195,7 +207,9 @@ function healthFigures(health: readonly HealthSeen[], a: number, b: number, t0: 
     if (prev !== undefined && h.state !== prev) transitions.push({ atS: (h.at - t0) / 1000, from: prev, to: h.state, reasons: h.reasons });
     prev = h.state;
   }
-  return { messages: inside.length, okFraction: inside.length === 0 ? null : inside.filter((h) => h.state === "STATE_OK").length / inside.length, transitions };
+  const reasons: Record<string, number> = {};
+  for (const h of inside) for (const r of new Set(h.reasons.map(reasonKey))) reasons[r] = (reasons[r] ?? 0) + 1;
+  return { messages: inside.length, okFraction: inside.length === 0 ? null : inside.filter((h) => h.state === "STATE_OK").length / inside.length, transitions, reasons };
 }
 
 export function computeWindows(r: SoakRecording): SoakWindow[] {
