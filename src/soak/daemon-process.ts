@@ -139,14 +139,17 @@ export interface RunDaemonOptions {
 }
 
 export function runDaemon(args: string[], env: NodeJS.ProcessEnv = {}, opts: RunDaemonOptions = {}): RunningDaemon {
-  const notify = spawnNotifyListener(uniqueNotifyAddress());
+  // A caller that brings its own NOTIFY_SOCKET (a systemd test) listens itself; ready() is then not ours to give.
+  const notify = env.NOTIFY_SOCKET === undefined ? spawnNotifyListener(uniqueNotifyAddress()) : null;
   const argv = [process.execPath, PERCEPTD_BIN, ...args];
   const [cmd, ...cmdArgs] = havePdeathsig() ? ["setpriv", "--pdeathsig", "SIGTERM", "--", ...argv] : argv;
-  // No watchdog pings asked for: WATCHDOG_USEC from our own environment (a soak run under
-  // systemd) belongs to us, not to the child.
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, NOTIFY_SOCKET: notify.address };
-  delete childEnv.WATCHDOG_USEC;
-  delete childEnv.WATCHDOG_PID;
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  if (notify !== null) {
+    childEnv.NOTIFY_SOCKET = notify.address;
+    // No watchdog pings asked for: WATCHDOG_USEC from our own environment (a soak run under
+    // systemd) belongs to us, not to the child.
+    for (const k of ["WATCHDOG_USEC", "WATCHDOG_PID"]) if (env[k] === undefined) delete childEnv[k];
+  }
   const child = spawn(cmd, cmdArgs, {
     cwd: REPO_ROOT,
     env: childEnv,
@@ -196,8 +199,9 @@ export function runDaemon(args: string[], env: NodeJS.ProcessEnv = {}, opts: Run
       res(code ?? sig ?? -1);
     });
   });
-  void exited.then(() => notify.close());
-  const readyDatagram = readySignal(notify, exited, () => err);
+  void exited.then(() => notify?.close());
+  const readyDatagram =
+    notify === null ? Promise.reject(new Error("ready(): the caller set NOTIFY_SOCKET, so the daemon's READY=1 goes to the caller's listener")) : readySignal(notify, exited, () => err);
   readyDatagram.catch(() => undefined);
   const kill = (): void => {
     if (isRunning(child)) child.kill("SIGKILL");

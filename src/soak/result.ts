@@ -99,11 +99,17 @@ export function latencyBins(r: SoakRecording): LatencyBin[] {
   return bins;
 }
 
+/** Rates and CPU are taken over at least this long: the extra samples at window boundaries come close after a periodic one, and a rate over a few ms is noise. */
+const MIN_RATE_SPAN_MS = 1000;
+
 export function samplePoints(r: SoakRecording): SamplePoint[] {
   const inside = r.samples.filter((s) => s.at >= r.t0 - 1 && s.at <= r.tEnd + 1);
   const MB = 1024 * 1024;
-  return inside.map((s, i) => {
-    const prev = i > 0 ? inside[i - 1] : nearestSample(r.samples.filter((x) => x.at < s.at), s.at);
+  return inside.map((s) => {
+    const prev = nearestSample(
+      r.samples.filter((x) => x.at <= s.at - MIN_RATE_SPAN_MS),
+      s.at,
+    );
     const dt = prev ? (s.at - prev.at) / 1000 : 0;
     const rate = (pick: (m: NonNullable<typeof s.metrics>) => number): number | null =>
       prev?.metrics && s.metrics && dt > 0 ? (pick(s.metrics) - pick(prev.metrics)) / dt : null;

@@ -10,7 +10,7 @@
 // is written in every case and the verdict says how it ended.
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { FAULT_DIR_ENV, faultTriggerName } from "../util/fault-trigger.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
@@ -318,7 +318,7 @@ class Soak {
     const result: SoakResult = {
       schema: SOAK_SCHEMA,
       command: o.command,
-      configPath: o.configPath,
+      configPath: displayPath(o.configPath),
       startedAt,
       durationS: o.durationMs / 1000,
       measuredS: (tEnd - t0) / 1000,
@@ -357,6 +357,12 @@ class Soak {
     const exitCode = end.kind === "interrupted" ? EXIT_INTERRUPTED : result.verdict.pass ? 0 : 1;
     return { result, exitCode, files };
   }
+}
+
+/** A path as people typed it: relative to the working folder when it lies inside it. */
+function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
 }
 
 function abortPromise(signal: AbortSignal | undefined): Promise<"aborted"> {

@@ -87,7 +87,8 @@ function legend(f: Frame, items: { name: string; color: string; dashed?: boolean
   let x = f.width - f.right;
   let out = "";
   for (const it of [...items].reverse()) {
-    const w = 26 + it.name.length * 6.4;
+    // A generous width per character: capitals ("DEGRADED") are wider than the average.
+    const w = 26 + it.name.length * 7.2;
     x -= w;
     out +=
       `<line x1="${x}" y1="14" x2="${x + 18}" y2="14" stroke="${it.color}" stroke-width="3"${it.dashed ? ' stroke-dasharray="5 3"' : ""}/>` +
