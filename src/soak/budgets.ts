@@ -62,7 +62,7 @@ function describeEnd(end: SoakEnd): string {
     case "interrupted":
       return `stopped early by ${end.signal}`;
     case "replay-ended":
-      return "ended early: the daemon's replay ended (a file source without loop: true) and it exited 0";
+      return "ended early: every camera's source ended (a replay without loop: true) and the daemon exited 0";
     case "daemon-exited":
       return `ended early: the daemon exited (${typeof end.code === "number" ? `code ${end.code}${exitMeaning(end.code)}` : `killed by ${end.code}`})`;
     case "subscriber-failed":

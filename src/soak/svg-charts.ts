@@ -184,8 +184,23 @@ export interface StackedBarsOptions {
 }
 
 export function stackedBars(o: StackedBarsOptions): string {
-  const f = frame(o.width ?? 880, o.height ?? 260);
-  f.bottom = 52;
+  // The legend goes under the bars (stage names are long), in as many rows as it needs.
+  const items = [...o.stacks.map((s) => ({ name: s.name, color: s.color })), ...(o.compare ? [{ name: o.compare.label, color: "#777" }] : [])];
+  const width = o.width ?? 880;
+  const placed: { name: string; color: string; x: number; row: number }[] = [];
+  let lx = 58;
+  let row = 0;
+  for (const it of items) {
+    const w = 24 + it.name.length * 6.6;
+    if (lx + w > width - 16 && lx > 58) {
+      row++;
+      lx = 58;
+    }
+    placed.push({ ...it, x: lx, row });
+    lx += w;
+  }
+  const f = frame(width, (o.height ?? 260) + row * 18);
+  f.bottom = 52 + row * 18;
   let out = header(f, o.title);
   const totals = o.categories.map((_, i) => o.stacks.reduce((a, s) => a + (Number.isFinite(s.values[i]) ? s.values[i] : 0), 0));
   const compare = o.compare?.totals ?? [];
@@ -217,12 +232,10 @@ export function stackedBars(o: StackedBarsOptions): string {
     }
     if (i % every === 0) out += `<text x="${(f.left + slot * (i + 0.5)).toFixed(1)}" y="${f.height - f.bottom + 16}" text-anchor="middle" ${FONT} font-size="11" fill="#555">${escapeXml(c)}</text>`;
   });
-  const items = o.stacks.map((s) => ({ name: s.name, color: s.color }));
-  // The legend goes under the bars: stage names are long.
-  let lx = f.left;
-  for (const it of o.compare ? [...items, { name: o.compare.label, color: "#777" }] : items) {
-    out += `<rect x="${lx}" y="${f.height - 22}" width="12" height="12" fill="${it.color}"/><text x="${lx + 16}" y="${f.height - 12}" ${FONT} font-size="11" fill="#333">${escapeXml(it.name)}</text>`;
-    lx += 24 + it.name.length * 6.2;
+  const legendTop = f.height - f.bottom + 30;
+  for (const it of placed) {
+    const y = legendTop + it.row * 18;
+    out += `<rect x="${it.x.toFixed(1)}" y="${y}" width="12" height="12" fill="${it.color}"/><text x="${(it.x + 16).toFixed(1)}" y="${y + 10}" ${FONT} font-size="11" fill="#333">${escapeXml(it.name)}</text>`;
   }
   return out + "</svg>";
 }

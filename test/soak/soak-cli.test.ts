@@ -14,6 +14,8 @@ import { perceptd } from "../cli/run-cli.ts";
 import { freePort, VTEST } from "../daemon/harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
+/** The first soak's folder, the second one's --baseline (when the first ran). */
+let firstSoak: string | null = null;
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
@@ -56,6 +58,7 @@ describe.skipIf(!existsSync(VTEST))("perceptd soak", () => {
       expect(run.stdout).toMatch(/\| e2e p99, worst window +\| <= 0\.1 ms +\| [\d.]+ ms \(window \d\) +\| FAIL/);
 
       const r = await readResult(out);
+      firstSoak = out;
       expect(r.schema).toBe(SOAK_SCHEMA);
       expect(r.end).toEqual({ kind: "completed" });
       expect(r.windows.length, "20 s in 5 s windows").toBe(4);
@@ -109,7 +112,8 @@ describe.skipIf(!existsSync(VTEST))("perceptd soak", () => {
     await writeFile(plan, "faults:\n  - { at: 3s, action: camera-stall, for: 3s }\n");
     // Thresholds a loaded 2-core machine trips by itself are raised, so the stall is what the health budget sees.
     const relaxed = ["--set", "health.inferenceDeadlineMs=10000", "--set", "health.latencyBudgetMs=10000", "--set", "health.eventLoopLagMs=2000"];
-    const run = await perceptd("soak", ...(await demoArgs(relaxed)), "--duration", "12s", "--window", "4s", "--faults", plan, "--out", out);
+    const baseline = firstSoak === null ? [] : ["--baseline", firstSoak];
+    const run = await perceptd("soak", ...(await demoArgs(relaxed)), "--duration", "12s", "--window", "4s", "--faults", plan, ...baseline, "--out", out);
     expect(run.code, `exit code; stderr: ${run.stderr.slice(-2000)}`).toBe(1);
     expect(run.stderr).toMatch(/budgets failed: .*health messages saying OK/);
     const r = await readResult(out);
@@ -122,6 +126,15 @@ describe.skipIf(!existsSync(VTEST))("perceptd soak", () => {
     expect(f.backToOkMs, "back to OK after the stall ended").not.toBeNull();
     expect(r.verdict.results.find((x) => x.id === "fault-recovery")?.status).toBe("pass");
     expect(r.verdict.results.find((x) => x.id === "health-ok")?.status).toBe("fail");
+    if (firstSoak !== null) {
+      // With --baseline: the earlier soak's figures and the differences in the verdict, its curves in the plots.
+      expect(r.baseline?.dir).toBe(firstSoak);
+      expect(r.verdict.results.find((x) => x.id === "counter-gaps")?.baseline).toEqual({ measured: "0", difference: "+0.00" });
+      expect(run.stdout).toMatch(/\| budget +\| limit +\| measured +\| baseline +\| difference +\| result +\|/);
+      const html = await readFile(join(out, "report.html"), "utf8");
+      expect(html).toMatch(/baseline p99/);
+      expect(html).toMatch(/baseline RSS/);
+    }
   }, 90_000);
 
   it("a daemon that dies mid-soak ends the soak at once with a verdict naming the exit", async () => {
@@ -141,6 +154,31 @@ describe.skipIf(!existsSync(VTEST))("perceptd soak", () => {
     expect(r.verdict.results[0].measured).toMatch(/the daemon exited \(code 70: the health monitors gave up\)/);
     expect(existsSync(join(out, "report.html"))).toBe(true);
   }, 90_000);
+
+  it("a replay that ends before the duration ends the soak early, and the verdict says so", async () => {
+    const out = await tempDir();
+    const cfg = join(out, "short.yaml");
+    const port = await freePort();
+    // 60 frames at 15 fps: the daemon exits 0 about 4 s after it starts.
+    await writeFile(
+      cfg,
+      [
+        "cameras:",
+        "  - id: clip",
+        "    source: { type: testsrc, pattern: ball, width: 320, height: 240, framerate: 15, numBuffers: 60 }",
+        `bus: { endpoints: ["tcp://127.0.0.1:${port}"] }`,
+        "metrics: { port: 0 }",
+        "soak: { warmupS: 1 }",
+        "",
+      ].join("\n"),
+    );
+    const run = await perceptd("soak", "--config", cfg, "--duration", "60s", "--window", "5s", "--out", out);
+    expect(run.code, `exit code; stderr: ${run.stderr.slice(-2000)}`).toBe(1);
+    const r = await readResult(out);
+    expect(r.end).toEqual({ kind: "replay-ended", code: 0 });
+    expect(r.measuredS).toBeLessThan(30);
+    expect(r.verdict.results[0].measured).toMatch(/ended early: every camera's source ended \(a replay without loop: true\) and the daemon exited 0/);
+  }, 60_000);
 
   it("bad flags, a bad fault plan and a bad soak: section: clear errors, exit 2 or 78, nothing started", async () => {
     const out = await tempDir();
