@@ -22,6 +22,13 @@ const filePath = (what: string) => {
   return s;
 };
 
+// Absent means software: a Jetson-only element named in a config for any other machine
+// would fail at the first frame, so hardware decoding is asked for, never guessed.
+const decoder = z
+  .enum(["software", "jetson"])
+  .optional()
+  .describe("software (default): GStreamer's decodebin on the CPU; jetson: H.264/H.265 decoded by nvv4l2decoder (NVDEC) and converted and scaled by nvvidconv (VIC)");
+
 const ms = (def: number, min: number, max: number, what: string) => z.number().int().min(min).max(max).default(def).describe(`${what} (milliseconds)`);
 
 export const RestartSchema = z
@@ -60,6 +67,7 @@ export const SourceSchema = z.discriminatedUnion("type", [
       path: filePath("video file GStreamer can decode (AVI, MP4, MKV, ...)"),
       loop: z.boolean().default(false).describe("start again at the end instead of ending the run"),
       realtime: z.boolean().default(true).describe("pace frames at the file's own frame rate (false: as fast as they decode)"),
+      decoder,
     })
     .strict(),
   z
@@ -74,6 +82,7 @@ export const SourceSchema = z.discriminatedUnion("type", [
       url: z.string().regex(/^rtsps?:\/\//, "must start with rtsp:// or rtsps://").describe("stream URL, credentials included if the camera needs them"),
       latencyMs: ms(200, 0, 10_000, "rtspsrc jitter buffer"),
       protocols: z.enum(["tcp", "udp", "auto"]).default("auto").describe("RTP transport"),
+      decoder,
     })
     .strict(),
   z

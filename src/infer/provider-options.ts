@@ -77,8 +77,10 @@ export function gpuProviderOptions(provider: GpuProvider, t: ProviderTuning): Re
 export type ProviderOptionSupport = "honoured" | "ignored" | "no-gpu-providers";
 export const PROVIDER_OPTION_SUPPORT: readonly ProviderOptionSupport[] = ["honoured", "ignored", "no-gpu-providers"];
 
+/** An entry of listSupportedBackends(); `providerOptions` is the patch's mark. */
 interface BackendEntry {
   name: string;
+  bundled?: boolean;
   providerOptions?: unknown;
 }
 
