@@ -23,7 +23,8 @@ note() { echo "setup: $*" >&2; }
 # the ONNX checker used by the tests, the toolchain node-gyp needs, and libsystemd's
 # headers for the sd-notify binding (systemd notifications, src/health/systemd.ts), and
 # protoc with Python's protobuf and ZeroMQ for the Python bus consumer in
-# examples/python-consumer/ (run by test/examples/python-consumer.test.ts), and Chromium,
+# examples/python-consumer/ (run by test/examples/python-consumer.test.ts), shellcheck
+# for the tests of Dockerfile.jetson's RUN lines and scripts/device-check.sh, and Chromium,
 # which renders `perceptd soak`'s report in its test (driven by playwright-core, which
 # downloads no browser of its own).
 APT_PACKAGES=(
@@ -32,6 +33,7 @@ APT_PACKAGES=(
   libgstreamer-plugins-base1.0-dev pkg-config g++ make python3 python3-onnx python3-numpy
   libsystemd-dev
   protobuf-compiler python3-protobuf python3-zmq
+  shellcheck
   chromium
 )
 
