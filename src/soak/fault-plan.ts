@@ -106,9 +106,13 @@ export interface FaultOutcome {
   pausedSubscriberMissed?: number;
 }
 
-/** Reads a fault's effect from the health messages (times: performance.now()). */
-export function faultOutcome(fault: PlannedFault, startedAt: number, health: readonly { at: number; state: string; reasons: string[] }[]): FaultOutcome {
-  const after = health.filter((h) => h.at >= startedAt);
+/**
+ * Reads a fault's effect from the health messages (times: performance.now()) up to `until`
+ * (the next fault, or the end of the soak): the daemon's own STOPPING at the end is no
+ * effect of the fault.
+ */
+export function faultOutcome(fault: PlannedFault, startedAt: number, health: readonly { at: number; state: string; reasons: string[] }[], until = Infinity): FaultOutcome {
+  const after = health.filter((h) => h.at >= startedAt && h.at < until && h.state !== "STATE_STOPPING");
   const bad = after.find((h) => h.state !== "STATE_OK");
   const endedAt = startedAt + fault.forMs;
   const ok = bad === undefined ? undefined : after.find((h) => h.at > bad.at && h.at >= endedAt && h.state === "STATE_OK");

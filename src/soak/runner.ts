@@ -143,8 +143,11 @@ class Soak {
       this.progress("warm-up", `daemon ready after ${((ready.at - this.spawnedAt) / 1000).toFixed(1)} s (bus ${ready.endpoints.join(", ")}, metrics ${ready.metricsUrl ?? "off"})`);
       const curve = undefined; // a CURVE bus needs client keys the soak does not have yet; see the README
       if (o.config.bus.curve.enabled) throw new Error("the config's bus uses CURVE; perceptd soak subscribes without keys, so it cannot soak this config (turn bus.curve off for the bench)");
-      this.sub = new CheckingSubscriber({ endpoints: ready.endpoints, curve });
-      if (o.faults?.some((f) => f.action === "subscriber-pause")) this.paused = new PausableSubscriber(ready.endpoints, curve);
+      // One endpoint each: a subscriber connected to two endpoints of one publisher gets every message twice.
+      this.sub = new CheckingSubscriber({ endpoints: [ready.endpoints[0]], curve });
+      // The paused one on ipc where the daemon binds one: a unix socket fills in seconds, loopback TCP's buffers take minutes.
+      const pauseAt = ready.endpoints.find((e) => e.startsWith("ipc://")) ?? ready.endpoints[0];
+      if (o.faults?.some((f) => f.action === "subscriber-pause")) this.paused = new PausableSubscriber([pauseAt], curve);
       this.sampler = new Sampler({ pid: this.daemon.child.pid ?? 0, metricsUrl: ready.metricsUrl, intervalMs: o.config.soak.sampleIntervalMs });
       this.sampler.start();
       end = (await this.settle()) ?? (await this.measure());
@@ -282,7 +285,10 @@ class Soak {
     const m0 = nearestSample(samples, t0)?.metrics ?? null;
     const m1 = nearestSample(samples, tEnd)?.metrics ?? null;
     const droppedOf = (m: NonNullable<typeof m0>): number => Object.entries(m.dropped).reduce((a, [k, v]) => (k === "shutdown" ? a : a + v), 0);
-    const faults: FaultOutcome[] = this.faultStarts.map((s) => ({ ...faultOutcome(s.fault, s.at, sub.health), ...(s.missed ? { pausedSubscriberMissed: s.missed() } : {}) }));
+    const faults: FaultOutcome[] = this.faultStarts.map((s, i) => ({
+      ...faultOutcome(s.fault, s.at, sub.health, this.faultStarts[i + 1]?.at ?? tEnd),
+      ...(s.missed ? { pausedSubscriberMissed: s.missed() } : {}),
+    }));
     const measuredSamples = samples.filter((s) => s.at >= t0 && s.at <= tEnd + 1);
     let results = judge({
       budgets: o.config.soak,

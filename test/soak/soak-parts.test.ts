@@ -159,6 +159,9 @@ describe("fault plans", () => {
     ];
     expect(faultOutcome(f, 1000, health)).toMatchObject({ toDegradedMs: 600, degradedState: "STATE_DEGRADED", backToOkMs: 300 });
     expect(faultOutcome(f, 1000, health.slice(0, 3)).backToOkMs).toBeNull();
+    // The daemon's own STOPPING at the end, or what follows the next fault, is not this fault's doing.
+    const calm = [{ at: 1000, state: "STATE_OK", reasons: [] }, { at: 9000, state: "STATE_STOPPING", reasons: [] }, { at: 9500, state: "STATE_FAULT", reasons: ["x"] }];
+    expect(faultOutcome(f, 1000, calm, 9200)).toMatchObject({ toDegradedMs: null, backToOkMs: null });
   });
 });
 
