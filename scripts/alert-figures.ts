@@ -24,7 +24,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BusClient } from "../src/bus/client/index.ts";
-import { freePort, REPO_ROOT, removeConfig, runDaemon, writeConfig } from "../src/cli/bench/daemon-process.ts";
+import { freePort, REPO_ROOT, removeConfig, runDaemon, writeConfig } from "../src/soak/daemon-process.ts";
 import { loadConfig } from "../src/config/load.ts";
 import { hazardConfigOf } from "../src/daemon/hazard-stage.ts";
 import { COCO_LABELS } from "../src/infer/coco-labels.ts";
@@ -236,10 +236,10 @@ async function daemonRun(): Promise<void> {
   })();
   process.stderr.write("\nreal daemon: replaying vtest.avi in real time (80 s) ...\n");
   const d = runDaemon(["run", "--config", path]);
-  const bound = await d.waitForLog((l) => l.msg === "bus bound; loading model", 60_000);
+  const ready = await d.ready();
   let last = "";
   const scrape = setInterval(() => {
-    void fetch(`${String(bound.metrics)}/metrics`)
+    void fetch(`${ready.metricsUrl ?? ""}/metrics`)
       .then((r) => r.text())
       .then((t) => (last = t))
       .catch(() => undefined);

@@ -1,6 +1,6 @@
 // Fault figures: how long the real daemon takes to show each fault on the bus, and how
 // steady its health message stays while inference saturates the CPU. Every figure comes
-// from `node bin/perceptd.js run` as a child process (src/cli/bench/daemon-process.ts) and a
+// from `node bin/perceptd.js run` as a child process (src/soak/daemon-process.ts) and a
 // BusClient in this process, as an ECU would see them; test/daemon/faults.test.ts checks the
 // same behaviour with generous bounds.
 //
@@ -25,7 +25,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BusClient } from "../src/bus/client/index.ts";
 import type { HealthState } from "../src/bus/codec.ts";
-import { REPO_ROOT, freePort, freeUdpPort, killAllDaemons, removeConfig, runDaemon, writeConfig, type LogLine, type RunningDaemon } from "../src/cli/bench/daemon-process.ts";
+import { REPO_ROOT, freePort, freeUdpPort, killAllDaemons, removeConfig, runDaemon, writeConfig, type LogLine, type RunningDaemon } from "../src/soak/daemon-process.ts";
 
 const VTEST = join(REPO_ROOT, ".cache/fixtures/vtest.avi");
 const QUIET_HOST = { inferenceDeadlineMs: 10_000, latencyBudgetMs: 10_000, eventLoopLagMs: 1000 };

@@ -23,8 +23,10 @@ note() { echo "setup: $*" >&2; }
 # the ONNX checker used by the tests, the toolchain node-gyp needs, and libsystemd's
 # headers for the sd-notify binding (systemd notifications, src/health/systemd.ts), and
 # protoc with Python's protobuf and ZeroMQ for the Python bus consumer in
-# examples/python-consumer/ (run by test/examples/python-consumer.test.ts), and shellcheck
-# for the tests of Dockerfile.jetson's RUN lines and scripts/device-check.sh.
+# examples/python-consumer/ (run by test/examples/python-consumer.test.ts), shellcheck
+# for the tests of Dockerfile.jetson's RUN lines and scripts/device-check.sh, and Chromium,
+# which renders `perceptd soak`'s report in its test (driven by playwright-core, which
+# downloads no browser of its own).
 APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-libav libgstreamer1.0-dev
@@ -32,6 +34,7 @@ APT_PACKAGES=(
   libsystemd-dev
   protobuf-compiler python3-protobuf python3-zmq
   shellcheck
+  chromium
 )
 
 missing_apt=()
@@ -68,6 +71,15 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$lock_hash" || ! -d node_modules/onnx
     gst_binding_loads || { note "the GStreamer binding (gstreamer-superficial) cannot be loaded; the daemon cannot read video without it"; exit 1; }
   fi
   echo "$lock_hash" >"$stamp"
+fi
+
+# The daemon sends READY=1 through sd-notify (an optional native module, like the GStreamer
+# binding), and `perceptd soak` and the daemon tests wait for it: without the module a
+# daemon started with a NOTIFY_SOCKET refuses to start, so say so here rather than there.
+if ! node -e 'require("sd-notify")' >/dev/null 2>&1; then
+  note "sd-notify did not build; building it again (needs libsystemd-dev), with its output:"
+  npm rebuild sd-notify --foreground-scripts >&2 || true
+  node -e 'require("sd-notify")' >/dev/null 2>&1 || { note "the sd-notify binding cannot be loaded: systemd notifications, perceptd soak and the daemon tests need it"; exit 1; }
 fi
 
 # Test fixture: vtest.avi, a 768x576 pedestrian clip shipped in Debian's opencv-doc package.

@@ -2,16 +2,12 @@
 //
 // A fresh process runs its JavaScript unoptimised at first: V8 optimises a function only
 // after it has run a while, so code that runs once per frame gets there after a few
-// thousand frames, the first minute at camera rates, and until then the optimiser's work
-// lands on some messages as 1-4 ms of extra latency. Encoding a detections message of six
-// boxes every 10 ms in a fresh process on the 2-core build VM (Node 20): p99 1.46 ms, max
-// 3.8 ms; after 2000 encodes up front, p99 0.17 ms, max 0.20 ms; with V8's optimiser off
-// (--no-opt), 2 encodes in 600 took over 0.8 ms instead of 13, and the garbage collections
-// fell elsewhere. The publisher's queue and zeromq.js's send are per-message code too, so
-// this publishes through a throwaway publisher. On the bus, publish to receipt at 40
-// messages/s (bench pipeline's (c2) publisher, a subscriber process already warm), p99 per
-// block of 300 messages: without the warm-up 1.78, 1.94, 0.94, 0.88 ms; with it 0.86, 0.80,
-// 0.75, 0.87 ms.
+// thousand frames, the first minutes at camera rates, and until then the optimiser's work
+// lands on some messages as milliseconds of extra latency. The publisher's encoding, its
+// queue and zeromq.js's send are all per-message code, so this publishes through a
+// throwaway publisher before the daemon reports ready: it costs start-up time, never a
+// frame's. Measured with and without (the first 300 messages' publish times, the cost at
+// start): docs/pipeline-latency.md.
 import { randomBytes } from "node:crypto";
 import type { PublishedDetection } from "./codec.ts";
 import { BusPublisher } from "./publisher.ts";

@@ -10,6 +10,7 @@ import { register as registerKeys } from "./commands/keys.ts";
 import { register as registerListen } from "./commands/listen.ts";
 import { register as registerModels } from "./commands/models.ts";
 import { register as registerPrune } from "./commands/prune.ts";
+import { register as registerSoak } from "./commands/soak.ts";
 import { ExitError, register as registerRun } from "./commands/run.ts";
 
 export const EXIT_OK = 0;
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   registerPrune(program);
   registerListen(program);
   registerKeys(program);
+  registerSoak(program);
   return program;
 }
 

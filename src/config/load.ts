@@ -56,7 +56,7 @@ export function formatProblem(p: ConfigProblem): string {
 
 /**
  * PERCEPTD_* variables that belong to tools around the daemon, not to its configuration;
- * the PERCEPTD_TEST_* ones are the test-only inference stall of src/infer/worker.ts.
+ * the PERCEPTD_TEST_* ones are the test-only faults of src/infer/worker.ts and src/util/fault-trigger.ts.
  */
 const NON_CONFIG_ENV = new Set([
   "PERCEPTD_PYTHON",
@@ -64,6 +64,7 @@ const NON_CONFIG_ENV = new Set([
   "PERCEPTD_TEST_INFER_STALL_MS",
   "PERCEPTD_TEST_INFER_STALL_AFTER",
   "PERCEPTD_TEST_INFER_STALL_EVERY",
+  "PERCEPTD_TEST_FAULT_DIR",
 ]);
 const ENV_PREFIX = "PERCEPTD_";
 

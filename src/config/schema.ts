@@ -169,11 +169,31 @@ function thresholdWithinWindow(h: { overrunWindow: number; overrunThreshold: num
     ctx.addIssue({ code: "custom", path: ["overrunThreshold"], message: `overrunThreshold (${h.overrunThreshold}) exceeds overrunWindow (${h.overrunWindow})` });
 }
 
+// `perceptd soak`'s budgets and settings: what a soak of this config must hold to pass. The
+// daemon itself ignores the section; it lives here so that a bench config carries its own
+// budgets, checked and documented like every other key.
+export const SoakSchema = z
+  .object({
+    warmupS: z.number().min(0).max(3600).default(10).describe("seconds after the daemon's READY=1 left out of the windows and budgets (first frames, caches); reported on their own"),
+    sampleIntervalMs: ms(2000, 200, 600_000, "how often /metrics, memory, CPU and temperatures are sampled"),
+    e2eP99MaxMs: z.number().positive().max(600_000).default(200).describe("budget: ingest -> receipt p99 of every window at most this (milliseconds)"),
+    e2eP99DriftMaxMs: z.number().min(0).max(600_000).default(20).describe("budget: the last window's e2e p99 at most this much above the first's (milliseconds)"),
+    rssSlopeMaxMBPerHour: z.number().min(0).max(100_000).default(20).describe("budget: the daemon's resident memory grows at most this fast (Theil-Sen slope of every sample after warm-up, MB per hour)"),
+    rssSlopeMinSpanS: z.number().min(0).max(86_400).default(600).describe("the memory slope is judged only over at least this many seconds; shorter soaks report it unjudged (start-up growth would read as a leak)"),
+    maxCounterGaps: z.number().int().min(0).default(0).describe("budget: messages missing at the soak's subscriber, which keeps up (per-topic counter gaps, over every topic)"),
+    maxBusErrors: z.number().int().min(0).default(0).describe("budget: messages failing the E2E checks (CRC, decoding, data id, schema version) or repeated"),
+    minHealthOkFraction: z.number().min(0).max(1).default(0.99).describe("budget: at least this fraction of health messages say OK"),
+    maxDroppedFraction: z.number().min(0).max(1).default(0.01).describe("budget: at most this fraction of ingested frames dropped (replaced by a newer frame)"),
+    alertFlapMs: ms(2000, 1, 600_000, "an alert raised again for the same track and kind within this long of its clear counts as a flap"),
+  })
+  .strict()
+  .describe("`perceptd soak`: budgets judged at the end of a soak of this config, and its sampling; the daemon ignores this section");
+
 export const ConfigSchema = z
   .object({
     log: z
       .object({
-        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info").describe("least severe level written; trace adds one line per processed frame with its stage timings"),
+        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info").describe("least severe level written"),
         format: z.enum(["auto", "json", "pretty"]).default("auto").describe("auto: readable lines on a terminal, JSON otherwise (journald)"),
       })
       .strict()
@@ -297,6 +317,7 @@ export const ConfigSchema = z
       .strict()
       .prefault({})
       .describe("human-readable status line"),
+    soak: SoakSchema.prefault({}),
   })
   .strict();
 
@@ -324,3 +345,4 @@ export type CameraConfig = z.infer<typeof CameraSchema>;
 export type SourceConfig = z.infer<typeof SourceSchema>;
 export type ExecutionProvider = z.infer<typeof ExecutionProviderSchema>;
 export type HealthConfig = z.infer<typeof HealthSchema>;
+export type SoakConfig = z.infer<typeof SoakSchema>;

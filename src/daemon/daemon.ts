@@ -19,11 +19,11 @@ import { createMetrics, type Metrics } from "../metrics/metrics.ts";
 import { startMetricsServer, type Health, type MetricsServer } from "../metrics/server.ts";
 import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel, type ResolvedModel } from "../model/manifest.ts";
 import { HealthSupervisor, EXIT_HEALTH_GAVE_UP } from "../health/supervisor.ts";
+import { READY_FIELDS } from "../health/systemd.ts";
 import { busHealthState, describeReason, toHealthStatus, type HealthSnapshot } from "../health/state.ts";
 import type { CameraHealthState } from "../bus/codec.ts";
 import { LatencyWindow, RateMeter } from "./latency-window.ts";
 import { HazardStage } from "./hazard-stage.ts";
-import { FRAME_TIMINGS_MSG, frameTimings } from "./frame-timings.ts";
 
 /** "source-failed": every camera ended and at least one ended on an error (an unreadable replay). */
 export type StopReason = "signal" | "end-of-stream" | "source-failed" | "fatal";
@@ -231,7 +231,7 @@ export class Daemon {
       );
       d.startCameras();
       supervisor.camerasStarted();
-      supervisor.markReady();
+      supervisor.markReady({ [READY_FIELDS.bus]: bus.endpoints.join(" "), [READY_FIELDS.metrics]: server?.url ?? "off" });
       metrics.setReady(true);
       return d;
     } catch (e) {
@@ -424,7 +424,6 @@ export class Daemon {
     m.observeStage("decode", cam, r.timings.decodeMs / 1e3);
     m.observeStage("worker_to_main", cam, r.timings.handoffMs / 1e3);
     m.observeStageNs("publish", cam, tPublish, tDone);
-    if (this.log.isLevelEnabled("trace")) this.log.trace(frameTimings(r, Number(tDone - tPublish) / 1e6), FRAME_TIMINGS_MSG);
     m.observeStageNs("end_to_end", cam, r.tIngestNs, tDone);
     m.framesProcessed.inc({ camera: cam });
     m.cameraUp.set({ camera: cam }, 1);

@@ -160,10 +160,10 @@ export class HealthSupervisor {
     this.cameras.begin();
   }
 
-  /** Start-up complete: leave STARTING and tell systemd (READY=1 with the status). */
-  markReady(): void {
+  /** Start-up complete: leave STARTING and tell systemd (READY=1 with the status and `extra`, see READY_FIELDS). */
+  markReady(extra: Readonly<Record<string, string>> = {}): void {
     this.machine.markReady();
-    this.notifier.ready(statusLine(this.machine.state, this.machine.reasons()));
+    this.notifier.ready(statusLine(this.machine.state, this.machine.reasons()), extra);
   }
 
   /** Shutdown began: STOPPING, and STOPPING=1 to systemd. The tick keeps feeding the watchdog until close(). */

@@ -16,6 +16,20 @@
 import { createRequire } from "node:module";
 import type { HealthState } from "./state.ts";
 
+/**
+ * Fields the daemon adds to its READY=1 datagram (sd_notify(3) reserves X_ for programs'
+ * own variables; systemd ignores them). Whoever started the daemon with a NOTIFY_SOCKET of
+ * its own (`perceptd soak`, the daemon tests) learns from them where the daemon listens,
+ * ports chosen at start (port 0) included. This is the declared readiness signal: nothing
+ * outside the daemon reads its log text to know it is ready.
+ */
+export const READY_FIELDS = {
+  /** the bound bus endpoints, space-separated */
+  bus: "X_PERCEPTD_BUS",
+  /** the metrics server's base URL, or "off" */
+  metrics: "X_PERCEPTD_METRICS",
+} as const;
+
 export type NotifySocket =
   /** a socket file, e.g. /run/systemd/notify */
   | { kind: "path"; path: string }
@@ -155,9 +169,9 @@ export class SystemdNotifier {
     return true;
   }
 
-  /** Start-up is complete: systemd moves the unit to "active" and starts dependents. */
-  ready(status?: string): boolean {
-    return this.notify(status === undefined ? { READY: 1 } : { READY: 1, STATUS: status });
+  /** Start-up is complete: systemd moves the unit to "active" and starts dependents. `extra`: X_ fields (READY_FIELDS) in the same datagram. */
+  ready(status?: string, extra: Readonly<Record<string, string>> = {}): boolean {
+    return this.notify({ READY: 1, ...(status === undefined ? {} : { STATUS: status }), ...extra });
   }
 
   /** Feeds the watchdog (WatchdogSec=). Normally through WatchdogFeeder, which applies the health policy. */

@@ -15,6 +15,7 @@ import type { Detection, RawTensor } from "./types.ts";
 import { checkDetectSettings, type DetectSettings, type MainToWorker, type WorkerInit, type WorkerToMain } from "./worker-protocol.ts";
 import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
 import { releaseTensors, type TensorLike } from "../util/release-array-buffer.ts";
+import { faultTriggerName, faultTriggersFromEnv } from "../util/fault-trigger.ts";
 
 const maybePort = parentPort;
 if (maybePort === null) throw new Error("src/infer/worker.ts is an inference worker entry; start it with new Worker(), not import it");
@@ -74,8 +75,12 @@ function injectedStallFromEnv(env: NodeJS.ProcessEnv): InjectedStall | null {
 
 let injectedStall: InjectedStall | null = null;
 let inferCount = 0;
+/** `perceptd soak --faults`' inference hang, on demand (src/util/fault-trigger.ts). */
+const faultTriggers = faultTriggersFromEnv();
 
 function maybeStall(): void {
+  const asked = faultTriggers?.take(faultTriggerName.inferenceHang) ?? null;
+  if (asked !== null) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, asked);
   const s = injectedStall;
   if (s === null) return;
   const n = inferCount++;

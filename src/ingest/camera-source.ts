@@ -36,6 +36,7 @@ import {
 import type { GstElementHandle } from "./gst/binding.ts";
 import { GstRunner, packRgb, parseFramerate, reserveGstThreads, type RunnerSample } from "./gst/pipeline-runner.ts";
 import { THREADS_PER_CAMERA, requiredThreadpoolSize } from "./threadpool.ts";
+import { faultTriggerName, faultTriggersFromEnv } from "../util/fault-trigger.ts";
 
 export type CameraState = "starting" | "running" | "restarting" | "ended" | "stopped";
 
@@ -120,6 +121,9 @@ class Run {
   }
 }
 
+/** `perceptd soak --faults`' camera stall, on demand; null unless asked for by the environment. */
+const cameraFaults = faultTriggersFromEnv();
+
 function rethrowLater(err: unknown): void {
   // A throwing consumer is a bug to surface, like a throwing EventEmitter listener, but it
   // must not leave this camera's pull loop or restart logic half-done.
@@ -159,6 +163,8 @@ export class CameraSource {
   private releaseThreads: (() => void) | null = null;
   private stopping: Promise<void> | null = null;
   private lastTransform: LetterboxTransform | null = null;
+  /** until when an injected camera-stall fault holds frames back (nowMs clock); see injectedStall */
+  private stalledUntilMs = 0;
 
   /** Throws (RangeError) when the source cannot be described, e.g. a bad testsrc pattern. */
   constructor(camera: CameraConfig, target: TargetSize, opts: CameraSourceOptions) {
@@ -282,6 +288,8 @@ export class CameraSource {
         // The stall clock restarts from the moment we ask again.
         if (run.lastFrameMs !== null) run.lastFrameMs = this.nowMs();
       }
+      await this.injectedStall(run);
+      if (run.closed) return;
       const sample = await runner.pull();
       if (run.closed) return;
       if (sample === null) {
@@ -314,6 +322,18 @@ export class CameraSource {
       }
       if (run.closed) return;
     }
+  }
+
+  /**
+   * TEST-ONLY (src/util/fault-trigger.ts): a camera-stall fault holds this camera's frames
+   * back until it ends, across pipeline restarts, as a camera that stops delivering would.
+   * A no-op unless PERCEPTD_TEST_FAULT_DIR is set.
+   */
+  private async injectedStall(run: Run): Promise<void> {
+    if (cameraFaults === null) return;
+    const asked = cameraFaults.take(faultTriggerName.cameraStall(this.id));
+    if (asked !== null) this.stalledUntilMs = Math.max(this.stalledUntilMs, this.nowMs() + asked);
+    while (!run.closed && this.stalledUntilMs > this.nowMs()) await new Promise((r) => setTimeout(r, Math.min(50, this.stalledUntilMs - this.nowMs())));
   }
 
   private noteFrame(run: Run): void {

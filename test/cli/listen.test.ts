@@ -74,7 +74,7 @@ async function startDaemon(extra: (port: number) => Record<string, unknown> = ()
       await d.exited;
     }
   });
-  await d.waitForLog((l) => l.msg === "model warm");
+  await d.ready();
   return { d, port, config };
 }
 

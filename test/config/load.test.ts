@@ -77,9 +77,10 @@ describe("config files in config/", () => {
     expect(config.bus.endpoints).toContain("tcp://0.0.0.0:5555");
   });
 
-  it("bench-soak.yaml loops unpaced, quietly", async () => {
+  it("bench-soak.yaml loops, paced like a camera, quietly, with its soak budgets", async () => {
     const { config } = await loadConfig(join(configDir, "bench-soak.yaml"), noEnv);
-    expect(config.cameras[0].source).toMatchObject({ type: "file", loop: true, realtime: false, path: join(repo, ".cache/fixtures/vtest.avi") });
+    expect(config.cameras[0].source).toMatchObject({ type: "file", loop: true, realtime: true, path: join(repo, ".cache/fixtures/vtest.avi") });
+    expect(config.soak).toMatchObject({ warmupS: 10, e2eP99MaxMs: 200, minHealthOkFraction: 0.99 });
     expect(config.status.mode).toBe("off");
     expect(config.log.level).toBe("warn");
   });

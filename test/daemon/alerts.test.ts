@@ -6,8 +6,7 @@ import { existsSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { BusClient } from "../../src/bus/client/index.ts";
 import type { Alert, Header, HealthState, PublishedDetection } from "../../src/bus/codec.ts";
-import { removeConfig } from "../../src/cli/bench/daemon-process.ts";
-import { baseConfig, freePort, runDaemon, until, VTEST, writeConfig, type RunningDaemon } from "./harness.ts";
+import { baseConfig, freePort, removeConfig, runDaemon, until, VTEST, writeConfig, type RunningDaemon } from "./harness.ts";
 
 interface Seen {
   /** performance.now() when received */
@@ -91,7 +90,7 @@ describe.skipIf(!existsSync(VTEST))("alerts on the bus (vtest.avi, corridor over
   it("raises pedestrian alerts for people walking through the corridor, clears them after they leave, re-sends the set at ~5 Hz", async () => {
     const port = await freePort();
     const { d, watch } = await start(port);
-    await d.waitForLog((l) => l.msg === "model warm", 60_000);
+    await d.ready();
 
     // An alert for a walking person, valid, with its track and distance.
     const first = await until(
@@ -129,7 +128,7 @@ describe.skipIf(!existsSync(VTEST))("alerts on the bus (vtest.avi, corridor over
     expect(tracked.length, "detections with a track id").toBeGreaterThan(10);
     expect(tracked.some((x) => x.rangeM !== undefined && x.inCorridor), "a tracked detection in the corridor with a distance").toBe(true);
 
-    const metrics = await (await fetch(`${String((await d.waitForLog((l) => l.msg === "bus bound; loading model")).metrics)}/metrics`)).text();
+    const metrics = await (await fetch(`${(await d.ready()).metricsUrl ?? ""}/metrics`)).text();
     const raised = metrics.split("\n").filter((l) => l.startsWith('perceptd_alerts_raised_total{camera="cam0",kind="pedestrian"'));
     expect(raised.reduce((s, l) => s + Number(l.split(" ").pop()), 0), "alerts raised (metric)").toBeGreaterThan(0);
     const latencyCount = metrics.split("\n").find((l) => l.startsWith('perceptd_alert_latency_seconds_count{camera="cam0",kind="pedestrian"}'));
@@ -146,7 +145,7 @@ describe.skipIf(!existsSync(VTEST))("alerts on the bus (vtest.avi, corridor over
     // Every detection older than a 1 ms latency budget at publish: detections_stale, DEGRADED,
     // for as long as the daemon runs (the thresholds behind it are health.overrunWindow/Threshold).
     const { d, watch } = await start(port, { latencyBudgetMs: 1, overrunWindow: 10, overrunThreshold: 3 });
-    await d.waitForLog((l) => l.msg === "model warm", 60_000);
+    await d.ready();
     const degradedAt = await until(
       () => watch.order.findIndex((m) => "state" in m && m.state === "STATE_DEGRADED") + 1 || undefined,
       30_000,

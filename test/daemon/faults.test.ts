@@ -20,8 +20,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BusClient, type BusClientOptions } from "../../src/bus/client/index.ts";
 import type { CameraHealth, HealthState } from "../../src/bus/codec.ts";
-import { freeUdpPort, removeConfig, type LogLine } from "../../src/cli/bench/daemon-process.ts";
-import { baseConfig, freePort, runDaemon, until, VTEST, writeConfig, type RunningDaemon } from "./harness.ts";
+import { baseConfig, freePort, freeUdpPort, removeConfig, runDaemon, until, VTEST, writeConfig, type LogLine, type RunningDaemon } from "./harness.ts";
 
 // ---------------------------------------------------------------------------------------
 // What a subscriber saw
@@ -366,8 +365,7 @@ describe("faults, as a bus subscriber sees them", () => {
           health: QUIET_HOST,
         }),
       );
-      const bound = await d.waitForLog((l) => l.msg === "bus bound; loading model");
-      await d.waitForLog(msgIs("model warm"));
+      const ready = await d.ready();
       // Connected and subscribed, never read: libzmq fills its pipe (1 message), then the socket.
       const slow = new BusClient({ endpoints: ipc, topics: ["health", "detections"], receiveHighWaterMark: 1 });
       cleanups.push(() => slow.close());
@@ -384,7 +382,7 @@ describe("faults, as a bus subscriber sees them", () => {
       expect(bus.health.filter((h) => h.e2e !== "OK"), "health gaps at the normal subscriber").toEqual([]);
       expect(bus.detections.filter((m) => m.e2e !== "OK"), "detections gaps at the normal subscriber").toEqual([]);
       expect(bus.health.flatMap((h) => h.reasons).filter((r) => r.startsWith("publish_failure"))).toEqual([]);
-      const metrics = await (await fetch(`${String(bound.metrics)}/metrics`)).text();
+      const metrics = await (await fetch(`${ready.metricsUrl ?? ""}/metrics`)).text();
       expect(metrics).toMatch(/^perceptd_bus_messages_dropped_total\{topic="health"\} 0$/m);
       expect(metrics).toMatch(/^perceptd_bus_messages_dropped_total\{topic="detections"\} 0$/m);
 

@@ -1,11 +1,23 @@
 // Drives the real daemon from outside, as an integrator would: a YAML config in a temp
 // folder, `node bin/perceptd.js run`, JSON logs on stdout, a real ZeroMQ subscriber. The
-// process plumbing lives in src/cli/bench/daemon-process.ts, shared with `bench pipeline`.
+// process plumbing lives in src/soak/daemon-process.ts, the one copy that `perceptd soak`
+// and `bench pipeline` use too; a daemon is ready when `await d.ready()` resolves (its
+// READY=1 on a NOTIFY_SOCKET of its own, with where its bus and metrics listen).
 import { join } from "node:path";
-import { REPO_ROOT } from "../../src/cli/bench/daemon-process.ts";
+import { REPO_ROOT } from "../../src/soak/daemon-process.ts";
 import { readManifest } from "../../src/model/manifest.ts";
 
-export { collectDetections, freePort, runDaemon, writeConfig, type RunningDaemon } from "../../src/cli/bench/daemon-process.ts";
+export {
+  collectDetections,
+  freePort,
+  freeUdpPort,
+  removeConfig,
+  runDaemon,
+  writeConfig,
+  type DaemonReady,
+  type LogLine,
+  type RunningDaemon,
+} from "../../src/soak/daemon-process.ts";
 
 export const REPO = REPO_ROOT;
 

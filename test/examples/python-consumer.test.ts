@@ -129,7 +129,7 @@ describe.skipIf(SKIP)(SKIP ? `examples/python-consumer (skipped: ${MISSING})` : 
     endpoint = `tcp://127.0.0.1:${port}`;
     const cfg = await writeConfig(baseConfig(port, { type: "testsrc", pattern: "ball", width: 320, height: 240, framerate: 15 }));
     daemon = runDaemon(["run", "--config", cfg]);
-    await daemon.waitForLog((l) => l.msg === "model warm");
+    await daemon.ready();
 
     // Frames for the publisher tests below, straight off the daemon's socket.
     const sub = new Subscriber({ receiveTimeout: 20_000 });

@@ -11,7 +11,7 @@ import {
   watchdogIntervalMs,
   type NotifyTransport,
 } from "../../src/health/systemd.ts";
-import { PYTHON, startNotifyListener, type NotifyListener } from "./notify-listener.ts";
+import { PYTHON, startNotifyListener, type NotifyListener } from "../../src/soak/notify-socket.ts";
 
 function recording(): NotifyTransport & { sent: string[] } {
   const sent: string[] = [];

@@ -4,7 +4,7 @@
 import os from "node:os";
 import { InvalidArgumentError, type Command } from "commander";
 import type { BenchProgress, ModelBenchOptions } from "../bench/model-bench.ts";
-import type { PipelineBenchOptions, PipelineBenchProgress } from "../bench/pipeline-bench.ts";
+import type { PipelineBenchOptions } from "../bench/pipeline-bench.ts";
 import { DEFAULT_PIPELINE_FRAMES, DEFAULT_PIPELINE_WARMUP } from "../bench/pipeline-defaults.ts";
 
 function intOption(min: number): (value: string) => number {
@@ -86,37 +86,6 @@ function progressPrinter(stream: NodeJS.WriteStream): { onProgress: (e: BenchPro
   return { onProgress, done };
 }
 
-function pipelineProgressPrinter(stream: NodeJS.WriteStream): { onProgress: (e: PipelineBenchProgress) => void; done: () => void } {
-  const { status, line, done } = statusWriter(stream);
-  const ms = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? "-" : `${v.toFixed(1)} ms`);
-  const onProgress = (e: PipelineBenchProgress): void => {
-    switch (e.kind) {
-      case "step":
-        line(`bench: ${e.scenario === null ? "" : `${e.scenario}: `}${e.text}`);
-        return;
-      case "decode":
-        if (e.done === e.total) line(`bench: decoded and resized ${e.done} frames`);
-        else status(`bench: decoding frame ${e.done}/${e.total}`);
-        return;
-      case "frames":
-        status(`bench: ${e.scenario}: ${e.warmup ? "warm-up" : "frame"} ${e.done}/${e.total}`);
-        return;
-      case "scenario-done": {
-        const r = e.result;
-        line(
-          `bench: ${r.label}: ${r.processedPerSec.toFixed(1)} frames/s` +
-            (r.e2e ? `, e2e p50 ${ms(r.e2e.p50Ms)} p99 ${ms(r.e2e.p99Ms)}` : "") +
-            (r.inference ? `, inference p99 ${r.inference.source === "histogram" ? "~" : ""}${ms(r.inference.p99Ms)}` : "") +
-            (r.drops ? `, dropped ${r.drops.droppedTotal}/${r.drops.ingestedTotal}` : "") +
-            ((r.cpu?.otherProcessesPct ?? 0) >= 10 ? ` (other processes took ${r.cpu?.otherProcessesPct?.toFixed(0)}% of a core: figures suspect)` : ""),
-        );
-        return;
-      }
-    }
-  };
-  return { onProgress, done };
-}
-
 interface PipelineCommandOptions {
   video?: string;
   frames: number;
@@ -125,7 +94,6 @@ interface PipelineCommandOptions {
   threads?: number;
   spinning?: boolean;
   replayWorkers?: number;
-  frameTrace?: boolean;
   json?: boolean;
 }
 
@@ -179,36 +147,21 @@ export function register(program: Command): void {
   bench
     .command("pipeline")
     .description(
-      "the whole daemon against a raw ONNX Runtime loop on the same video and model: (a) raw loop, (a2) raw loop in " +
-        "the daemon's replay arrangement (sessions side by side), (a3) raw loop paced as (c), (b) daemon on the unpaced " +
-        "file, (c) paced below saturation, (c2) the bus alone paced as (c), (c3) the model and the bus paced as (c) without " +
-        "the daemon, (d) overloaded; throughput, end-to-end " +
-        "latency from a ZeroMQ subscriber, drops from /metrics; prints a Markdown table with the targets",
+      "the whole daemon against a raw ONNX Runtime loop on the same video and model: the raw loop, the daemon replaying the " +
+        "file unpaced, the daemon behind a camera below the raw rate, and behind one faster than it; throughput, end-to-end " +
+        "latency at a ZeroMQ subscriber, drops from /metrics; prints one Markdown table",
     )
     .option("--video <path>", "video to play (default: .cache/fixtures/vtest.avi in the repository)")
-    .option("--frames <n>", "timed frames per scenario: session runs for (a)-(a3), bus messages for (b)-(d), (c2) and (c3)", intOption(2), DEFAULT_PIPELINE_FRAMES)
-    .option(
-      "--warmup <n>",
-      "untimed session runs for (a), and messages discarded before the timed ones in (b)-(d), (c2) and (c3), so that a daemon's first frames (V8 still compiling its frame path) stay out of the window",
-      intOption(1),
-      DEFAULT_PIPELINE_WARMUP,
-    )
+    .option("--frames <n>", "timed frames per scenario: session runs for the raw loop, bus messages for the daemon", intOption(2), DEFAULT_PIPELINE_FRAMES)
+    .option("--warmup <n>", "untimed runs of the raw loop, and a daemon's first messages left out of its window", intOption(1), DEFAULT_PIPELINE_WARMUP)
     .option("--model <name>", "manifest model (default: the manifest's default)")
     .option("--threads <n>", `ONNX Runtime intra-op threads, raw loop and daemon alike (default: ORT's, one per core; here ${os.availableParallelism()} cores)`, intOption(1))
     .option("--spinning", "let ONNX Runtime's threads busy-wait between operators, raw loop and daemon alike (inference.allowSpinning; default off)")
-    .option(
-      "--replay-workers <n>",
-      "sessions the daemon runs side by side for the unpaced replay (b), and the raw side-by-side loop (a2) with it (inference.replayWorkers; default 0: automatic)",
-      intOption(0),
-    )
-    .option(
-      "--frame-trace",
-      "run the daemons at log level trace, so that each logs every frame's stage timings, and take each daemon scenario's slowest frames apart in the report (costs the daemon a log line per frame)",
-    )
+    .option("--replay-workers <n>", "sessions the daemon runs side by side for the unpaced replay (inference.replayWorkers; default 0: automatic)", intOption(0))
     .option("--json", "print only the JSON result on stdout")
     .action(async (opts: PipelineCommandOptions) => {
       const { benchPipeline, renderPipelineBench } = await import("../bench/pipeline-bench.ts");
-      const progress = pipelineProgressPrinter(process.stderr);
+      const { line } = statusWriter(process.stderr);
       const benchOpts: PipelineBenchOptions = {
         video: opts.video,
         frames: opts.frames,
@@ -217,15 +170,9 @@ export function register(program: Command): void {
         threads: opts.threads,
         spinning: opts.spinning,
         replayWorkers: opts.replayWorkers,
-        frameTrace: opts.frameTrace === true,
-        onProgress: progress.onProgress,
+        onProgress: (text) => line(`bench: ${text}`),
       };
-      let result;
-      try {
-        result = await benchPipeline(benchOpts);
-      } finally {
-        progress.done();
-      }
+      const result = await benchPipeline(benchOpts);
       process.stdout.write(opts.json === true ? JSON.stringify(result, null, 2) + "\n" : renderPipelineBench(result));
     });
 }

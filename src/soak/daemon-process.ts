@@ -1,7 +1,14 @@
 // The real daemon as a child process, driven from outside the way an integrator drives it:
-// a YAML config in a temp folder, `node bin/perceptd.js run`, JSON logs on stdout, a real
-// ZeroMQ subscriber. Shared by `perceptd bench pipeline` and the daemon tests
-// (test/daemon/harness.ts), so both measure and check the same thing.
+// a YAML config, `node bin/perceptd.js run`, JSON logs on stdout, a real ZeroMQ subscriber.
+// The one copy of this plumbing: `perceptd soak`, `perceptd bench pipeline` and the daemon
+// tests (test/daemon/harness.ts) all start and stop the daemon here, so they measure and
+// check the same thing.
+//
+// Readiness is the daemon's declared signal, not its log text: each child gets a
+// NOTIFY_SOCKET of its own (notify-socket.ts), and ready() resolves with the READY=1
+// datagram systemd would get, whose X_ fields (READY_FIELDS) say where the bus and the
+// metrics listen. The listener is spawned just before the daemon and binds in tens of
+// milliseconds; the daemon cannot send READY=1 before it has loaded and warmed its model.
 //
 // Children are tracked until they exit: a daemon with a looping or live source never ends
 // on its own, so one left behind by a crashed bench would burn the CPU the next run
@@ -19,19 +26,28 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { stringify } from "yaml";
 import { Subscriber } from "zeromq";
-import { decodeDetections, type DetectionsMessage } from "../../bus/detections-message.ts";
+import { decodeDetections, type DetectionsMessage } from "../bus/detections-message.ts";
+import { READY_FIELDS } from "../health/systemd.ts";
+import { parseNotifyFields, spawnNotifyListener, uniqueNotifyAddress, type NotifyListener } from "./notify-socket.ts";
 
 /** The repository root: bin/perceptd.js and relative config paths resolve against it. */
-export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
+export const REPO_ROOT = resolve(import.meta.dirname, "../..");
 export const PERCEPTD_BIN = join(REPO_ROOT, "bin/perceptd.js");
 
-/** The log line the daemon writes once the bus is bound; it carries `endpoints` and `metrics`. */
-export const BUS_BOUND_MSG = "bus bound; loading model";
+/** How long ready() waits by default: a cold model load on a busy 2-core machine takes seconds, a TensorRT engine build minutes. */
+export const DEFAULT_READY_TIMEOUT_MS = 120_000;
 
-/** The bench's bus-alone publisher (`perceptd bench pipeline`'s (c2), and with a model (c3)), run as `node --import tsx <it> <fps> [<model-json>]`. */
-export const BUS_FLOOR_PUBLISHER = join(REPO_ROOT, "src/cli/bench/bus-floor-publisher.ts");
-/** The log line it writes once bound; it carries `endpoints`. */
-export const BUS_FLOOR_BOUND_MSG = "bus floor bound";
+/** What the daemon's READY=1 datagram says. */
+export interface DaemonReady {
+  /** bound bus endpoints (real ports) */
+  endpoints: string[];
+  /** the metrics server's base URL; null when metrics are off */
+  metricsUrl: string | null;
+  /** STATUS= of the datagram: the health state and reasons */
+  status: string;
+  /** performance.now() of this process when the datagram arrived */
+  at: number;
+}
 
 export type LogLine = Record<string, unknown>;
 
@@ -75,6 +91,11 @@ export interface RunningDaemon {
   stderr: () => string;
   /** resolves with the exit code (or the signal name) */
   exited: Promise<number | string>;
+  /**
+   * Resolves when the daemon sends READY=1 (model warm, bus bound, cameras started), with
+   * where it listens; rejects when it exits first or timeoutMs passes, with its stderr.
+   */
+  ready(timeoutMs?: number): Promise<DaemonReady>;
   waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /**
    * SIGTERM (a clean stop: the frame in flight is published, the bus flushed), then SIGKILL
@@ -105,22 +126,35 @@ function havePdeathsig(): boolean {
   return pdeathsig;
 }
 
-/** Starts `node bin/perceptd.js <args>` from the repository root, collecting its JSON log lines. */
-export function runDaemon(args: string[], env: NodeJS.ProcessEnv = {}): RunningDaemon {
-  return runNodeProcess("daemon", [PERCEPTD_BIN, ...args], env);
+/**
+ * Starts `node bin/perceptd.js <args>` from the repository root with a NOTIFY_SOCKET of its
+ * own, collecting its JSON log lines.
+ */
+export interface RunDaemonOptions {
+  /**
+   * Start the daemon in a process group of its own, so that a Ctrl-C at the terminal
+   * reaches only the caller, which stops the daemon itself (`perceptd soak`).
+   */
+  ownProcessGroup?: boolean;
 }
 
-/**
- * Starts `node <nodeArgs>` from the repository root, tracked and logged like the daemon:
- * for the bench's other child processes, which write JSON log lines as the daemon does.
- */
-export function runNodeProcess(name: string, nodeArgs: string[], env: NodeJS.ProcessEnv = {}): RunningDaemon {
-  const argv = [process.execPath, ...nodeArgs];
+export function runDaemon(args: string[], env: NodeJS.ProcessEnv = {}, opts: RunDaemonOptions = {}): RunningDaemon {
+  // A caller that brings its own NOTIFY_SOCKET (a systemd test) listens itself; ready() is then not ours to give.
+  const notify = env.NOTIFY_SOCKET === undefined ? spawnNotifyListener(uniqueNotifyAddress()) : null;
+  const argv = [process.execPath, PERCEPTD_BIN, ...args];
   const [cmd, ...cmdArgs] = havePdeathsig() ? ["setpriv", "--pdeathsig", "SIGTERM", "--", ...argv] : argv;
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  if (notify !== null) {
+    childEnv.NOTIFY_SOCKET = notify.address;
+    // No watchdog pings asked for: WATCHDOG_USEC from our own environment (a soak run under
+    // systemd) belongs to us, not to the child.
+    for (const k of ["WATCHDOG_USEC", "WATCHDOG_PID"]) if (env[k] === undefined) delete childEnv[k];
+  }
   const child = spawn(cmd, cmdArgs, {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
+    env: childEnv,
     stdio: ["ignore", "pipe", "pipe"],
+    detached: opts.ownProcessGroup === true,
   });
   live.add(child);
   if (!exitHookInstalled) {
@@ -165,6 +199,10 @@ export function runNodeProcess(name: string, nodeArgs: string[], env: NodeJS.Pro
       res(code ?? sig ?? -1);
     });
   });
+  void exited.then(() => notify?.close());
+  const readyDatagram =
+    notify === null ? Promise.reject(new Error("ready(): the caller set NOTIFY_SOCKET, so the daemon's READY=1 goes to the caller's listener")) : readySignal(notify, exited, () => err);
+  readyDatagram.catch(() => undefined);
   const kill = (): void => {
     if (isRunning(child)) child.kill("SIGKILL");
   };
@@ -173,6 +211,13 @@ export function runNodeProcess(name: string, nodeArgs: string[], env: NodeJS.Pro
     logs,
     stderr: () => err,
     exited,
+    ready(timeoutMs = DEFAULT_READY_TIMEOUT_MS) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, rej) => {
+        timer = setTimeout(() => rej(new Error(`daemon sent no READY=1 within ${timeoutMs} ms; stderr: ${err.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`)), timeoutMs);
+      });
+      return Promise.race([readyDatagram, late]).finally(() => clearTimeout(timer));
+    },
     waitForLog(pred, timeoutMs = 60_000) {
       const hit = logs.find(pred);
       if (hit) return Promise.resolve(hit);
@@ -186,7 +231,7 @@ export function runNodeProcess(name: string, nodeArgs: string[], env: NodeJS.Pro
         void exited.then(() =>
           setTimeout(() => {
             clearTimeout(t);
-            rej(new Error(`${name} exited before the log line; stderr: ${err.slice(-2000)}`));
+            rej(new Error(`daemon exited before the log line; stderr: ${err.slice(-2000)}`));
           }, 50),
         );
       });
@@ -206,15 +251,29 @@ export function runNodeProcess(name: string, nodeArgs: string[], env: NodeJS.Pro
   };
 }
 
-/**
- * Waits for a child's log line `msg` (BUS_FLOOR_BOUND_MSG and the like) and returns the
- * first of the `endpoints` it names, where a subscriber can connect.
- */
-export async function waitForEndpoint(proc: RunningDaemon, msg: string, timeoutMs: number): Promise<string> {
-  const line = await proc.waitForLog((l) => l.msg === msg, timeoutMs);
-  const endpoints = line.endpoints;
-  if (!Array.isArray(endpoints) || typeof endpoints[0] !== "string") throw new Error(`log line "${msg}" lacks endpoints: ${JSON.stringify(line)}`);
-  return endpoints[0];
+/** The first READY=1 datagram on `notify`, decoded; rejects when the daemon exits before it. */
+function readySignal(notify: NotifyListener, exited: Promise<number | string>, stderr: () => string): Promise<DaemonReady> {
+  return new Promise((resolve, reject) => {
+    const take = (datagram: string): boolean => {
+      const f = parseNotifyFields(datagram);
+      if (f.READY !== "1") return false;
+      const bus = f[READY_FIELDS.bus];
+      const metrics = f[READY_FIELDS.metrics];
+      if (bus === undefined || metrics === undefined) {
+        reject(new Error(`READY=1 without ${READY_FIELDS.bus} and ${READY_FIELDS.metrics}: ${JSON.stringify(datagram)}`));
+        return true;
+      }
+      resolve({ endpoints: bus.split(" ").filter(Boolean), metricsUrl: metrics === "off" ? null : metrics, status: f.STATUS ?? "", at: performance.now() });
+      return true;
+    };
+    if (notify.received.some(take)) return;
+    notify.onDatagram((d) => void take(d));
+    notify.listening.catch((e: unknown) => reject(e instanceof Error ? e : new Error(String(e))));
+    // The grace period lets a datagram sent right before the exit arrive first.
+    void exited.then((code) =>
+      setTimeout(() => reject(new Error(`daemon exited (${code}) before it was ready; stderr: ${stderr().slice(-2000)}`)), 100),
+    );
+  });
 }
 
 export interface DetectionsSubscription {
