@@ -12,7 +12,7 @@ import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
 import { readImageFile, writePng } from "../../ingest/image-file.ts";
 import type { RgbImage } from "../../ingest/rgb-image.ts";
 import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../model/manifest.ts";
-import { drawDetections } from "../annotate.ts";
+import { drawDetections } from "../../view/overlay.ts";
 
 // ---------------------------------------------------------------------------------------
 // --frames
