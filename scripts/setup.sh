@@ -30,6 +30,7 @@ APT_PACKAGES=(
   libgstreamer-plugins-base1.0-dev pkg-config g++ make python3 python3-onnx python3-numpy
   libsystemd-dev
   protobuf-compiler python3-protobuf python3-zmq
+  chromium # headless, for the live view's browser test (test/view/live-view-browser.test.ts)
 )
 
 missing_apt=()

@@ -159,11 +159,11 @@ function drawLine(img: RgbImage, x0: number, y0: number, x1: number, y1: number,
   }
 }
 
-/** One line of what is known about an object: "person #12 87% 9.4m ttc 3.1s". */
+/** One line of what is known about an object: "person id12 87% 9.4m ttc 3.1s" ("#" would read as "h" in 3x5 glyphs). */
 export function objectLabel(o: OverlayObject): string {
   const pct = Math.round(Math.min(1, Math.max(0, o.score)) * 100);
   const parts = [o.label.toLowerCase()];
-  if (o.trackId !== undefined) parts.push(`#${String(o.trackId)}`);
+  if (o.trackId !== undefined) parts.push(`id${String(o.trackId)}`);
   parts.push(`${pct}%`);
   if (o.rangeM !== undefined && Number.isFinite(o.rangeM)) parts.push(`${o.rangeM.toFixed(1)}m`);
   if (o.ttcS !== undefined && Number.isFinite(o.ttcS)) parts.push(`ttc ${o.ttcS.toFixed(1)}s`);
@@ -173,7 +173,7 @@ export function objectLabel(o: OverlayObject): string {
 /** Sizes that read on a camera frame: 3x5 glyphs are unreadable at 1x there, too big on thumbnails. */
 function metricsFor(w: number, h: number): { scale: number; thick: number } {
   const short = Math.min(w, h);
-  return { scale: short >= 480 ? 3 : short >= 240 ? 2 : 1, thick: Math.max(2, Math.round(short / 200)) };
+  return { scale: short >= 720 ? 3 : short >= 240 ? 2 : 1, thick: Math.max(2, Math.round(short / 200)) };
 }
 
 function toPixels(box: Box, sx: number, sy: number, w: number, h: number): [number, number, number, number] | null {
@@ -190,7 +190,7 @@ function toPixels(box: Box, sx: number, sy: number, w: number, h: number): [numb
 /**
  * Draws `scene` onto `img` in place and returns it. Objects in an alert get a second,
  * outer outline in the level's colour and their tag in that colour too, drawn last so
- * they stay on top.
+ * they stay on top. The caption and the alert list come last of all, at the top left.
  */
 export function drawScene(img: RgbImage, scene: OverlayScene): RgbImage {
   assertRgbImage(img, "drawScene");
@@ -217,7 +217,8 @@ export function drawScene(img: RgbImage, scene: OverlayScene): RgbImage {
     const c = colourForClass(o.classId);
     if (o.alert !== undefined) outline(img, left - 2 * thick, top - 2 * thick, right + 2 * thick, bottom + 2 * thick, 2 * thick, ALERT_COLOURS[o.alert]);
     outline(img, left, top, right, bottom, thick, c);
-    const text = o.alert === undefined ? objectLabel(o) : `${o.alert} ${objectLabel(o)}`;
+    // The level shows as the ring's and the tag's colour, and is spelled out in the alert list.
+    const text = objectLabel(o);
     const tag = tagSize(text, scale);
     const ring = o.alert === undefined ? 0 : 2 * thick;
     // Above the box when there is room, otherwise just inside its top edge.

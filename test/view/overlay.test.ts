@@ -98,12 +98,12 @@ describe("drawScene", () => {
     // Class outline at the box edge, the alert ring just outside it.
     expect(pixel(img, 100, 150)).not.toEqual([...ALERT_COLOURS.critical]);
     expect(pixel(img, 97, 150)).toEqual([...ALERT_COLOURS.critical]);
-    expect(objectLabel({ ...person, trackId: 7, rangeM: 6.25, ttcS: 1.5 })).toBe("person #7 87% 6.3m ttc 1.5s");
+    expect(objectLabel({ ...person, trackId: 7, rangeM: 6.25, ttcS: 1.5 })).toBe("person id7 87% 6.3m ttc 1.5s");
   });
 
   it("lists the caption and the alerts at the top left", () => {
     const img = grey(320, 240);
-    drawScene(img, { objects: [], caption: "demo #12", alerts: [{ level: "warning", text: "pedestrian #3 9.0m" }] });
+    drawScene(img, { objects: [], caption: "demo frame 12", alerts: [{ level: "warning", text: "pedestrian id3 9.0m" }] });
     expect(pixel(img, 0, 0)).toEqual([0, 0, 0]);
     // The caption's tag is 14 px tall at this size; the alert's row follows it.
     expect(pixel(img, 0, 15)).toEqual([...ALERT_COLOURS.warning]);

@@ -1,0 +1,227 @@
+// The live view: the frames the daemon ran, annotated, for browsers (src/view/server.ts).
+//
+// Nothing happens for a camera nobody watches: a frame is captured (one copy of the model
+// input, before it goes to the inference worker) only while the camera has a client, at
+// most `fps` times a second, and only when the previous capture has been rendered. The
+// capture waits for the detector's result of the same frame (matched by sequence number),
+// then goes to the render thread (resample to the source geometry, draw) and the JPEG
+// encoder, and the JPEG to every client. A captured frame that the daemon dropped (a newer
+// frame replaced it) is forgotten when a later result comes, and the next frame is taken.
+import type { LetterboxTransform } from "../infer/types.ts";
+import type { RgbImage } from "../ingest/rgb-image.ts";
+import { MjpegClient } from "./mjpeg.ts";
+import type { OverlayAlert, OverlayObject } from "./overlay.ts";
+import type { Renderer } from "./renderer.ts";
+
+/** A frame as the daemon hands it to inference: model-input pixels and how the source was placed in them. */
+export interface ViewFrame {
+  camera: string;
+  seq: number;
+  pixels: Uint8Array;
+  transform: LetterboxTransform;
+}
+
+/** What the daemon made of one frame. */
+export interface ViewResult {
+  camera: string;
+  seq: number;
+  /** called only for a frame that is drawn: its objects in source pixels and the camera's active alerts */
+  scene: () => { objects: readonly OverlayObject[]; alerts: readonly OverlayAlert[] };
+}
+
+export interface JpegEncoder {
+  encode(img: RgbImage): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+export interface ViewHooks {
+  /** a JPEG of this camera was encoded */
+  onEncoded?(camera: string): void;
+  /** a client of this camera was not sent a frame because it still drained the last one */
+  onSkipped?(camera: string): void;
+  /** the number of clients of this camera changed */
+  onClients?(camera: string, clients: number): void;
+  /** rendering or encoding a frame failed (the next one is tried) */
+  onError?(camera: string, error: Error): void;
+}
+
+export interface LiveViewCamera {
+  id: string;
+  /** corridor outline in source pixels for a source of this size; null: none */
+  corridor?: (width: number, height: number) => readonly (readonly [number, number])[] | null;
+}
+
+export interface LiveViewOptions {
+  cameras: readonly LiveViewCamera[];
+  /** most captures per camera per second */
+  fps: number;
+  renderer: Renderer;
+  encoder: JpegEncoder;
+  hooks?: ViewHooks;
+  /** monotonic milliseconds; injectable for tests */
+  now?: () => number;
+}
+
+export interface EncodedFrame {
+  jpeg: Buffer;
+  seq: number;
+  /** now() when it was encoded */
+  atMs: number;
+}
+
+interface Capture {
+  seq: number;
+  pixels: Uint8Array;
+  transform: LetterboxTransform;
+}
+
+interface Waiter {
+  resolve: (f: EncodedFrame | null) => void;
+  timer: NodeJS.Timeout;
+}
+
+class CameraView {
+  readonly clients = new Set<MjpegClient>();
+  waiters: Waiter[] = [];
+  capture: Capture | null = null;
+  busy = false;
+  lastCaptureMs = Number.NEGATIVE_INFINITY;
+  latest: EncodedFrame | null = null;
+  corridorFor: { width: number; height: number; outline: readonly (readonly [number, number])[] | null } | null = null;
+
+  constructor(readonly spec: LiveViewCamera) {}
+
+  get demand(): number {
+    return this.clients.size + this.waiters.length;
+  }
+}
+
+export class LiveView {
+  private readonly cams = new Map<string, CameraView>();
+  private readonly periodMs: number;
+  private readonly now: () => number;
+  private closed = false;
+
+  constructor(private readonly opts: LiveViewOptions) {
+    if (!(opts.fps > 0)) throw new RangeError(`live view: fps must be positive, got ${opts.fps}`);
+    this.periodMs = 1000 / opts.fps;
+    this.now = opts.now ?? (() => performance.now());
+    for (const c of opts.cameras) this.cams.set(c.id, new CameraView(c));
+  }
+
+  get cameraIds(): string[] {
+    return [...this.cams.keys()];
+  }
+
+  has(camera: string): boolean {
+    return this.cams.has(camera);
+  }
+
+  /** Called with every frame before it goes to inference; copies it only when a client wants one now. */
+  offerFrame(f: ViewFrame): void {
+    const cam = this.cams.get(f.camera);
+    if (cam === undefined || cam.demand === 0 || cam.busy || cam.capture !== null || this.closed) return;
+    const now = this.now();
+    if (now - cam.lastCaptureMs < this.periodMs) return;
+    cam.lastCaptureMs = now;
+    cam.capture = { seq: f.seq, pixels: f.pixels.slice(), transform: { ...f.transform } };
+  }
+
+  /** Called with every result; renders it when it belongs to the captured frame. */
+  offerResult(r: ViewResult): void {
+    const cam = this.cams.get(r.camera);
+    const cap = cam?.capture;
+    if (cam === undefined || cap === undefined || cap === null || r.seq < cap.seq) return;
+    cam.capture = null;
+    if (r.seq > cap.seq) {
+      // The daemon dropped the captured frame; take the next one without waiting a period.
+      cam.lastCaptureMs = Number.NEGATIVE_INFINITY;
+      return;
+    }
+    cam.busy = true;
+    void this.renderAndSend(cam, cap, r).finally(() => (cam.busy = false));
+  }
+
+  private async renderAndSend(cam: CameraView, cap: Capture, r: ViewResult): Promise<void> {
+    const { srcWidth: w, srcHeight: h } = cap.transform;
+    try {
+      const { objects, alerts } = r.scene();
+      const img = await this.opts.renderer.render(cap.pixels, cap.transform, {
+        objects,
+        alerts,
+        corridor: this.corridorOf(cam, w, h) ?? undefined,
+        caption: `${cam.spec.id} frame ${r.seq}`,
+      });
+      const jpeg = await this.opts.encoder.encode(img);
+      if (this.closed) return;
+      this.opts.hooks?.onEncoded?.(cam.spec.id);
+      const frame: EncodedFrame = { jpeg, seq: r.seq, atMs: this.now() };
+      cam.latest = frame;
+      const waiters = cam.waiters;
+      cam.waiters = [];
+      for (const wt of waiters) {
+        clearTimeout(wt.timer);
+        wt.resolve(frame);
+      }
+      for (const c of cam.clients) if (!c.send(jpeg)) this.opts.hooks?.onSkipped?.(cam.spec.id);
+    } catch (e) {
+      if (!this.closed) this.opts.hooks?.onError?.(cam.spec.id, e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  private corridorOf(cam: CameraView, width: number, height: number): readonly (readonly [number, number])[] | null {
+    const f = cam.spec.corridor;
+    if (f === undefined) return null;
+    const c = cam.corridorFor;
+    if (c !== null && c.width === width && c.height === height) return c.outline;
+    const outline = f(width, height);
+    cam.corridorFor = { width, height, outline };
+    return outline;
+  }
+
+  /** The latest frame if it is at most maxAgeMs old, otherwise the next one, or null after timeoutMs. */
+  nextFrame(camera: string, maxAgeMs: number, timeoutMs: number): Promise<EncodedFrame | null> {
+    const cam = this.cams.get(camera);
+    if (cam === undefined || this.closed) return Promise.resolve(null);
+    if (cam.latest !== null && this.now() - cam.latest.atMs <= maxAgeMs) return Promise.resolve(cam.latest);
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        resolve,
+        timer: setTimeout(() => {
+          cam.waiters = cam.waiters.filter((w) => w !== waiter);
+          resolve(null);
+        }, timeoutMs),
+      };
+      cam.waiters.push(waiter);
+    });
+  }
+
+  /** Adds an MJPEG client; it gets the latest frame at once when that is recent. */
+  addStreamClient(camera: string, client: (onClose: () => void) => MjpegClient): void {
+    const cam = this.cams.get(camera);
+    if (cam === undefined) throw new Error(`live view: no camera ${JSON.stringify(camera)}`);
+    const c = client(() => {
+      cam.clients.delete(c);
+      this.opts.hooks?.onClients?.(camera, cam.clients.size);
+    });
+    cam.clients.add(c);
+    this.opts.hooks?.onClients?.(camera, cam.clients.size);
+    if (cam.latest !== null && this.now() - cam.latest.atMs <= 2 * this.periodMs) c.send(cam.latest.jpeg);
+  }
+
+  /** Ends every stream and waiter; frames in flight are dropped. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const cam of this.cams.values()) {
+      for (const w of cam.waiters) {
+        clearTimeout(w.timer);
+        w.resolve(null);
+      }
+      cam.waiters = [];
+      for (const c of cam.clients) c.end();
+      cam.capture = null;
+    }
+    await Promise.all([this.opts.renderer.close(), this.opts.encoder.close()]);
+  }
+}
