@@ -1,12 +1,14 @@
 // The live view: the frames the daemon ran, annotated, for browsers (src/view/server.ts).
 //
-// Nothing happens for a camera nobody watches: a frame is captured (one copy of the model
-// input, before it goes to the inference worker) only while the camera has a client, at
-// most `fps` times a second, and only when the previous capture has been rendered. The
-// capture waits for the detector's result of the same frame (matched by sequence number),
-// then goes to the render thread (resample to the source geometry, draw) and the JPEG
-// encoder, and the JPEG to every client. A captured frame that the daemon dropped (a newer
-// frame replaced it) is forgotten when a later result comes, and the next frame is taken.
+// Nothing happens for a camera nobody watches. While it has a client, and once a period
+// (1/fps) has passed since the last drawn frame, each frame is captured (one copy of the
+// model input, before it goes to the inference worker) until a result arrives for one of
+// the captures (matched by sequence number); that one goes to the render thread (resample
+// to the source geometry, draw) and the JPEG encoder, the JPEG to every client, and
+// capturing pauses for the next period. Several recent captures are kept because the
+// daemon drops frames under load (a newer frame replaces the one waiting): capturing only
+// one frame per period would, with a slow detector, mostly capture frames that are
+// dropped and so rarely draw any.
 import type { LetterboxTransform } from "../infer/types.ts";
 import type { RgbImage } from "../ingest/rgb-image.ts";
 import { MjpegClient } from "./mjpeg.ts";
@@ -75,6 +77,9 @@ interface Capture {
   transform: LetterboxTransform;
 }
 
+/** Captures kept while waiting for a result: the frame running, the one waiting, and two queued ahead (replays). */
+const MAX_CAPTURES = 4;
+
 interface Waiter {
   resolve: (f: EncodedFrame | null) => void;
   timer: NodeJS.Timeout;
@@ -83,9 +88,9 @@ interface Waiter {
 class CameraView {
   readonly clients = new Set<MjpegClient>();
   waiters: Waiter[] = [];
-  capture: Capture | null = null;
+  captures: Capture[] = [];
   busy = false;
-  lastCaptureMs = Number.NEGATIVE_INFINITY;
+  lastMatchMs = Number.NEGATIVE_INFINITY;
   latest: EncodedFrame | null = null;
   corridorFor: { width: number; height: number; outline: readonly (readonly [number, number])[] | null } | null = null;
 
@@ -117,28 +122,29 @@ export class LiveView {
     return this.cams.has(camera);
   }
 
-  /** Called with every frame before it goes to inference; copies it only when a client wants one now. */
+  /** Called with every frame before it goes to inference; copies it only when a client wants a frame now. */
   offerFrame(f: ViewFrame): void {
     const cam = this.cams.get(f.camera);
-    if (cam === undefined || cam.demand === 0 || cam.busy || cam.capture !== null || this.closed) return;
-    const now = this.now();
-    if (now - cam.lastCaptureMs < this.periodMs) return;
-    cam.lastCaptureMs = now;
-    cam.capture = { seq: f.seq, pixels: f.pixels.slice(), transform: { ...f.transform } };
+    if (cam === undefined || cam.demand === 0 || cam.busy || this.closed) return;
+    if (this.now() - cam.lastMatchMs < this.periodMs) return;
+    // The oldest capture's buffer is reused when it fits, so a watched camera allocates nothing per frame.
+    const old = cam.captures.length >= MAX_CAPTURES ? cam.captures.shift() : undefined;
+    const pixels = old !== undefined && old.pixels.length === f.pixels.length ? old.pixels : new Uint8Array(f.pixels.length);
+    pixels.set(f.pixels);
+    cam.captures.push({ seq: f.seq, pixels, transform: { ...f.transform } });
   }
 
-  /** Called with every result; renders it when it belongs to the captured frame. */
+  /** Called with every result; renders it when it belongs to a captured frame. */
   offerResult(r: ViewResult): void {
     const cam = this.cams.get(r.camera);
-    const cap = cam?.capture;
-    if (cam === undefined || cap === undefined || cap === null || r.seq < cap.seq) return;
-    cam.capture = null;
-    if (r.seq > cap.seq) {
-      // The daemon dropped the captured frame; take the next one without waiting a period.
-      cam.lastCaptureMs = Number.NEGATIVE_INFINITY;
-      return;
-    }
+    if (cam === undefined || cam.captures.length === 0) return;
+    const cap = cam.captures.find((c) => c.seq === r.seq);
+    // Results come in frame order: captures older than this one were dropped by the daemon.
+    cam.captures = cam.captures.filter((c) => c.seq > r.seq);
+    if (cap === undefined) return;
+    cam.captures = [];
     cam.busy = true;
+    cam.lastMatchMs = this.now();
     void this.renderAndSend(cam, cap, r).finally(() => (cam.busy = false));
   }
 
@@ -220,7 +226,7 @@ export class LiveView {
       }
       cam.waiters = [];
       for (const c of cam.clients) c.end();
-      cam.capture = null;
+      cam.captures = [];
     }
     await Promise.all([this.opts.renderer.close(), this.opts.encoder.close()]);
   }

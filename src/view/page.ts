@@ -15,7 +15,8 @@ const STYLE = `
   main { display: flex; flex-direction: column; gap: 16px; padding: 16px; }
   .tile { display: flex; gap: 16px; background: #1b1b1b; border: 1px solid #333; padding: 12px; }
   .frame { flex: 0 1 960px; min-width: 320px; }
-  .frame img { width: 100%; height: auto; display: block; background: #000; min-height: 120px; }
+  /* The whole frame in view: as wide as the tile allows, never taller than the window. */
+  .frame img { display: block; max-width: 100%; max-height: calc(100vh - 90px); background: #000; min-height: 120px; }
   .panel { flex: 0 0 320px; }
   .panel h2 { margin: 0 0 8px; font-size: 20px; }
   .badge { display: inline-block; padding: 2px 10px; border-radius: 4px; font-weight: bold; color: #000; }
