@@ -15,7 +15,7 @@ const profile = await mkdtemp(join(tmpdir(), "perceptd-chromium-"));
 const browser = await chromium.launchPersistentContext(profile, {
   executablePath: "/usr/bin/chromium",
   headless: true,
-  viewport: { width: 1320, height: 660 },
+  viewport: { width: 1320, height: 760 },
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
 });
 try {

@@ -34,15 +34,14 @@ interface CameraFigures {
 export class ViewStage {
   private lastHealth: HealthBody | null = null;
   private readonly figures = new Map<string, CameraFigures>();
+  private server: ViewServer | null = null;
 
   private constructor(
     private readonly view: LiveView,
-    private readonly server: ViewServer,
     private readonly alerts: () => Alert[],
-  ) {}
-
-  get url(): string {
-    return this.server.url;
+    cameras: readonly string[],
+  ) {
+    for (const c of cameras) this.figures.set(c, { e2e: new LatencyWindow(), objects: {} });
   }
 
   /** Null when view.enabled is false. Throws when the port cannot be bound. */
@@ -62,17 +61,14 @@ export class ViewStage {
       encoder: new GstJpegEncoder({ quality: v.quality }),
       hooks: { ...hooks, onError: (camera, err) => log.warn({ camera, err: err.message }, "live view: a frame could not be drawn or encoded") },
     });
-    let stage: ViewStage | undefined;
-    let server: ViewServer;
+    const stage = new ViewStage(view, opts.alerts, view.cameraIds);
     try {
-      server = await startViewServer({ host: v.host, port: v.port, view, state: () => stage?.state() ?? { health: null, cameras: [] } });
+      stage.server = await startViewServer({ host: v.host, port: v.port, view, state: () => stage.state() });
     } catch (e) {
       await view.close();
       throw e;
     }
-    stage = new ViewStage(view, server, opts.alerts);
-    for (const c of config.cameras) stage.figures.set(c.id, { e2e: new LatencyWindow(), objects: {} });
-    log.info({ url: server.url }, "live view serving");
+    log.info({ url: stage.server.url }, "live view serving");
     return stage;
   }
 
@@ -146,7 +142,7 @@ export class ViewStage {
 
   async close(): Promise<void> {
     await this.view.close();
-    await this.server.close();
+    await this.server?.close();
   }
 }
 
