@@ -76,7 +76,7 @@ try {
   await d.waitForLog((l) => l.msg === "model warm", 120_000);
   await new Promise((r) => setTimeout(r, 3000));
   process.stderr.write(`view cost: ${pairs} pairs of ${windowMs / 1000} s windows, view.fps ${config.view.fps}, quality ${config.view.quality}\n`);
-  const rows: { client: boolean; cpuMsPerFrame: number; e2eMs: number; fps: number; encoded: number; kbps: number }[] = [];
+  const rows: { client: boolean; cpuMsPerFrame: number; cpuCores: number; e2eMs: number; fps: number; encoded: number; kbps: number }[] = [];
   for (let i = 0; i < pairs * 2; i++) {
     // Alternate which comes first, so drift in the machine's load falls on both alike.
     const client = i % 4 === 1 || i % 4 === 2;
@@ -90,6 +90,7 @@ try {
     rows.push({
       client,
       cpuMsPerFrame: ((b.cpuS - a.cpuS) * 1000) / frames,
+      cpuCores: (b.cpuS - a.cpuS) / (windowMs / 1000),
       e2eMs: ((b.e2eSumS - a.e2eSumS) * 1000) / (b.e2eCount - a.e2eCount),
       fps: frames / (windowMs / 1000),
       encoded: b.encoded - a.encoded,
@@ -97,22 +98,27 @@ try {
     });
     const r = rows.at(-1)!;
     process.stderr.write(
-      `  ${client ? "1 client " : "no client"}  CPU ${r.cpuMsPerFrame.toFixed(1)} ms/frame  e2e mean ${r.e2eMs.toFixed(1)} ms  ${r.fps.toFixed(1)} frames/s  encoded ${r.encoded}  stream ${r.kbps.toFixed(0)} kbit/s\n`,
+      `  ${client ? "1 client " : "no client"}  CPU ${r.cpuCores.toFixed(2)} cores, ${r.cpuMsPerFrame.toFixed(1)} ms/frame  e2e mean ${r.e2eMs.toFixed(1)} ms  ${r.fps.toFixed(1)} frames/s  encoded ${r.encoded}  stream ${r.kbps.toFixed(0)} kbit/s\n`,
     );
   }
   const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
   const of = (client: boolean) => rows.filter((r) => r.client === client);
   const cpu0 = mean(of(false).map((r) => r.cpuMsPerFrame));
   const cpu1 = mean(of(true).map((r) => r.cpuMsPerFrame));
+  const cores0 = mean(of(false).map((r) => r.cpuCores));
+  const cores1 = mean(of(true).map((r) => r.cpuCores));
+  const encodedPerS = mean(of(true).map((r) => r.encoded)) / (windowMs / 1000);
   const e2e0 = mean(of(false).map((r) => r.e2eMs));
   const e2e1 = mean(of(true).map((r) => r.e2eMs));
   console.log(
     JSON.stringify({
       pairs,
       windowS: windowMs / 1000,
-      noClient: { cpuMsPerFrame: +cpu0.toFixed(2), e2eMeanMs: +e2e0.toFixed(1), framesEncoded: of(false).reduce((s, r) => s + r.encoded, 0) },
-      oneClient: { cpuMsPerFrame: +cpu1.toFixed(2), e2eMeanMs: +e2e1.toFixed(1), framesEncoded: of(true).reduce((s, r) => s + r.encoded, 0) },
+      noClient: { cpuCores: +cores0.toFixed(3), cpuMsPerFrame: +cpu0.toFixed(2), e2eMeanMs: +e2e0.toFixed(1), framesEncoded: of(false).reduce((s, r) => s + r.encoded, 0) },
+      oneClient: { cpuCores: +cores1.toFixed(3), cpuMsPerFrame: +cpu1.toFixed(2), e2eMeanMs: +e2e1.toFixed(1), framesEncoded: of(true).reduce((s, r) => s + r.encoded, 0) },
       cpuRatio: +(cpu1 / cpu0).toFixed(3),
+      // CPU the client added, per frame the view encoded
+      cpuMsPerEncodedFrame: +(((cores1 - cores0) * 1000) / encodedPerS).toFixed(1),
       e2eDeltaMs: +(e2e1 - e2e0).toFixed(1),
     }),
   );

@@ -381,6 +381,7 @@ export class Daemon {
   private onDrop(frame: Frame, reason: "replaced" | "closed"): void {
     this.counts.dropped++;
     this.metrics.frameDropped(frame.camera, reason === "closed" ? "shutdown" : "replaced");
+    this.view?.offerDrop(frame);
   }
 
   private onCameraEvent(camera: string, e: CameraEvent, log: Logger): void {

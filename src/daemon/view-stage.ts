@@ -77,6 +77,11 @@ export class ViewStage {
     this.view.offerFrame(f);
   }
 
+  /** Every frame the inference pool drops. */
+  offerDrop(f: Frame): void {
+    this.view.offerDrop(f.camera, f.seq);
+  }
+
   /** Every result, as published. */
   offerResult(camera: string, seq: number, detections: readonly PublishedDetection[], e2eMs: number): void {
     const fig = this.figures.get(camera);

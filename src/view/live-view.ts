@@ -5,10 +5,11 @@
 // model input, before it goes to the inference worker) until a result arrives for one of
 // the captures (matched by sequence number); that one goes to the render thread (resample
 // to the source geometry, draw) and the JPEG encoder, the JPEG to every client, and
-// capturing pauses for the next period. Several recent captures are kept because the
-// daemon drops frames under load (a newer frame replaces the one waiting): capturing only
-// one frame per period would, with a slow detector, mostly capture frames that are
-// dropped and so rarely draw any.
+// capturing pauses for the next period. Every frame is captured while waiting, not one per
+// period, because the daemon drops frames under load (a newer frame replaces the one
+// waiting): one capture per period would, with a slow detector, mostly be of frames that
+// never get a result. A capture is let go when the daemon drops its frame (offerDrop), so
+// what is held is the frames in the inference pool: the one running and the one waiting.
 import type { LetterboxTransform } from "../infer/types.ts";
 import type { RgbImage } from "../ingest/rgb-image.ts";
 import { MjpegClient } from "./mjpeg.ts";
@@ -77,7 +78,7 @@ interface Capture {
   transform: LetterboxTransform;
 }
 
-/** Captures kept while waiting for a result: the frame running, the one waiting, and two queued ahead (replays). */
+/** Most captures held: the frame running, the one waiting, and two queued ahead (replays); a bound should drops ever go unreported. */
 const MAX_CAPTURES = 4;
 
 interface Waiter {
@@ -132,6 +133,12 @@ export class LiveView {
     const pixels = old !== undefined && old.pixels.length === f.pixels.length ? old.pixels : new Uint8Array(f.pixels.length);
     pixels.set(f.pixels);
     cam.captures.push({ seq: f.seq, pixels, transform: { ...f.transform } });
+  }
+
+  /** Called with every frame the daemon drops (a newer one replaced it): its capture can never be drawn. */
+  offerDrop(camera: string, seq: number): void {
+    const cam = this.cams.get(camera);
+    if (cam !== undefined && cam.captures.length > 0) cam.captures = cam.captures.filter((c) => c.seq !== seq);
   }
 
   /** Called with every result; renders it when it belongs to a captured frame. */
