@@ -1,7 +1,7 @@
 // The live view: the frames the daemon ran, annotated, for browsers (src/view/server.ts).
 //
 // Nothing happens for a camera nobody watches. While it has a client, and once a period
-// (1/fps) has passed since the last drawn frame, each frame is captured (one copy of the
+// (1/fps) has passed since the last drawn frame was captured, each frame is captured (one copy of the
 // model input, before it goes to the inference worker) until a result arrives for one of
 // the captures (matched by sequence number); that one goes to the render thread (resample
 // to the source geometry, draw) and the JPEG encoder, the JPEG to every client, and
@@ -74,6 +74,8 @@ export interface EncodedFrame {
 
 interface Capture {
   seq: number;
+  /** now() when captured */
+  atMs: number;
   pixels: Uint8Array;
   transform: LetterboxTransform;
 }
@@ -91,7 +93,8 @@ class CameraView {
   waiters: Waiter[] = [];
   captures: Capture[] = [];
   busy = false;
-  lastMatchMs = Number.NEGATIVE_INFINITY;
+  /** capture time of the last frame drawn: periods run from frame to frame, not from result to result */
+  lastDrawnAtMs = Number.NEGATIVE_INFINITY;
   latest: EncodedFrame | null = null;
   corridorFor: { width: number; height: number; outline: readonly (readonly [number, number])[] | null } | null = null;
 
@@ -127,12 +130,13 @@ export class LiveView {
   offerFrame(f: ViewFrame): void {
     const cam = this.cams.get(f.camera);
     if (cam === undefined || cam.demand === 0 || cam.busy || this.closed) return;
-    if (this.now() - cam.lastMatchMs < this.periodMs) return;
+    const now = this.now();
+    if (now - cam.lastDrawnAtMs < this.periodMs) return;
     // The oldest capture's buffer is reused when it fits, so a watched camera allocates nothing per frame.
     const old = cam.captures.length >= MAX_CAPTURES ? cam.captures.shift() : undefined;
     const pixels = old !== undefined && old.pixels.length === f.pixels.length ? old.pixels : new Uint8Array(f.pixels.length);
     pixels.set(f.pixels);
-    cam.captures.push({ seq: f.seq, pixels, transform: { ...f.transform } });
+    cam.captures.push({ seq: f.seq, atMs: now, pixels, transform: { ...f.transform } });
   }
 
   /** Called with every frame the daemon drops (a newer one replaced it): its capture can never be drawn. */
@@ -151,7 +155,7 @@ export class LiveView {
     if (cap === undefined) return;
     cam.captures = [];
     cam.busy = true;
-    cam.lastMatchMs = this.now();
+    cam.lastDrawnAtMs = cap.atMs;
     void this.renderAndSend(cam, cap, r).finally(() => (cam.busy = false));
   }
 

@@ -49,7 +49,7 @@ function fill(tile, cam, health) {
   const alerts = tile.querySelector(".alerts");
   const list = cam ? cam.alerts : [];
   alerts.replaceChildren(...(list.length ? list.map((a) => el("li", a.level + (a.valid ? "" : " stale"),
-    a.level.toUpperCase() + " " + a.kind + " #" + a.trackId + " " + fmt(a.rangeM, 1, " m") + (typeof a.ttcS === "number" ? ", TTC " + fmt(a.ttcS, 1, " s") : "") + (a.valid ? "" : " (not valid)")))
+    a.level.toUpperCase() + " " + a.kind + " id" + a.trackId + " " + fmt(a.rangeM, 1, " m") + (typeof a.ttcS === "number" ? ", TTC " + fmt(a.ttcS, 1, " s") : "") + (a.valid ? "" : " (not valid)")))
     : [el("li", "none", "no active alerts")]));
 }
 async function poll() {

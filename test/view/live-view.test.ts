@@ -2,6 +2,7 @@
 // time) with the view on, read over real HTTP, by headless Chromium (Debian's, driven by
 // playwright-core, no browser download), and compared with a real ZeroMQ subscriber.
 import { existsSync } from "node:fs";
+import { connect } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +26,8 @@ function demoArgs(busPort: number, viewPort: number): string[] {
   return [
     "run", "--config", DEMO,
     "--set", "view.enabled=true", "--set", `view.port=${viewPort}`,
+    // The clip lasts 80 s; looping keeps the camera running however long the machine makes these tests.
+    "--set", "cameras.0.source.loop=true",
     "--set", `bus.endpoints=["tcp://127.0.0.1:${busPort}"]`,
     "--set", "metrics.port=0", "--set", "status.mode=off", "--set", "log.format=json",
   ];
@@ -75,31 +78,51 @@ async function metric(name: string, labels: string): Promise<number> {
   return Number(line.slice(line.lastIndexOf(" ") + 1));
 }
 
-/** Reads `count` JPEG parts from an MJPEG response. */
-async function mjpegFrames(res: Response, count: number): Promise<Buffer[]> {
-  const reader = res.body!.getReader();
-  let buf = Buffer.alloc(0);
-  const frames: Buffer[] = [];
-  try {
-    while (frames.length < count) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`stream ended after ${frames.length} frames`);
-      buf = Buffer.concat([buf, value]);
-      for (;;) {
-        const head = buf.indexOf("\r\n\r\n");
-        if (head < 0) break;
-        const m = /Content-Length: (\d+)/i.exec(buf.subarray(0, head).toString("latin1"));
-        if (m === null) throw new Error(`MJPEG part without Content-Length: ${buf.subarray(0, head).toString("latin1")}`);
-        const len = Number(m[1]);
-        if (buf.length < head + 4 + len + 2) break;
-        frames.push(buf.subarray(head + 4, head + 4 + len));
-        buf = buf.subarray(head + 4 + len + 2);
-      }
-    }
-  } finally {
-    await reader.cancel();
+/** The JPEG parts of an MJPEG response, one at a time. */
+class MjpegReader {
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  private buf = Buffer.alloc(0);
+  received = 0;
+
+  constructor(res: Response) {
+    this.reader = res.body!.getReader();
   }
-  return frames;
+
+  async next(): Promise<Buffer> {
+    for (;;) {
+      const head = this.buf.indexOf("\r\n\r\n");
+      if (head >= 0) {
+        const m = /Content-Length: (\d+)/i.exec(this.buf.subarray(0, head).toString("latin1"));
+        if (m === null) throw new Error(`MJPEG part without Content-Length: ${this.buf.subarray(0, head).toString("latin1")}`);
+        const len = Number(m[1]);
+        if (this.buf.length >= head + 4 + len + 2) {
+          const jpegBytes = this.buf.subarray(head + 4, head + 4 + len);
+          this.buf = this.buf.subarray(head + 4 + len + 2);
+          this.received++;
+          return jpegBytes;
+        }
+      }
+      const { value, done } = await this.reader.read();
+      if (done) throw new Error(`stream ended after ${this.received} frames`);
+      this.buf = Buffer.concat([this.buf, value]);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.reader.cancel();
+  }
+}
+
+/** Reads `count` JPEG parts from an MJPEG response, then closes it. */
+async function mjpegFrames(res: Response, count: number): Promise<Buffer[]> {
+  const r = new MjpegReader(res);
+  try {
+    const frames: Buffer[] = [];
+    while (frames.length < count) frames.push(await r.next());
+    return frames;
+  } finally {
+    await r.close();
+  }
 }
 
 function decodeJpeg(bytes: Buffer): { width: number; height: number } {
@@ -144,6 +167,34 @@ describe.skipIf(!HAVE_ALL)("live view on the demo config", () => {
     for (const f of [...fa, ...fb]) expect(decodeJpeg(f)).toEqual({ width: 768, height: 576 });
     expect(await metric("perceptd_view_frames_encoded_total", 'camera="demo"')).toBeGreaterThanOrEqual(3);
   });
+
+  it("gives a client that does not read fewer frames, without holding up the others or the daemon", async () => {
+    const { hostname, port } = new URL(viewUrl);
+    const stalled = connect({ host: hostname, port: Number(port) });
+    await new Promise<void>((resolve) => stalled.once("connect", resolve));
+    stalled.write("GET /cameras/demo/stream.mjpeg HTTP/1.1\r\nHost: perceptd\r\n\r\n");
+    // Never read: the socket's buffers fill, and the view must skip it from then on.
+    stalled.pause();
+    try {
+      const before = await metric("perceptd_frames_processed_total", 'camera="demo"');
+      const skippedBefore = await metric("perceptd_view_frames_skipped_total", 'camera="demo"');
+      const reader = new MjpegReader(await fetch(`${viewUrl}/cameras/demo/stream.mjpeg`));
+      try {
+        const deadline = performance.now() + 60_000;
+        while ((await metric("perceptd_view_frames_skipped_total", 'camera="demo"')) === skippedBefore) {
+          if (performance.now() > deadline) throw new Error("no frame was ever skipped for the client that does not read");
+          await reader.next();
+        }
+        for (let i = 0; i < 3; i++) await reader.next();
+        expect(reader.received, "frames the reading client got meanwhile").toBeGreaterThanOrEqual(4);
+      } finally {
+        await reader.close();
+      }
+      expect(await metric("perceptd_frames_processed_total", 'camera="demo"'), "the daemon kept processing").toBeGreaterThan(before);
+    } finally {
+      stalled.destroy();
+    }
+  }, 90_000);
 
   it("shows the page in Chromium with an annotated frame, and the health the bus carries", async () => {
     const profile = await mkdtemp(join(tmpdir(), "perceptd-chromium-"));
