@@ -151,6 +151,8 @@ export interface FromBusOptions extends BusFramesOptions {
   /** last selected index, to stop decoding early */
   last?: number;
   progress?: (text: string) => void;
+  /** the corridor of a camera for a frame of this size, to draw; from the daemon's config */
+  corridor?: (camera: string, width: number, height: number) => readonly (readonly [number, number])[] | null;
 }
 
 export interface FromBusSummary extends VideoWriteSummary {
@@ -190,7 +192,8 @@ export async function annotateFromBus(opts: FromBusOptions): Promise<FromBusSumm
         counts.held++;
         caption += ` (held from ${frame.seq})`;
       }
-      await video.write(f.image, { objects: frame?.objects ?? [], alerts: frame?.alerts ?? [], caption });
+      const corridor = opts.corridor?.(cam, f.image.width, f.image.height) ?? undefined;
+      await video.write(f.image, { objects: frame?.objects ?? [], alerts: frame?.alerts ?? [], caption, corridor });
       opts.progress?.(`${opts.input}: frame ${f.index}, ${counts.exact} with their own detections, ${counts.held} held, ${counts.bare} bare`);
       if (opts.last !== undefined && f.index >= opts.last) break;
     }

@@ -3,7 +3,7 @@
 // the page shows what a subscriber would see.
 import type { Logger } from "pino";
 import type { Alert, HealthBody, PublishedDetection } from "../bus/codec.ts";
-import type { Config } from "../config/schema.ts";
+import type { CameraConfig, Config } from "../config/schema.ts";
 import type { Frame } from "../ingest/frame.ts";
 import { GstJpegEncoder } from "../ingest/gst/jpeg-encoder.ts";
 import type { Metrics } from "../metrics/metrics.ts";
@@ -151,18 +151,21 @@ export class ViewStage {
   }
 }
 
-function viewCamera(c: Config["cameras"][number]): LiveViewCamera {
+function viewCamera(c: CameraConfig): LiveViewCamera {
+  const corridor = corridorDrawing(c);
+  return corridor === null ? { id: c.id } : { id: c.id, corridor };
+}
+
+/** The camera's corridor as a polygon in pixels of a frame of a given size, for drawing; null without a corridor. */
+export function corridorDrawing(c: CameraConfig): ((width: number, height: number) => [number, number][] | null) | null {
   const spec = c.corridor;
-  if (spec === undefined) return { id: c.id };
+  if (spec === undefined) return null;
   const geometry = c.geometry;
-  return {
-    id: c.id,
-    corridor: (width, height) => {
-      if (spec.type === "image") return corridorOutline(spec);
-      if (geometry === undefined) return null;
-      const model = new CameraModel(geometry).scaledTo(width, height);
-      return corridorOutline(spec, (p) => model.project(p));
-    },
+  return (width, height) => {
+    if (spec.type === "image") return corridorOutline(spec);
+    if (geometry === undefined) return null;
+    const model = new CameraModel(geometry).scaledTo(width, height);
+    return corridorOutline(spec, (p) => model.project(p));
   };
 }
 

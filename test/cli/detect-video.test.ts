@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
 import { VideoWriter } from "../../src/ingest/gst/video-writer.ts";
 import type { RgbImage } from "../../src/ingest/rgb-image.ts";
-import { colourForClass } from "../../src/view/overlay.ts";
+import { colourForClass, CORRIDOR_COLOUR } from "../../src/view/overlay.ts";
 import { baseConfig, freePort, runDaemon, VTEST, writeConfig } from "../daemon/harness.ts";
 import { longestRun } from "../view/pixels.ts";
 import { perceptd } from "./run-cli.ts";
@@ -64,9 +64,11 @@ describe.skipIf(!HAVE_VTEST)("perceptd detect --from-bus", () => {
 
     const port = await freePort();
     const out = join(dir, "from-bus.mkv");
-    const detect = perceptd("detect", clip, "--out", out, "--from-bus", `tcp://127.0.0.1:${port}`, "--bus-timeout", "60");
+    const config = baseConfig(port, { type: "file", path: clip, realtime: false });
+    (config.cameras as Record<string, unknown>[])[0].corridor = { type: "image", polygon: [[300, 200], [470, 200], [470, 420], [300, 420]] };
+    const cfg = await writeConfig(config);
     // The subscriber connects (and retries) while the daemon starts.
-    const cfg = await writeConfig(baseConfig(port, { type: "file", path: clip, realtime: false }));
+    const detect = perceptd("detect", clip, "--out", out, "--from-bus", `tcp://127.0.0.1:${port}`, "--bus-timeout", "60", "--config", cfg);
     const d = runDaemon(["run", "--config", cfg]);
     try {
       expect(await d.exited, `daemon exit; stderr: ${d.stderr()}`).toBe(0);
@@ -79,6 +81,7 @@ describe.skipIf(!HAVE_VTEST)("perceptd detect --from-bus", () => {
       const frames = await decodeAll(out);
       expect(frames.length).toBe(40);
       expect(longestRun({ ...frames[20], channels: 3 }, PERSON), "person boxes drawn from the bus").toBeGreaterThanOrEqual(50);
+      expect(longestRun({ ...frames[20], channels: 3 }, [CORRIDOR_COLOUR]), "the corridor from --config (edges of 170 and 220 px)").toBeGreaterThanOrEqual(150);
     } finally {
       d.kill();
     }

@@ -15,6 +15,8 @@ import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../model/m
 import { isVideoPath } from "../../ingest/gst/video-writer.ts";
 import { drawDetections } from "../../view/overlay.ts";
 import { AnnotatedVideo, annotateFromBus } from "../annotated-video.ts";
+import { loadConfig } from "../../config/load.ts";
+import { corridorDrawing } from "../../daemon/view-stage.ts";
 
 // ---------------------------------------------------------------------------------------
 // --frames
@@ -84,6 +86,7 @@ interface DetectFlags {
   fromBus?: string;
   camera?: string;
   busTimeout?: string;
+  config?: string;
 }
 
 interface DetectSettings {
@@ -94,7 +97,7 @@ interface DetectSettings {
   out?: string;
   /** out is a video (.mp4, .mkv) rather than a PNG */
   outVideo: boolean;
-  fromBus?: { endpoint: string; camera?: string; silenceMs: number };
+  fromBus?: { endpoint: string; camera?: string; silenceMs: number; config?: string };
   scoreThreshold?: number;
   classes?: string[];
   frames?: FrameSelection;
@@ -153,9 +156,9 @@ function settingsFrom(input: string, flags: DetectFlags): DetectSettings {
     if (!s.outVideo) throw new Error("--from-bus draws a recording with a daemon's detections: it needs --out NAME.mp4 or NAME.mkv");
     const timeout = flags.busTimeout === undefined ? 5 : Number(flags.busTimeout);
     if (!(timeout > 0 && timeout <= 3600)) throw new Error(`--bus-timeout must be seconds in (0, 3600], got ${JSON.stringify(flags.busTimeout)}`);
-    s.fromBus = { endpoint: flags.fromBus, camera: flags.camera, silenceMs: timeout * 1000 };
-  } else if (flags.camera !== undefined || flags.busTimeout !== undefined) {
-    throw new Error("--camera and --bus-timeout go with --from-bus");
+    s.fromBus = { endpoint: flags.fromBus, camera: flags.camera, silenceMs: timeout * 1000, config: flags.config };
+  } else if (flags.camera !== undefined || flags.busTimeout !== undefined || flags.config !== undefined) {
+    throw new Error("--camera, --bus-timeout and --config go with --from-bus");
   }
   return s;
 }
@@ -369,6 +372,7 @@ async function runDetect(settings: DetectSettings): Promise<void> {
 async function runFromBus(settings: DetectSettings, bus: NonNullable<DetectSettings["fromBus"]>): Promise<void> {
   const progress = new Progress(process.stderr.isTTY === true);
   const sel = settings.frames;
+  const corridors = bus.config === undefined ? undefined : await corridorsOf(bus.config);
   let summary;
   try {
     summary = await annotateFromBus({
@@ -378,6 +382,7 @@ async function runFromBus(settings: DetectSettings, bus: NonNullable<DetectSetti
       select: sel?.has,
       last: sel !== undefined && Number.isFinite(sel.last) ? sel.last : undefined,
       progress: (t) => progress.update(t),
+      corridor: corridors,
     });
   } finally {
     progress.clear();
@@ -388,6 +393,18 @@ async function runFromBus(settings: DetectSettings, bus: NonNullable<DetectSetti
       `  ${summary.exact} frames with their own detections, ${summary.held} dropped by the daemon (drawn with the last detections before them), ` +
       `${summary.bare} with none (before the first published frame or after the bus went quiet)\n`,
   );
+}
+
+/** The corridors of the cameras in a daemon config, to draw them as the live view does. */
+async function corridorsOf(path: string): Promise<(camera: string, width: number, height: number) => [number, number][] | null> {
+  let config;
+  try {
+    config = (await loadConfig(path)).config;
+  } catch (e) {
+    throw new Error(`--config ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  const byId = new Map(config.cameras.map((c) => [c.id, corridorDrawing(c)]));
+  return (camera, width, height) => byId.get(camera)?.(width, height) ?? null;
 }
 
 async function runVideo(
@@ -457,7 +474,8 @@ the last detections before them. Sequence numbers count the frames the daemon re
 so they match the file's frames when the daemon replays it with realtime: false (every
 frame); paced replays can skip frames under load and shift the match. --camera picks a
 camera (default: the first heard); --bus-timeout (seconds, default 5) is how long the bus
-may stay quiet before the rest of the video is drawn bare.
+may stay quiet before the rest of the video is drawn bare; --config (the daemon's
+configuration) draws the camera's corridor as well.
 
 --json prints one JSON object per detection per line, and nothing else, on stdout:
   {"file":"in.avi","frame":10,"class":"person","score":0.8123,"box":[x1,y1,x2,y2]}
@@ -488,6 +506,7 @@ export function register(program: Command): void {
     .option("--from-bus <endpoint>", "draw the video with the detections a running daemon publishes at this bus endpoint (needs --out .mp4/.mkv)")
     .option("--camera <id>", "with --from-bus: the daemon's camera to take (default: the first heard)")
     .option("--bus-timeout <s>", "with --from-bus: seconds the bus may stay quiet before the rest is drawn without detections (default 5)")
+    .option("--config <path>", "with --from-bus: the daemon's configuration, to draw its cameras' corridors too")
     .addHelpText("after", HELP_AFTER)
     .action(async (input: string, flags: DetectFlags) => {
       await runDetect(settingsFrom(input, flags));
