@@ -23,14 +23,16 @@ note() { echo "setup: $*" >&2; }
 # the ONNX checker used by the tests, the toolchain node-gyp needs, and libsystemd's
 # headers for the sd-notify binding (systemd notifications, src/health/systemd.ts), and
 # protoc with Python's protobuf and ZeroMQ for the Python bus consumer in
-# examples/python-consumer/ (run by test/examples/python-consumer.test.ts).
+# examples/python-consumer/ (run by test/examples/python-consumer.test.ts), and shellcheck
+# for the tests of Dockerfile.jetson's RUN lines and scripts/device-check.sh.
 APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-libav libgstreamer1.0-dev
   libgstreamer-plugins-base1.0-dev pkg-config g++ make python3 python3-onnx python3-numpy
   libsystemd-dev
   protobuf-compiler python3-protobuf python3-zmq
-  chromium # headless, for the live view's browser test (test/view/live-view-browser.test.ts)
+  shellcheck
+  chromium # headless, for the live view's browser test (test/view/live-view.test.ts)
 )
 
 missing_apt=()

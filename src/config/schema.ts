@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { Z85_KEY_PATTERN } from "../bus/z85.ts";
 import { AlertsSchema, CorridorSchema, GeometrySchema, TrackingSchema } from "./hazard-schema.ts";
+import { CUDA_ARENA_EXTEND_STRATEGY, CUDA_CONV_ALGO_SEARCH } from "../infer/provider-options.ts";
 
 /** Most inference workers one unpaced replay may run side by side. */
 export const MAX_REPLAY_WORKERS = 16;
@@ -20,6 +21,13 @@ const filePath = (what: string) => {
   filePathKeys.add(s);
   return s;
 };
+
+// Absent means software: a Jetson-only element named in a config for any other machine
+// would fail at the first frame, so hardware decoding is asked for, never guessed.
+const decoder = z
+  .enum(["software", "jetson"])
+  .optional()
+  .describe("software (default): GStreamer's decodebin on the CPU; jetson: H.264/H.265 decoded by nvv4l2decoder (NVDEC) and converted and scaled by nvvidconv (VIC)");
 
 const ms = (def: number, min: number, max: number, what: string) => z.number().int().min(min).max(max).default(def).describe(`${what} (milliseconds)`);
 
@@ -59,6 +67,7 @@ export const SourceSchema = z.discriminatedUnion("type", [
       path: filePath("video file GStreamer can decode (AVI, MP4, MKV, ...)"),
       loop: z.boolean().default(false).describe("start again at the end instead of ending the run"),
       realtime: z.boolean().default(true).describe("pace frames at the file's own frame rate (false: as fast as they decode)"),
+      decoder,
     })
     .strict(),
   z
@@ -73,6 +82,7 @@ export const SourceSchema = z.discriminatedUnion("type", [
       url: z.string().regex(/^rtsps?:\/\//, "must start with rtsp:// or rtsps://").describe("stream URL, credentials included if the camera needs them"),
       latencyMs: ms(200, 0, 10_000, "rtspsrc jitter buffer"),
       protocols: z.enum(["tcp", "udp", "auto"]).default("auto").describe("RTP transport"),
+      decoder,
     })
     .strict(),
   z
@@ -190,8 +200,35 @@ export const ConfigSchema = z
           .boolean()
           .default(false)
           .describe("let ONNX Runtime's threads busy-wait between operators: a little faster alone, slower next to GStreamer and the bus on the same cores (see the README's pipeline bench)"),
-        trtFp16: z.boolean().default(true).describe("TensorRT: allow fp16 kernels"),
-        trtCacheDir: filePath("TensorRT engine cache folder (engines are built on first run, minutes on a Jetson)").default("/var/cache/perceptd/trt"),
+        // The trt*/cuda* keys reach the providers only through a binding built with our patch
+        // (src/infer/provider-options.ts, docs/jetson.md); the stock one logs them as not applied.
+        trtFp16: z.boolean().default(true).describe("TensorRT: allow fp16 kernels (trt_fp16_enable)"),
+        trtInt8: z
+          .boolean()
+          .default(false)
+          .describe("TensorRT: allow int8 kernels (trt_int8_enable); for QDQ-quantized models (the *-u8 variants), whose scales TensorRT reads from the graph"),
+        trtCacheDir: filePath("TensorRT engine and timing cache folder (engines are built on first run, minutes on a Jetson)").default("/var/cache/perceptd/trt"),
+        trtEngineCache: z
+          .boolean()
+          .default(true)
+          .describe("TensorRT: keep built engines in trtCacheDir and reuse them at the next start (trt_engine_cache_enable); off, every start rebuilds them"),
+        trtTimingCache: z.boolean().default(true).describe("TensorRT: keep layer timings in trtCacheDir, which shortens later engine builds (trt_timing_cache_enable)"),
+        trtMaxWorkspaceBytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(2 ** 40)
+          .default(1024 ** 3)
+          .describe("TensorRT: most scratch memory a layer may use while the engine is built (trt_max_workspace_size; 0: TensorRT's default); on a Jetson it comes out of the memory CPU and GPU share"),
+        cudaMemLimitBytes: z.number().int().min(0).max(2 ** 40).default(0).describe("CUDA: ceiling of the provider's memory arena (gpu_mem_limit; 0: no limit)"),
+        cudaConvAlgoSearch: z
+          .enum(CUDA_CONV_ALGO_SEARCH)
+          .default("exhaustive")
+          .describe("CUDA: how cuDNN picks convolution algorithms (cudnn_conv_algo_search): exhaustive benchmarks each at the first run, heuristic guesses, default takes one fixed"),
+        cudaArenaExtendStrategy: z
+          .enum(CUDA_ARENA_EXTEND_STRATEGY)
+          .default("nextPowerOfTwo")
+          .describe("CUDA: how the memory arena grows (arena_extend_strategy); sameAsRequested keeps it smaller where CPU and GPU share memory"),
         warmupRuns: z.number().int().min(0).max(100).default(3).describe("inferences on a blank frame before the daemon reports ready"),
         workers: z.enum(["shared", "per-camera"]).default("shared").describe("one inference worker for all cameras, or one each"),
         replayWorkers: z

@@ -9,6 +9,7 @@ import { warmUpBus } from "../bus/warmup.ts";
 import type { Config } from "../config/schema.ts";
 import { InferencePool, resolveReplayWorkers } from "../infer/inference-pool.ts";
 import { classIdsForLabels, type InferResult } from "../infer/inference-worker.ts";
+import { providerOptionsNotice } from "../infer/provider-options.ts";
 import type { DetectSettings } from "../infer/worker-protocol.ts";
 import { CameraSource, type CameraEvent } from "../ingest/camera-source.ts";
 import { waitsForConsumer } from "../ingest/pipeline-description.ts";
@@ -189,8 +190,7 @@ export class Daemon {
           intraOpThreads: config.inference.intraOpThreads,
           interOpThreads: config.inference.interOpThreads,
           allowSpinning: config.inference.allowSpinning,
-          trtFp16: config.inference.trtFp16,
-          trtCacheDir: config.inference.trtCacheDir,
+          tuning: config.inference,
           warmupRuns: config.inference.warmupRuns,
         },
         settings,
@@ -214,7 +214,15 @@ export class Daemon {
         replaceWorker: (i) => pool.replaceWorker(i),
       });
       const worker = d.pool.workers[0];
-      metrics.setModelInfo({ model: model.name, executionProvider: worker.provider, providersTried: worker.tried.map((t) => t.provider) });
+      metrics.setModelInfo({
+        model: model.name,
+        executionProvider: worker.provider,
+        providersTried: worker.tried.map((t) => t.provider),
+        providerOptions: worker.providerOptions,
+      });
+      const notice = providerOptionsNotice(worker.providerOptions, config.inference.executionProviders);
+      log[notice.level]({ providerOptions: worker.providerOptions }, notice.message);
+      for (const w of worker.warnings) log.warn(w);
       log.info(
         {
           provider: worker.provider,

@@ -15,6 +15,7 @@ import {
   type WorkerToMain,
 } from "./worker-protocol.ts";
 import type { ExecutionProvider } from "../config/schema.ts";
+import type { ProviderOptionSupport } from "./provider-options.ts";
 import type { Frame } from "../ingest/frame.ts";
 
 /** The worker's entry: a .mjs that registers tsx, then imports worker.ts (see that file for why). */
@@ -122,6 +123,8 @@ export class InferenceWorker {
   readonly tried: readonly ProviderTried[];
   /** Session options accepted but not applied. */
   readonly warnings: readonly string[];
+  /** Whether the loaded binding hands GPU providers their options. */
+  readonly providerOptions: ProviderOptionSupport;
   /** Wall time of each warm-up inference, ms. */
   readonly warmupMs: readonly number[];
   readonly name: string;
@@ -162,6 +165,7 @@ export class InferenceWorker {
     this.provider = ready.provider;
     this.tried = ready.tried;
     this.warnings = ready.warnings;
+    this.providerOptions = ready.providerOptions;
     this.warmupMs = ready.warmupMs;
     this.exited = exited;
     worker.on("message", (msg: WorkerToMain) => this.onMessage(msg));

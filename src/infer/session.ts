@@ -4,6 +4,7 @@
 // both facts, so the daemon can report "running on cpu because cuda: <reason>".
 import { stat } from "node:fs/promises";
 import * as ort from "onnxruntime-node";
+import { describeProviderOptions, detectProviderOptionSupport, gpuProviderOptions, type ProviderOptionSupport, type ProviderTuning } from "./provider-options.ts";
 
 export const EXECUTION_PROVIDERS = ["tensorrt", "cuda", "cpu"] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
@@ -23,13 +24,12 @@ export interface SessionOptions {
    */
   allowSpinning?: boolean;
   /**
-   * TensorRT engine cache folder and FP16 switch. onnxruntime-node 1.30 hands the
-   * TensorRT provider its device id only (and its provider then ignores the ORT_TENSORRT_*
-   * variables), so these cannot take effect yet; a TensorRT session with either set
-   * reports that in `warnings` rather than pretending.
+   * TensorRT and CUDA provider options (FP16/INT8, engine and timing caches, workspace,
+   * memory limit). They reach the providers only through a binding built with our patch
+   * (provider-options.ts); the stock onnxruntime-node passes the device id alone, so a GPU
+   * session on it reports the options in `warnings` rather than pretending.
    */
-  trtCacheDir?: string;
-  trtFp16?: boolean;
+  tuning?: ProviderTuning;
   /** What to call the model in messages when bytes are passed, e.g. its path. */
   source?: string;
 }
@@ -47,6 +47,8 @@ export interface CreatedSession {
   tried: ProviderAttempt[];
   /** Options that were accepted but could not be applied. */
   warnings: string[];
+  /** Whether the loaded binding hands GPU providers their options (provider-options.ts). */
+  providerOptions: ProviderOptionSupport;
 }
 
 function checkThreads(name: string, value: number | undefined): void {
@@ -79,6 +81,30 @@ async function checkModelFile(path: string): Promise<void> {
   if (info.size === 0) throw new Error(`model file ${path} is empty, expected an ONNX model`);
 }
 
+/**
+ * The executionProviders entry for one provider: a GPU provider carries its options when
+ * the binding honours them; otherwise it goes by name, and `notApplied` says what was lost.
+ */
+function providerConfig(
+  provider: ExecutionProvider,
+  tuning: ProviderTuning | undefined,
+  support: ProviderOptionSupport,
+): { config: ort.InferenceSession.ExecutionProviderConfig; notApplied?: string } {
+  if (provider === "cpu" || tuning === undefined) return { config: provider };
+  const extra = gpuProviderOptions(provider, tuning);
+  if (support === "honoured") {
+    const config: ort.InferenceSession.ExecutionProviderOption = { name: provider, ...extra };
+    return { config };
+  }
+  return {
+    config: provider,
+    notApplied:
+      `${provider}: options not applied (${describeProviderOptions(extra)}): onnxruntime-node ${ort.env.versions.node ?? "?"} ` +
+      `passes only the device id to the ${provider} provider; a binding built with ` +
+      `patches/onnxruntime-1.30.0-node-provider-options.patch applies them (docs/jetson.md)`,
+  };
+}
+
 export async function createSession(model: string | Uint8Array, opts: SessionOptions = {}): Promise<CreatedSession> {
   const providers = opts.executionProviders ?? EXECUTION_PROVIDERS;
   if (providers.length === 0) throw new RangeError("createSession: executionProviders is empty");
@@ -106,23 +132,18 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
     base.extra = { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } };
   }
 
+  const providerOptions = detectProviderOptionSupport(ort.listSupportedBackends());
   const tried: ProviderAttempt[] = [];
   for (const provider of providers) {
-    const options: ort.InferenceSession.SessionOptions = { ...base, executionProviders: [provider] };
+    const { config, notApplied } = providerConfig(provider, opts.tuning, providerOptions);
+    const options: ort.InferenceSession.SessionOptions = { ...base, executionProviders: [config] };
     try {
       const session =
         typeof model === "string"
           ? await ort.InferenceSession.create(model, options)
           : await ort.InferenceSession.create(model, options);
       tried.push({ provider });
-      const warnings: string[] = [];
-      if (provider === "tensorrt" && (opts.trtCacheDir !== undefined || opts.trtFp16 !== undefined)) {
-        warnings.push(
-          `tensorrt: trtCacheDir/trtFp16 not applied: onnxruntime-node ${ort.env.versions.node ?? "?"} passes only ` +
-            `the device id to the TensorRT provider`,
-        );
-      }
-      return { session, provider, tried, warnings };
+      return { session, provider, tried, warnings: notApplied === undefined ? [] : [notApplied], providerOptions };
     } catch (err) {
       tried.push({ provider, error: oneLine(err) });
     }

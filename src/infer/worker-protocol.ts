@@ -7,6 +7,7 @@
 // frames after that one, and `close` runs only once the request before it has answered.
 import type { ExecutionProvider } from "../config/schema.ts";
 import type { ModelEntry } from "../model/manifest.ts";
+import type { ProviderOptionSupport, ProviderTuning } from "./provider-options.ts";
 import type { Detection } from "./types.ts";
 
 export interface WorkerInit {
@@ -23,8 +24,8 @@ export interface WorkerInit {
   interOpThreads: number;
   /** ORT pool threads busy-wait between operators (SessionOptions.allowSpinning) */
   allowSpinning: boolean;
-  trtFp16: boolean;
-  trtCacheDir: string;
+  /** TensorRT/CUDA provider options (applied where the binding honours them) */
+  tuning: ProviderTuning;
   warmupRuns: number;
 }
 
@@ -68,8 +69,10 @@ export type WorkerToMain =
       provider: ExecutionProvider;
       /** every provider tried, in order, ending with the one in use */
       tried: ProviderTried[];
-      /** session options accepted but not applied (e.g. TensorRT cache/fp16) */
+      /** session options accepted but not applied (e.g. TensorRT cache/fp16 on a stock binding) */
       warnings: string[];
+      /** whether the loaded onnxruntime-node binding hands GPU providers their options */
+      providerOptions: ProviderOptionSupport;
       /** wall time of each warm-up inference on a blank frame, in order */
       warmupMs: number[];
     }

@@ -159,8 +159,7 @@ async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> 
     intraOpThreads: init.intraOpThreads,
     interOpThreads: init.interOpThreads,
     allowSpinning: init.allowSpinning,
-    trtFp16: init.trtFp16,
-    trtCacheDir: init.trtCacheDir,
+    tuning: init.tuning,
     source: init.modelPath,
   });
   const m: Loaded = { init, session: created.session, decoder, fetches: [...decoder.outputNames], what };
@@ -181,7 +180,7 @@ async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> 
     throw err;
   }
   loaded = m;
-  post({ type: "ready", provider: created.provider, tried: created.tried, warnings: created.warnings, warmupMs });
+  post({ type: "ready", provider: created.provider, tried: created.tried, warnings: created.warnings, providerOptions: created.providerOptions, warmupMs });
 }
 
 async function onInfer(msg: Extract<MainToWorker, { type: "infer" }>): Promise<void> {

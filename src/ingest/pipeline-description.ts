@@ -134,11 +134,11 @@ const PATTERN = /^[a-z0-9][a-z0-9-]*$/;
  * with black, centred (pads rounded down to the left/top). Stretch must set
  * add-borders=false explicitly: since GStreamer 1.22 videoscale adds borders by default.
  */
-function tail(target: TargetSize, paced: boolean, everyFrame: boolean): string {
+function tail(target: TargetSize, paced: boolean, everyFrame: boolean, afterTee = ""): string {
   const { width, height, resize } = target;
   const borders = resize === "letterbox";
   return (
-    `tee name=${ELEMENTS.tee} ! videoconvert ! videoscale add-borders=${borders} ! videoconvert ! ` +
+    `tee name=${ELEMENTS.tee} ! ${afterTee === "" ? "" : `${afterTee} ! `}videoconvert ! videoscale add-borders=${borders} ! videoconvert ! ` +
     `video/x-raw,format=RGB,width=${width},height=${height},pixel-aspect-ratio=1/1 ! ` +
     `appsink name=${ELEMENTS.sink} max-buffers=1 drop=${!everyFrame} sync=${paced} enable-last-sample=false ` +
     `${ELEMENTS.tee}. ! fakesink name=${ELEMENTS.probe} sync=false async=false enable-last-sample=true`
@@ -160,6 +160,29 @@ export function waitsForConsumer(source: SourceConfig): boolean {
   }
 }
 
+/**
+ * Jetson: the one hop out of NVMM (device) memory, placed just before the CPU tail. nvvidconv
+ * converts on the VIC and, where the size the model wants is known (always for stretch; for
+ * letterbox when the source size is configured), scales there too, so only a model-sized
+ * frame is copied to system memory and the CPU tail merely pads it (letterbox) and drops the
+ * x of BGRx. nvvidconv cannot add borders, hence the padding on the CPU. It comes after the
+ * tee so the probe still reads the source size, from the NVMM caps.
+ */
+function nvmmToSystem(target: TargetSize, sourceSize: { width?: number; height?: number }): string {
+  let size: { w: number; h: number } | undefined;
+  if (target.resize === "stretch") size = { w: target.width, h: target.height };
+  else if (sourceSize.width !== undefined && sourceSize.height !== undefined) {
+    const t = tailTransform({ width: sourceSize.width, height: sourceSize.height }, target);
+    size = { w: Math.round(t.scaleX * sourceSize.width), h: Math.round(t.scaleY * sourceSize.height) };
+  }
+  return size === undefined ? "nvvidconv ! video/x-raw,format=BGRx" : `nvvidconv ! video/x-raw,format=BGRx,width=${size.w},height=${size.h},pixel-aspect-ratio=1/1`;
+}
+
+// parsebin hands nvv4l2decoder the parsed H.264/H.265 stream whichever it is; decodebin
+// would plug the same decoder but then offer its NVMM output to videoconvert, which cannot
+// take it.
+const JETSON_DECODE = "parsebin ! nvv4l2decoder";
+
 export function describePipeline(source: SourceConfig, target: TargetSize): PipelineDescription {
   requireDimension("target width", target.width);
   requireDimension("target height", target.height);
@@ -171,10 +194,12 @@ export function describePipeline(source: SourceConfig, target: TargetSize): Pipe
   let live = true;
   let paced = false;
   let restartOnEos = true;
+  let afterTee = "";
   const properties: PipelineProperty[] = [];
   switch (source.type) {
     case "file":
-      head = `filesrc name=${src} ! decodebin`;
+      head = `filesrc name=${src} ! ${source.decoder === "jetson" ? JETSON_DECODE : "decodebin"}`;
+      if (source.decoder === "jetson") afterTee = nvmmToSystem(target, {});
       properties.push({ element: src, name: "location", value: source.path });
       live = false;
       restartOnEos = false;
@@ -192,11 +217,9 @@ export function describePipeline(source: SourceConfig, target: TargetSize): Pipe
       break;
     }
     case "csi":
-      // nvarguscamerasrc only produces NV12 in NVMM memory; nvvidconv copies it out to
-      // system memory as BGRx, which the CPU tail converts.
-      head =
-        `nvarguscamerasrc name=${src} sensor-id=${source.sensorId} ! ` +
-        `video/x-raw(memory:NVMM),format=NV12${rawFields(source)} ! nvvidconv ! video/x-raw,format=BGRx`;
+      // nvarguscamerasrc only produces NV12 in NVMM memory.
+      head = `nvarguscamerasrc name=${src} sensor-id=${source.sensorId} ! video/x-raw(memory:NVMM),format=NV12${rawFields(source)}`;
+      afterTee = nvmmToSystem(target, source);
       break;
     case "rtsp":
       // The capsfilter makes delayed linking take the video stream only; an audio stream
@@ -204,7 +227,8 @@ export function describePipeline(source: SourceConfig, target: TargetSize): Pipe
       head =
         `rtspsrc name=${src} latency=${source.latencyMs}` +
         (source.protocols === "auto" ? "" : ` protocols=${source.protocols}`) +
-        ` ! application/x-rtp,media=video ! decodebin`;
+        ` ! application/x-rtp,media=video ! ${source.decoder === "jetson" ? JETSON_DECODE : "decodebin"}`;
+      if (source.decoder === "jetson") afterTee = nvmmToSystem(target, {});
       properties.push({ element: src, name: "location", value: source.url });
       break;
     case "testsrc":
@@ -230,7 +254,7 @@ export function describePipeline(source: SourceConfig, target: TargetSize): Pipe
     }
   }
   const everyFrame = waitsForConsumer(source);
-  return { description: `${head} ! ${tail(target, paced, everyFrame)}`, live, restartOnEos, properties, paced, everyFrame };
+  return { description: `${head} ! ${tail(target, paced, everyFrame, afterTee)}`, live, restartOnEos, properties, paced, everyFrame };
 }
 
 /** How a source appears in messages; RTSP credentials are masked. */

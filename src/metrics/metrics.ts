@@ -59,6 +59,12 @@ export interface ModelInfo {
   executionProvider: string;
   /** providers tried in order, including ones that failed to load */
   providersTried: readonly string[];
+  /**
+   * What the loaded onnxruntime-node binding does with TensorRT/CUDA provider options:
+   * honoured (built with our patch), ignored (stock, GPU providers drop them),
+   * no-gpu-providers (stock CPU-only build). See src/infer/provider-options.ts.
+   */
+  providerOptions: string;
 }
 
 export interface CreateMetricsOptions {
@@ -75,7 +81,7 @@ export interface Metrics {
   readonly detections: Counter<"camera" | "class">;
   readonly cameraRestarts: Counter<"camera">;
   readonly cameraUp: Gauge<"camera">;
-  readonly modelInfo: Gauge<"model" | "execution_provider" | "providers_tried">;
+  readonly modelInfo: Gauge<"model" | "execution_provider" | "providers_tried" | "provider_options">;
   readonly busMessagesSent: Counter<"topic">;
   readonly busMessagesDropped: Counter<"topic">;
   readonly ready: Gauge;
@@ -157,7 +163,7 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
   const modelInfo = new Gauge({
     name: "perceptd_model_info",
     help: "The loaded model and the execution provider that runs it (value always 1)",
-    labelNames: ["model", "execution_provider", "providers_tried"] as const,
+    labelNames: ["model", "execution_provider", "providers_tried", "provider_options"] as const,
     registers,
   });
   const busMessagesSent = new Counter({
@@ -309,7 +315,10 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
     },
     setModelInfo(info) {
       modelInfo.reset();
-      modelInfo.set({ model: info.model, execution_provider: info.executionProvider, providers_tried: info.providersTried.join(",") }, 1);
+      modelInfo.set(
+        { model: info.model, execution_provider: info.executionProvider, providers_tried: info.providersTried.join(","), provider_options: info.providerOptions },
+        1,
+      );
     },
     setReady(r) {
       ready.set(r ? 1 : 0);

@@ -98,6 +98,7 @@ describe("perceptd run", () => {
     const hops = (t: string): number => metricValue(t, "perceptd_stage_latency_seconds_count", 'stage="worker_to_main"');
     expect(hops(after), "the worker -> main hop is timed for every result").toBe(count(after));
     expect(after).toContain(`perceptd_model_info{model="${DEFAULT_MODEL}",execution_provider="cpu"`);
+    expect(after, "the stock binding is labelled as not honouring provider options").toMatch(/perceptd_model_info\{[^}]*provider_options="(ignored|no-gpu-providers)"/);
     expect(metricValue(after, "perceptd_detections_total", 'class="person"'), "people counted").toBeGreaterThan(0);
     const health = await fetch(`${metricsUrl(bound)}/healthz`);
     expect(health.status, "healthz while running").toBe(200);

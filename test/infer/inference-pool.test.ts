@@ -4,6 +4,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ConfigSchema } from "../../src/config/schema.ts";
 import type { InferResult } from "../../src/infer/inference-worker.ts";
 import { InferencePool, resolveReplayWorkers, threadsPerSession, type DropReason, type InferencePoolError, type InferencePoolOptions } from "../../src/infer/inference-pool.ts";
 import { computeLetterbox } from "../../src/infer/letterbox.ts";
@@ -42,8 +43,7 @@ function init(over: Partial<WorkerInit> = {}): WorkerInit {
     intraOpThreads: 0,
     interOpThreads: 1,
     allowSpinning: false,
-    trtFp16: false,
-    trtCacheDir: join(tmpdir(), "perceptd-trt-unused"),
+    tuning: { ...ConfigSchema.shape.inference.parse({}), trtCacheDir: join(tmpdir(), "perceptd-trt-unused") },
     warmupRuns: 1,
     ...over,
   };

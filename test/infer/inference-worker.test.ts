@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigSchema } from "../../src/config/schema.ts";
 import { Detector } from "../../src/infer/detector.ts";
 import { classIdsForLabels, InferenceWorker } from "../../src/infer/inference-worker.ts";
 import { toInputTensor } from "../../src/infer/input-tensor.ts";
@@ -38,8 +39,7 @@ function initFor(m: ResolvedModel, over: Partial<WorkerInit> = {}): WorkerInit {
     intraOpThreads: 0,
     interOpThreads: 1,
     allowSpinning: false,
-    trtFp16: false,
-    trtCacheDir: join(tmpdir(), "perceptd-trt-unused"),
+    tuning: { ...ConfigSchema.shape.inference.parse({}), trtCacheDir: join(tmpdir(), "perceptd-trt-unused") },
     warmupRuns: 1,
     ...over,
   };

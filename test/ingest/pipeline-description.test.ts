@@ -68,15 +68,42 @@ describe("describePipeline", () => {
     expect(describePipeline(src({ type: "v4l2" }), LB).description).toContain('caps="video/x-raw;image/jpeg" ! decodebin !');
   });
 
-  it("csi: nvarguscamerasrc in NVMM, copied out as BGRx by nvvidconv", () => {
+  it("csi: nvarguscamerasrc in NVMM; nvvidconv after the tee scales to the letterbox content and copies only that out", () => {
     const d = describePipeline(src({ type: "csi", sensorId: 1, width: 1920, height: 1080, framerate: 29.97 }), LB);
+    // 1920x1080 into 416x416 keeps 416x234 of content; the CPU tail only pads it.
     expect(d.description).toBe(
       "nvarguscamerasrc name=src sensor-id=1 ! video/x-raw(memory:NVMM),format=NV12,width=1920,height=1080," +
-        `framerate=30000/1001 ! nvvidconv ! video/x-raw,format=BGRx ! ${TAIL_LB}`,
+        "framerate=30000/1001 ! " +
+        TAIL_LB.replace("tee name=perceptd_tee ! ", "tee name=perceptd_tee ! nvvidconv ! video/x-raw,format=BGRx,width=416,height=234,pixel-aspect-ratio=1/1 ! "),
+    );
+    // The probe branch hangs off the tee before nvvidconv: it reads the source size from the NVMM caps.
+    expect(d.description.indexOf("tee name=perceptd_tee")).toBeLessThan(d.description.indexOf("nvvidconv"));
+  });
+
+  it("csi: stretch scales to the model size on the VIC; letterbox without a configured size copies the full frame", () => {
+    expect(describePipeline(src({ type: "csi" }), STRETCH).description).toContain(
+      "sensor-id=0 ! video/x-raw(memory:NVMM),format=NV12 ! tee name=perceptd_tee ! nvvidconv ! video/x-raw,format=BGRx,width=416,height=416,pixel-aspect-ratio=1/1 ! videoconvert ! videoscale add-borders=false",
     );
     expect(describePipeline(src({ type: "csi" }), LB).description).toContain(
-      "sensor-id=0 ! video/x-raw(memory:NVMM),format=NV12 ! nvvidconv",
+      "sensor-id=0 ! video/x-raw(memory:NVMM),format=NV12 ! tee name=perceptd_tee ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! videoscale add-borders=true",
     );
+  });
+
+  it("rtsp and file with decoder jetson: parsebin to nvv4l2decoder (H.264 or H.265), nvvidconv out of NVMM after the tee", () => {
+    const rtsp = describePipeline(src({ type: "rtsp", url: "rtsp://cam/x", decoder: "jetson" }), STRETCH);
+    expect(rtsp.description).toMatch(
+      /^rtspsrc name=src latency=200 ! application\/x-rtp,media=video ! parsebin ! nvv4l2decoder ! tee name=perceptd_tee ! nvvidconv ! video\/x-raw,format=BGRx,width=416,height=416,pixel-aspect-ratio=1\/1 ! videoconvert ! /,
+    );
+    const file = describePipeline(src({ type: "file", path: "/v/a.mp4", decoder: "jetson" }), LB);
+    expect(file.description).toMatch(/^filesrc name=src ! parsebin ! nvv4l2decoder ! tee name=perceptd_tee ! nvvidconv ! video\/x-raw,format=BGRx ! videoconvert ! /);
+    expect(file.properties).toEqual([{ element: "src", name: "location", value: "/v/a.mp4" }]);
+    // software (the default) keeps decodebin and no NVMM element anywhere
+    for (const s of [src({ type: "rtsp", url: "rtsp://cam/x" }), src({ type: "file", path: "/v/a.mp4", decoder: "software" })]) {
+      const d = describePipeline(s, LB).description;
+      expect(d).toContain("! decodebin ! tee name=perceptd_tee ! videoconvert");
+      expect(d).not.toMatch(/nvv4l2decoder|nvvidconv/);
+    }
+    expect(() => src({ type: "rtsp", url: "rtsp://cam/x", decoder: "nvdec" })).toThrow(/decoder/);
   });
 
   it("rtsp: video stream only, URL as a property, protocols unless auto", () => {

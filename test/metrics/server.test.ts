@@ -98,8 +98,8 @@ describe("metrics module", () => {
     m.frameDropped("front", "replaced");
     m.detections.inc({ camera: "front", class: "person" }, 5);
     m.cameraRestarts.inc({ camera: "front" });
-    m.setModelInfo({ model: "nanodet", executionProvider: "cpu", providersTried: ["cuda", "cpu"] });
-    m.setModelInfo({ model: "nanodet", executionProvider: "cuda", providersTried: ["cuda"] });
+    m.setModelInfo({ model: "nanodet", executionProvider: "cpu", providersTried: ["cuda", "cpu"], providerOptions: "ignored" });
+    m.setModelInfo({ model: "nanodet", executionProvider: "cuda", providersTried: ["cuda"], providerOptions: "honoured" });
     m.setReady(true);
     const after = await scrape(s);
 
@@ -123,7 +123,7 @@ describe("metrics module", () => {
     expect(sampleValue(after, "perceptd_camera_restarts_total", { camera: "front" })).toBe(1);
     // one model per daemon: the second setModelInfo replaced the first series
     expect(after.filter((x) => x.name === "perceptd_model_info")).toEqual([
-      { name: "perceptd_model_info", labels: { model: "nanodet", execution_provider: "cuda", providers_tried: "cuda" }, value: 1 },
+      { name: "perceptd_model_info", labels: { model: "nanodet", execution_provider: "cuda", providers_tried: "cuda", provider_options: "honoured" }, value: 1 },
     ]);
     expect(sampleValue(after, "perceptd_ready")).toBe(1);
   });
