@@ -248,13 +248,16 @@ describe.skipIf(!HAVE_ALL)("live view on the demo config", () => {
     expect(post.status).toBe(405);
   });
 
-  it("refuses to start when the view's port is taken, naming it (exit 1)", async () => {
+  it("warns when bound beyond loopback, and refuses to start when the port is taken, naming it (exit 1)", async () => {
     const port = Number(new URL(viewUrl).port);
-    const second = runDaemon(demoArgs(await freePort(), port));
+    // All addresses: the warning comes first, then the bind fails on the port the first daemon holds.
+    const second = runDaemon([...demoArgs(await freePort(), port), "--set", "view.host=0.0.0.0"]);
     const code = await second.exited;
     expect(code, `exit status; stderr: ${second.stderr()}`).toBe(1);
-    expect(second.stderr()).toContain(`live view: cannot listen on 127.0.0.1:${port}: address already in use`);
+    expect(second.stderr()).toContain(`live view: cannot listen on 0.0.0.0:${port}: address already in use`);
     expect(second.stderr()).toContain("set view.port");
+    const warning = second.logs.find((l) => l.level === "warn" && l.component === "view");
+    expect(warning?.msg, "the warning about a view beyond loopback").toMatch(/^live view bound to 0\.0\.0\.0: anyone who can reach it sees the cameras/);
   }, 60_000);
 });
 
