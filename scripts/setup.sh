@@ -34,7 +34,7 @@ APT_PACKAGES=(
   libsystemd-dev
   protobuf-compiler python3-protobuf python3-zmq
   shellcheck
-  chromium
+  chromium # headless: the soak report's and the live view's browser tests
 )
 
 missing_apt=()

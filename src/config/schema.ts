@@ -306,6 +306,20 @@ export const ConfigSchema = z
       .strict()
       .prefault({})
       .describe("Prometheus metrics and health endpoint"),
+    view: z
+      .object({
+        enabled: z.boolean().default(false).describe("serve the live view: each camera's annotated frames, health, latency and alerts in a browser (docs/live-view.md)"),
+        host: z
+          .string()
+          .default("127.0.0.1")
+          .describe("bind address of the live view; it shows the camera's picture to whoever connects, so anything but loopback is logged as a warning"),
+        port: z.number().int().min(0).max(65535).default(9465).describe("0: any free port"),
+        fps: z.number().min(0.2).max(30).default(5).describe("most annotated frames per camera per second; frames are drawn and encoded only while a client watches"),
+        quality: z.number().int().min(1).max(100).default(70).describe("JPEG quality of the annotated frames"),
+      })
+      .strict()
+      .prefault({})
+      .describe("live view in the browser; off by default"),
     health: HealthSchema.prefault({}),
     tracking: TrackingSchema.prefault({}),
     alerts: AlertsSchema.prefault({}),

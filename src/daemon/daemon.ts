@@ -24,6 +24,7 @@ import { busHealthState, describeReason, toHealthStatus, type HealthSnapshot } f
 import type { CameraHealthState } from "../bus/codec.ts";
 import { LatencyWindow, RateMeter } from "./latency-window.ts";
 import { HazardStage } from "./hazard-stage.ts";
+import { ViewStage } from "./view-stage.ts";
 
 /** "source-failed": every camera ended and at least one ended on an error (an unreadable replay). */
 export type StopReason = "signal" | "end-of-stream" | "source-failed" | "fatal";
@@ -84,6 +85,8 @@ export class Daemon {
   private resolveStopped!: (r: StopReason) => void;
   /** tracking, distances and alerts per camera; publishes the alerts topic */
   private readonly hazard: HazardStage;
+  /** the live view in the browser; null when view.enabled is false */
+  private view: ViewStage | null = null;
 
   private constructor(
     private readonly config: Config,
@@ -177,6 +180,7 @@ export class Daemon {
       // From here on, so the alerts topic says "not valid" while the model loads rather than
       // staying silent.
       d.hazard.start();
+      d.view = await ViewStage.start({ config, metrics, logger, alerts: () => d.hazard.current(supervisor.state === "ok") });
       d.pool = await InferencePool.start({
         init: {
           modelPath: model.path,
@@ -236,6 +240,7 @@ export class Daemon {
       return d;
     } catch (e) {
       daemon?.hazard.dispose();
+      await daemon?.view?.close();
       supervisor.close();
       await bus?.close();
       await server?.close();
@@ -274,7 +279,7 @@ export class Daemon {
     this.pool?.setSettings(settings);
     this.log.level = next.log.level;
     const changed = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
-    const needsRestart = (["cameras", "bus", "metrics", "inference", "health", "tracking", "alerts"] as const).filter((k) => changed(this.config[k], next[k]));
+    const needsRestart = (["cameras", "bus", "metrics", "inference", "health", "tracking", "alerts", "view"] as const).filter((k) => changed(this.config[k], next[k]));
     if (next.model.name !== this.config.model.name || next.model.manifest !== this.config.model.manifest) needsRestart.push("model" as never);
     return { applied: ["model.scoreThreshold", "model.iouThreshold", "model.classes", "model.maxDetections", "log.level"], needsRestart };
   }
@@ -291,7 +296,7 @@ export class Daemon {
       stopped: "STATE_STOPPED",
     };
     try {
-      this.bus.publishMessage("health", {
+      const body = {
         state: busHealthState(snap.state),
         reasons: snap.reasons.map(describeReason),
         cameras: s.cameras.map((c) => {
@@ -315,7 +320,9 @@ export class Daemon {
         framesDropped: BigInt(s.dropped),
         model: this.model.name,
         executionProvider: this.pool?.workers[0]?.provider ?? "",
-      });
+      };
+      this.bus.publishMessage("health", body);
+      this.view?.health(body);
     } catch (e) {
       this.log.error({ err: e }, "health message could not be encoded");
     }
@@ -343,6 +350,7 @@ export class Daemon {
       this.supervisor.close();
       await this.bus.flush(300);
       await this.bus.close();
+      await this.view?.close();
       await this.server?.close();
       this.log.info({ ...this.counts }, "stopped");
       this.resolveStopped(reason);
@@ -373,12 +381,15 @@ export class Daemon {
     this.counts.ingested++;
     this.supervisor.frame(frame.camera);
     this.metrics.framesIngested.inc({ camera: frame.camera });
+    // Before submit: the pool takes the pixels away to the inference worker.
+    this.view?.offerFrame(frame);
     this.pool?.submit(frame);
   }
 
   private onDrop(frame: Frame, reason: "replaced" | "closed"): void {
     this.counts.dropped++;
     this.metrics.frameDropped(frame.camera, reason === "closed" ? "shutdown" : "replaced");
+    this.view?.offerDrop(frame);
   }
 
   private onCameraEvent(camera: string, e: CameraEvent, log: Logger): void {
@@ -442,6 +453,7 @@ export class Daemon {
     camRate.tick();
     this.e2e.add(Number(tDone - r.tIngestNs) / 1e6);
     this.inference.add(r.timings.inferenceMs);
+    this.view?.offerResult(cam, r.seq, detections, Number(tDone - r.tIngestNs) / 1e6);
   }
 
   /** Source frame size of a camera: boxes are in this space. */

@@ -93,6 +93,9 @@ export interface Metrics {
   readonly alertsRaised: Counter<"camera" | "kind" | "level">;
   readonly alertsCleared: Counter<"camera" | "kind" | "level">;
   readonly alertLatency: Histogram<"camera" | "kind">;
+  readonly viewFramesEncoded: Counter<"camera">;
+  readonly viewFramesSkipped: Counter<"camera">;
+  readonly viewClients: Gauge<"camera">;
 
   /** Creates every per-camera series at 0, so rate() and absent() work before the first event. */
   initCamera(camera: string): void;
@@ -105,6 +108,8 @@ export interface Metrics {
   setReady(ready: boolean): void;
   /** onSent/onDrop for BusPublisher.bind(), feeding the bus counters. */
   busHooks(): Required<Pick<BusPublisherOptions, "onSent" | "onDrop">>;
+  /** Hooks for the live view (src/view/live-view.ts ViewHooks), feeding the view metrics. */
+  viewHooks(): { onEncoded(camera: string): void; onSkipped(camera: string): void; onClients(camera: string, clients: number): void };
 }
 
 export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
@@ -229,6 +234,26 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
     labelNames: ["worker", "outcome"] as const,
     registers,
   });
+  // Live view (src/view/): frames are encoded only while someone watches, so an idle view
+  // shows encoded frames staying at 0.
+  const viewFramesEncoded = new Counter({
+    name: "perceptd_view_frames_encoded_total",
+    help: "annotated JPEG frames the live view encoded, per camera (0 while no client watches)",
+    labelNames: ["camera"] as const,
+    registers,
+  });
+  const viewFramesSkipped = new Counter({
+    name: "perceptd_view_frames_skipped_total",
+    help: "live view frames not sent to a client because it was still receiving the previous one (a slow client), per camera",
+    labelNames: ["camera"] as const,
+    registers,
+  });
+  const viewClients = new Gauge({
+    name: "perceptd_view_clients",
+    help: "MJPEG streams of the live view open now, per camera",
+    labelNames: ["camera"] as const,
+    registers,
+  });
   for (const st of ["starting", "ok", "degraded", "fault", "stopping"]) healthState.set({ state: st }, st === "starting" ? 1 : 0);
 
   for (const topic of TOPIC_NAMES) {
@@ -256,6 +281,9 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
     alertsRaised,
     alertsCleared,
     alertLatency,
+    viewFramesEncoded,
+    viewFramesSkipped,
+    viewClients,
     busMessagesDropped,
     ready,
     initCamera(camera) {
@@ -272,6 +300,9 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
           alertsCleared.inc({ camera, kind, level }, 0);
         }
       for (const stage of STAGES) stageLatency.zero({ stage, camera });
+      viewFramesEncoded.inc({ camera }, 0);
+      viewFramesSkipped.inc({ camera }, 0);
+      viewClients.set({ camera }, 0);
     },
     observeStage(stage, camera, seconds) {
       stageLatency.observe({ stage, camera }, seconds);
@@ -296,6 +327,13 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
       return {
         onSent: (topic) => busMessagesSent.inc({ topic }),
         onDrop: (topic) => busMessagesDropped.inc({ topic }),
+      };
+    },
+    viewHooks() {
+      return {
+        onEncoded: (camera) => viewFramesEncoded.inc({ camera }),
+        onSkipped: (camera) => viewFramesSkipped.inc({ camera }),
+        onClients: (camera, clients) => viewClients.set({ camera }, clients),
       };
     },
   };

@@ -2,8 +2,8 @@
 // loopback unless configured otherwise: the endpoint is unauthenticated and a vehicle's
 // network is not a place to expose process internals by default.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { listenOn } from "../util/http-listen.ts";
 
 export type HealthStatus = "ok" | "starting" | "degraded" | "stopping" | "failed";
 
@@ -33,7 +33,6 @@ export interface MetricsServer {
 
 export async function startMetricsServer(metrics: { registry: Registry }, opts: MetricsServerOptions): Promise<MetricsServer> {
   const host = opts.host ?? "127.0.0.1";
-  const where = hostPort(host, opts.port);
   const { registry } = metrics;
 
   const server = createServer((req, res) => {
@@ -44,23 +43,10 @@ export async function startMetricsServer(metrics: { registry: Registry }, opts: 
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    const onError = (e: NodeJS.ErrnoException) => {
-      reject(new Error(`metrics server: cannot listen on ${where}: ${explainListenError(e)}`, { cause: e }));
-    };
-    server.once("error", onError);
-    server.listen({ host, port: opts.port }, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
-
-  const addr = server.address() as AddressInfo;
+  const at = await listenOn(server, host, opts.port, "metrics server", "metrics.port");
   let closing: Promise<void> | null = null;
   return {
-    host: addr.address,
-    port: addr.port,
-    url: `http://${hostPort(addr.address, addr.port)}`,
+    ...at,
     close() {
       closing ??= new Promise<void>((resolve, reject) => {
         server.close((e) => (e ? reject(e) : resolve()));
@@ -100,26 +86,6 @@ async function handle(req: IncomingMessage, res: ServerResponse, registry: Regis
 function send(res: ServerResponse, code: number, contentType: string, body: string): void {
   res.writeHead(code, { "Content-Type": contentType, "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(body) });
   res.end(body);
-}
-
-function hostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function explainListenError(e: NodeJS.ErrnoException): string {
-  switch (e.code) {
-    case "EADDRINUSE":
-      return "address already in use (another perceptd, or another exporter, holds the port; set metrics.port)";
-    case "EACCES":
-      return "permission denied (ports below 1024 need privileges)";
-    case "EADDRNOTAVAIL":
-      return "no such local address (metrics.host must be an address of this machine)";
-    case "ENOTFOUND":
-    case "EAI_AGAIN":
-      return "host name does not resolve";
-    default:
-      return e.code ? `${e.message} (${e.code})` : e.message;
-  }
 }
 
 function message(e: unknown): string {

@@ -109,3 +109,28 @@ function polygonArea(poly: readonly [number, number][]): number {
   for (let i = 0, j = poly.length - 1; i < poly.length; j = i++) a += poly[j][0] * poly[i][1] - poly[i][0] * poly[j][1];
   return a / 2;
 }
+
+/**
+ * The corridor as a polygon in image pixels, for drawing: an image corridor's own vertices,
+ * or a ground strip's four corners through `project` (ground point -> pixel; straight
+ * ground edges stay straight in a pinhole image). Null when a corner does not project (it
+ * lies behind the camera), or for a ground corridor without a projection.
+ */
+export function corridorOutline(spec: CorridorSpec, project?: (p: { x: number; y: number }) => { u: number; v: number } | null): [number, number][] | null {
+  if (spec.type === "image") return spec.polygon.map(([x, y]) => [x, y]);
+  if (project === undefined) return null;
+  const half = spec.widthM / 2;
+  const corners = [
+    { x: spec.offsetM - half, y: spec.minRangeM },
+    { x: spec.offsetM + half, y: spec.minRangeM },
+    { x: spec.offsetM + half, y: spec.maxRangeM },
+    { x: spec.offsetM - half, y: spec.maxRangeM },
+  ];
+  const out: [number, number][] = [];
+  for (const c of corners) {
+    const p = project(c);
+    if (p === null) return null;
+    out.push([p.u, p.v]);
+  }
+  return out;
+}

@@ -160,7 +160,10 @@ describe("perceptd detect errors", () => {
     ["a score threshold above 1", ["detect", VIDEO, "--score-threshold", "1.5"], /^perceptd: --score-threshold must be a number in \[0, 1\], got "1\.5"$/],
     ["a score threshold that is not a number", ["detect", VIDEO, "--score-threshold", "high"], /got "high"$/],
     ["an unknown class", ["detect", VIDEO, "--classes", "person,unicorn"], new RegExp(`^perceptd: model "${literal(DEFAULT_MODEL)}" has no class "unicorn"; valid classes: person, `)],
-    ["--out that is not a .png", ["detect", VIDEO, "--out", "x.jpg"], /^perceptd: --out writes a PNG image, so its name must end in \.png, got "x\.jpg"$/],
+    ["--out that is not .png, .mp4 or .mkv", ["detect", VIDEO, "--out", "x.jpg"], /^perceptd: --out writes a PNG image \(\.png\) or an annotated video \(\.mp4, \.mkv\), got "x\.jpg"$/],
+    ["--from-bus without a video --out", ["detect", VIDEO, "--from-bus", "tcp://127.0.0.1:5555", "--out", "x.png"], /^perceptd: --from-bus draws a recording with a daemon's detections: it needs --out NAME\.mp4 or NAME\.mkv$/],
+    ["--from-bus with no endpoint", ["detect", VIDEO, "--from-bus", "localhost:5555", "--out", "x.mp4"], /^perceptd: --from-bus must be a bus endpoint, tcp:\/\/host:port or ipc:\/\/path, got "localhost:5555"$/],
+    ["--camera without --from-bus", ["detect", VIDEO, "--camera", "front"], /^perceptd: --camera, --bus-timeout and --config go with --from-bus$/],
     ["--out in a missing folder", ["detect", VIDEO, "--out", "/no/such/dir/x.png"], /^perceptd: --out \/no\/such\/dir\/x\.png: folder \/no\/such\/dir does not exist$/],
     ["frames past the end of the video", ["detect", VIDEO, "--frames", "5000"], /^perceptd: --frames "5000" selects no frame of .*vtest\.avi/],
   ];

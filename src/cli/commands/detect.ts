@@ -12,7 +12,11 @@ import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
 import { readImageFile, writePng } from "../../ingest/image-file.ts";
 import type { RgbImage } from "../../ingest/rgb-image.ts";
 import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../model/manifest.ts";
-import { drawDetections } from "../annotate.ts";
+import { isVideoPath } from "../../ingest/gst/video-writer.ts";
+import { drawDetections } from "../../view/overlay.ts";
+import { AnnotatedVideo, annotateFromBus } from "../annotated-video.ts";
+import { loadConfig } from "../../config/load.ts";
+import { corridorDrawing } from "../../daemon/view-stage.ts";
 
 // ---------------------------------------------------------------------------------------
 // --frames
@@ -79,6 +83,10 @@ interface DetectFlags {
   classes?: string;
   frames?: string;
   providers: string;
+  fromBus?: string;
+  camera?: string;
+  busTimeout?: string;
+  config?: string;
 }
 
 interface DetectSettings {
@@ -87,6 +95,9 @@ interface DetectSettings {
   manifestPath: string;
   json: boolean;
   out?: string;
+  /** out is a video (.mp4, .mkv) rather than a PNG */
+  outVideo: boolean;
+  fromBus?: { endpoint: string; camera?: string; silenceMs: number; config?: string };
   scoreThreshold?: number;
   classes?: string[];
   frames?: FrameSelection;
@@ -126,17 +137,28 @@ function settingsFrom(input: string, flags: DetectFlags): DetectSettings {
     modelName: flags.model,
     manifestPath: flags.manifest ?? DEFAULT_MANIFEST_PATH,
     json: flags.json === true,
+    outVideo: false,
     providers: parseProviders(flags.providers),
   };
   if (flags.scoreThreshold !== undefined) s.scoreThreshold = parseScoreThreshold(flags.scoreThreshold);
   if (flags.classes !== undefined) s.classes = parseList("--classes", flags.classes);
   if (flags.frames !== undefined) s.frames = parseFrameSpec(flags.frames);
   if (flags.out !== undefined) {
-    // The file is always PNG; a .jpg name would hold PNG bytes and confuse every viewer.
-    if (extname(flags.out).toLowerCase() !== ".png") {
-      throw new Error(`--out writes a PNG image, so its name must end in .png, got ${JSON.stringify(flags.out)}`);
+    // The name says the format: a .jpg name would hold PNG bytes and confuse every viewer.
+    s.outVideo = isVideoPath(flags.out);
+    if (extname(flags.out).toLowerCase() !== ".png" && !s.outVideo) {
+      throw new Error(`--out writes a PNG image (.png) or an annotated video (.mp4, .mkv), got ${JSON.stringify(flags.out)}`);
     }
     s.out = flags.out;
+  }
+  if (flags.fromBus !== undefined) {
+    if (!/^(tcp|ipc):\/\//.test(flags.fromBus)) throw new Error(`--from-bus must be a bus endpoint, tcp://host:port or ipc://path, got ${JSON.stringify(flags.fromBus)}`);
+    if (!s.outVideo) throw new Error("--from-bus draws a recording with a daemon's detections: it needs --out NAME.mp4 or NAME.mkv");
+    const timeout = flags.busTimeout === undefined ? 5 : Number(flags.busTimeout);
+    if (!(timeout > 0 && timeout <= 3600)) throw new Error(`--bus-timeout must be seconds in (0, 3600], got ${JSON.stringify(flags.busTimeout)}`);
+    s.fromBus = { endpoint: flags.fromBus, camera: flags.camera, silenceMs: timeout * 1000, config: flags.config };
+  } else if (flags.camera !== undefined || flags.busTimeout !== undefined || flags.config !== undefined) {
+    throw new Error("--camera, --bus-timeout and --config go with --from-bus");
   }
   return s;
 }
@@ -248,6 +270,11 @@ async function runDetect(settings: DetectSettings): Promise<void> {
     throw new Error(`--frames ${JSON.stringify(settings.frames.spec)} selects no frame of ${settings.input}: an image has only frame 0`);
   }
   if (settings.out !== undefined) await checkOutDir(settings.out);
+  if (kind === "image" && settings.outVideo) throw new Error(`--out ${settings.out}: an annotated video needs a video input; ${settings.input} is an image (use a .png name)`);
+  if (settings.fromBus !== undefined) {
+    await runFromBus(settings, settings.fromBus);
+    return;
+  }
 
   const manifest = await readManifest(settings.manifestPath);
   const model = resolveModel(manifest, settings.manifestPath, settings.modelName);
@@ -284,8 +311,11 @@ async function runDetect(settings: DetectSettings): Promise<void> {
   let sumInfer = 0;
   let sumDecode = 0;
   let lastFrame: FrameResult | null = null;
+  const video = settings.outVideo && settings.out !== undefined ? new AnnotatedVideo(settings.out, (await probeVideo(settings.input)).fps ?? 10) : null;
   const handle = async (index: number, image: RgbImage): Promise<void> => {
     const { detections, timings } = await detector.detect(image);
+    // Drawn after the table line's data is taken: drawing changes the image in place.
+    if (video !== null) await video.write(image, { objects: detections, caption: `frame ${index}` });
     frames++;
     sumPre += timings.preprocessMs;
     sumInfer += timings.inferenceMs;
@@ -295,12 +325,17 @@ async function runDetect(settings: DetectSettings): Promise<void> {
     else print([...(frames > 1 ? [""] : []), ...tableLines(index, detections, classWidth)]);
   };
 
+  let written: Awaited<ReturnType<AnnotatedVideo["finish"]>> = null;
   try {
     if (kind === "image") {
       await handle(0, await readImageFile(settings.input));
     } else {
       await runVideo(settings, progress, handle, () => stdoutClosed);
     }
+    written = (await video?.finish()) ?? null;
+  } catch (e) {
+    await video?.abort();
+    throw e;
   } finally {
     progress.clear();
     process.stdout.off("error", onStdoutError);
@@ -311,7 +346,7 @@ async function runDetect(settings: DetectSettings): Promise<void> {
   const failure = stdoutFailure as Error | null;
   if (failure !== null) throw new Error(`cannot write to stdout: ${failure.message}`, { cause: failure });
   const last = lastFrame as FrameResult | null;
-  if (settings.out !== undefined && last !== null) {
+  if (settings.out !== undefined && !settings.outVideo && last !== null) {
     await writePng(settings.out, drawDetections(last.image, last.detections));
   }
   if (!settings.json) {
@@ -325,11 +360,51 @@ async function runDetect(settings: DetectSettings): Promise<void> {
     const failed = detector.providerAttempts.filter((a) => a.error !== undefined);
     if (failed.length > 0) lines.push(`providers not available: ${failed.map((a) => `${a.provider}: ${a.error}`).join("; ")}`);
     for (const w of detector.warnings) lines.push(`warning: ${w}`);
-    if (settings.out !== undefined && last !== null) {
+    if (written !== null) lines.push(`annotated video written to ${settings.out}: ${written.frames} frames, H.264, ${(written.bytes / 1e6).toFixed(1)} MB`);
+    else if (settings.out !== undefined && last !== null) {
       lines.push(`annotated ${kind === "video" ? `frame ${last.index}` : "image"} written to ${settings.out}`);
     }
     print(lines);
   }
+}
+
+/** --from-bus: the recording drawn with a running daemon's detections; no model runs here. */
+async function runFromBus(settings: DetectSettings, bus: NonNullable<DetectSettings["fromBus"]>): Promise<void> {
+  const progress = new Progress(process.stderr.isTTY === true);
+  const sel = settings.frames;
+  const corridors = bus.config === undefined ? undefined : await corridorsOf(bus.config);
+  let summary;
+  try {
+    summary = await annotateFromBus({
+      ...bus,
+      input: settings.input,
+      out: settings.out!,
+      select: sel?.has,
+      last: sel !== undefined && Number.isFinite(sel.last) ? sel.last : undefined,
+      progress: (t) => progress.update(t),
+      corridor: corridors,
+    });
+  } finally {
+    progress.clear();
+  }
+  const n = summary.frames;
+  process.stdout.write(
+    `annotated video written to ${settings.out}: ${n} frames, H.264, ${(summary.bytes / 1e6).toFixed(1)} MB, camera ${summary.camera ?? "?"} from ${bus.endpoint}\n` +
+      `  ${summary.exact} frames with their own detections, ${summary.held} dropped by the daemon (drawn with the last detections before them), ` +
+      `${summary.bare} with none (before the first published frame or after the bus went quiet)\n`,
+  );
+}
+
+/** The corridors of the cameras in a daemon config, to draw them as the live view does. */
+async function corridorsOf(path: string): Promise<(camera: string, width: number, height: number) => [number, number][] | null> {
+  let config;
+  try {
+    config = (await loadConfig(path)).config;
+  } catch (e) {
+    throw new Error(`--config ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  const byId = new Map(config.cameras.map((c) => [c.id, corridorDrawing(c)]));
+  return (camera, width, height) => byId.get(camera)?.(width, height) ?? null;
 }
 
 async function runVideo(
@@ -386,8 +461,21 @@ everything else is decoded as video through GStreamer (AVI, MP4, MKV, ...).
   100-       frame 100 to the end;  0-:25  every 25th frame
 Default: every frame. Decoding stops after the last selected frame.
 
---out writes the annotated image as PNG (atomically: a temp file renamed over the
-target). For a video it is the last selected frame, e.g. frame 40 for --frames 0-40:10.
+--out NAME.png writes the annotated image as PNG; for a video it is the last selected
+frame, e.g. frame 40 for --frames 0-40:10. --out NAME.mp4 or NAME.mkv writes every
+selected frame of a video annotated, as H.264 at the input's frame rate (GStreamer's
+openh264enc). Either way the file appears only when complete (a temp file, renamed).
+
+--from-bus ENDPOINT draws a recording with what a running perceptd published for it
+instead of running a model here: its detections (with track ids, distances, time to
+collision) and alerts, matched to the recording's frames by frame sequence number. Start
+it before the daemon replays the same file; frames the daemon dropped are drawn with
+the last detections before them. Sequence numbers count the frames the daemon received,
+so they match the file's frames when the daemon replays it with realtime: false (every
+frame); paced replays can skip frames under load and shift the match. --camera picks a
+camera (default: the first heard); --bus-timeout (seconds, default 5) is how long the bus
+may stay quiet before the rest of the video is drawn bare; --config (the daemon's
+configuration) draws the camera's corridor as well.
 
 --json prints one JSON object per detection per line, and nothing else, on stdout:
   {"file":"in.avi","frame":10,"class":"person","score":0.8123,"box":[x1,y1,x2,y2]}
@@ -398,7 +486,9 @@ Exit status: 0 ok, 1 bad input/model/option value, 2 bad command line.
 Examples:
   perceptd detect street.jpg --out street-annotated.png
   perceptd detect vtest.avi --frames 0-40:10 --classes person
-  perceptd detect vtest.avi --json --model nanodet | jq .score`;
+  perceptd detect vtest.avi --json --model nanodet | jq .score
+  perceptd detect vtest.avi --out vtest-annotated.mp4
+  perceptd detect vtest.avi --out seen.mkv --from-bus tcp://127.0.0.1:5555`;
 
 export function register(program: Command): void {
   program
@@ -408,11 +498,15 @@ export function register(program: Command): void {
     .option("-m, --model <name>", "model name from the manifest (default: the manifest's default model)")
     .option("--manifest <path>", "model manifest (default: models/manifest.json of this perceptd)")
     .option("--json", "JSON lines, one per detection (see below)")
-    .option("-o, --out <file.png>", "write the annotated image (video: the last selected frame) as PNG")
+    .option("-o, --out <file>", "write the annotated image as .png (video: the last selected frame), or the annotated video as .mp4 or .mkv")
     .option("-s, --score-threshold <x>", "drop detections scoring at or below x, in [0, 1] (default 0.35)")
     .option("-c, --classes <list>", "only these class labels, comma-separated, e.g. person,car")
     .option("-f, --frames <spec>", "video frames to run on, e.g. 0-40:10, 5 or 0,12,30 (default: all)")
     .option("--providers <list>", "execution providers to try in order", EXECUTION_PROVIDERS.join(","))
+    .option("--from-bus <endpoint>", "draw the video with the detections a running daemon publishes at this bus endpoint (needs --out .mp4/.mkv)")
+    .option("--camera <id>", "with --from-bus: the daemon's camera to take (default: the first heard)")
+    .option("--bus-timeout <s>", "with --from-bus: seconds the bus may stay quiet before the rest is drawn without detections (default 5)")
+    .option("--config <path>", "with --from-bus: the daemon's configuration, to draw its cameras' corridors too")
     .addHelpText("after", HELP_AFTER)
     .action(async (input: string, flags: DetectFlags) => {
       await runDetect(settingsFrom(input, flags));

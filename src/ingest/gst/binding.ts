@@ -44,6 +44,15 @@ export interface GstAppSinkHandle extends GstElementHandle {
   pull(callback: (buf: Buffer | null, caps: GstStructureObject) => void): void;
 }
 
+/**
+ * An appsrc from findChild(). push() copies the buffer into a new GstBuffer and queues it
+ * on the calling thread (it blocks only with block=true and a full queue); the optional
+ * second argument is the PTS in nanoseconds as an 8-byte big-endian buffer.
+ */
+export interface GstAppSrcHandle extends GstElementHandle {
+  push(buf: Buffer, ptsBigEndian?: Buffer): void;
+}
+
 export interface GstPipelineHandle {
   play(): void;
   pause(): void;
@@ -52,6 +61,8 @@ export interface GstPipelineHandle {
   /** Seconds, or -1 when unknown. */
   queryDuration(): number;
   queryPosition(): number;
+  /** gst_element_send_event(pipeline, EOS): each source (an appsrc too) ends after what it has queued. */
+  sendEOS(): void;
   findChild(name: string): GstElementHandle | undefined;
   /**
    * Re-arms itself after each message for as long as the pipeline is not in NULL, each
@@ -68,6 +79,10 @@ export interface GstBinding {
 
 export function isAppSink(el: GstElementHandle | undefined): el is GstAppSinkHandle {
   return el !== undefined && typeof el.pull === "function";
+}
+
+export function isAppSrc(el: GstElementHandle | undefined): el is GstAppSrcHandle {
+  return el !== undefined && typeof el.push === "function";
 }
 
 let cached: GstBinding | null = null;

@@ -279,6 +279,11 @@ export class GstRunner {
     return this.pipeline.queryDuration();
   }
 
+  /** Ends the stream after what the sources hold (an appsrc's queue): EOS reaches the sink, then onEos. */
+  endOfStream(): void {
+    if (!this.halted) this.pipeline.sendEOS();
+  }
+
   private halt(): void {
     if (this.halted) return;
     this.halted = true;

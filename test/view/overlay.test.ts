@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { drawDetections } from "../../src/cli/annotate.ts";
+import { drawDetections, drawScene, ALERT_COLOURS, CORRIDOR_COLOUR, objectLabel } from "../../src/view/overlay.ts";
 import type { Detection } from "../../src/infer/types.ts";
 import type { RgbImage } from "../../src/ingest/rgb-image.ts";
 
@@ -71,5 +71,46 @@ describe("drawDetections", () => {
     expect(pixel(clipped, 29, 10)).not.toEqual(GREY);
     expect(changed(img, drawDetections(img, [{ ...person, box: [100, 100, 150, 150] }]))).toBe(0);
     expect(changed(img, drawDetections(img, [{ ...person, box: [Number.NaN, 0, 10, 10] }]))).toBe(0);
+  });
+});
+
+describe("drawScene", () => {
+  it("maps source pixels onto a rendering of another size", () => {
+    // A 640x480 source drawn on a 320x240 image: the box lands at half its coordinates.
+    const img = grey(320, 240);
+    drawScene(img, { objects: [{ ...person, box: [200, 200, 400, 360] }], sourceWidth: 640, sourceHeight: 480 });
+    expect(pixel(img, 100, 150)).not.toEqual(GREY);
+    expect(pixel(img, 199, 150)).not.toEqual(GREY);
+    expect(pixel(img, 150, 150)).toEqual(GREY);
+  });
+
+  it("draws the corridor outline in its own colour", () => {
+    const img = grey(320, 240);
+    drawScene(img, { objects: [], corridor: [[40, 40], [280, 40], [280, 200], [40, 200]] });
+    expect(pixel(img, 160, 40)).toEqual([...CORRIDOR_COLOUR]);
+    expect(pixel(img, 280, 120)).toEqual([...CORRIDOR_COLOUR]);
+    expect(pixel(img, 160, 120)).toEqual(GREY);
+  });
+
+  it("rings an object in an alert with the level's colour and names the level in its tag", () => {
+    const img = grey(320, 240);
+    drawScene(img, { objects: [{ ...person, trackId: 7, rangeM: 6.25, ttcS: 1.5, alert: "critical" }] });
+    // Class outline at the box edge, the alert ring just outside it.
+    expect(pixel(img, 100, 150)).not.toEqual([...ALERT_COLOURS.critical]);
+    expect(pixel(img, 97, 150)).toEqual([...ALERT_COLOURS.critical]);
+    expect(objectLabel({ ...person, trackId: 7, rangeM: 6.25, ttcS: 1.5 })).toBe("person id7 87% 6.3m ttc 1.5s");
+  });
+
+  it("lists the caption and the alerts at the top left", () => {
+    const img = grey(320, 240);
+    drawScene(img, { objects: [], caption: "demo frame 12", alerts: [{ level: "warning", text: "pedestrian id3 9.0m" }] });
+    expect(pixel(img, 0, 0)).toEqual([0, 0, 0]);
+    // The caption's tag is 14 px tall at this size; the alert's row follows it.
+    expect(pixel(img, 0, 15)).toEqual([...ALERT_COLOURS.warning]);
+    expect(pixel(img, 300, 15)).toEqual(GREY);
+  });
+
+  it("rejects a source size that is not positive", () => {
+    expect(() => drawScene(grey(32, 24), { objects: [], sourceWidth: 0, sourceHeight: 24 })).toThrow(/source size must be positive/);
   });
 });
