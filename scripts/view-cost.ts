@@ -8,7 +8,7 @@
 //   npx tsx scripts/view-cost.ts [--pairs 4] [--window-s 10]
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { freePort, REPO_ROOT, removeConfig, runDaemon, writeConfig } from "../src/cli/bench/daemon-process.ts";
+import { freePort, REPO_ROOT, removeConfig, runDaemon, writeConfig } from "../src/soak/daemon-process.ts";
 import { loadConfig } from "../src/config/load.ts";
 
 const VTEST = join(REPO_ROOT, ".cache/fixtures/vtest.avi");
@@ -71,9 +71,10 @@ const path = await writeConfig({
 });
 const d = runDaemon(["run", "--config", path]);
 try {
-  const view = String((await d.waitForLog((l) => l.msg === "live view serving", 60_000)).url);
-  const metricsUrl = String((await d.waitForLog((l) => l.msg === "bus bound; loading model", 60_000)).metrics);
-  await d.waitForLog((l) => l.msg === "model warm", 120_000);
+  const ready = await d.ready(120_000);
+  if (ready.viewUrl === null || ready.metricsUrl === null) throw new Error("the daemon's READY=1 names no live view or metrics URL");
+  const view = ready.viewUrl;
+  const metricsUrl = ready.metricsUrl;
   await new Promise((r) => setTimeout(r, 3000));
   process.stderr.write(`view cost: ${pairs} pairs of ${windowMs / 1000} s windows, view.fps ${config.view.fps}, quality ${config.view.quality}\n`);
   const rows: { client: boolean; cpuMsPerFrame: number; cpuCores: number; e2eMs: number; fps: number; encoded: number; kbps: number }[] = [];

@@ -235,7 +235,11 @@ export class Daemon {
       );
       d.startCameras();
       supervisor.camerasStarted();
-      supervisor.markReady({ [READY_FIELDS.bus]: bus.endpoints.join(" "), [READY_FIELDS.metrics]: server?.url ?? "off" });
+      supervisor.markReady({
+        [READY_FIELDS.bus]: bus.endpoints.join(" "),
+        [READY_FIELDS.metrics]: server?.url ?? "off",
+        [READY_FIELDS.view]: d.view?.url ?? "off",
+      });
       metrics.setReady(true);
       return d;
     } catch (e) {

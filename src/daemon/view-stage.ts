@@ -72,6 +72,11 @@ export class ViewStage {
     return stage;
   }
 
+  /** The server's base URL, e.g. http://127.0.0.1:9465 (the real port when 0 was asked). */
+  get url(): string | null {
+    return this.server?.url ?? null;
+  }
+
   /** Every frame, before it goes to inference (which takes its pixels). */
   offerFrame(f: Frame): void {
     this.view.offerFrame(f);

@@ -28,6 +28,8 @@ export const READY_FIELDS = {
   bus: "X_PERCEPTD_BUS",
   /** the metrics server's base URL, or "off" */
   metrics: "X_PERCEPTD_METRICS",
+  /** the live view's base URL, or "off" */
+  view: "X_PERCEPTD_VIEW",
 } as const;
 
 export type NotifySocket =

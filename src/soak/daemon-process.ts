@@ -43,6 +43,8 @@ export interface DaemonReady {
   endpoints: string[];
   /** the metrics server's base URL; null when metrics are off */
   metricsUrl: string | null;
+  /** the live view's base URL; null when the view is off */
+  viewUrl: string | null;
   /** STATUS= of the datagram: the health state and reasons */
   status: string;
   /** performance.now() of this process when the datagram arrived */
@@ -263,7 +265,14 @@ function readySignal(notify: NotifyListener, exited: Promise<number | string>, s
         reject(new Error(`READY=1 without ${READY_FIELDS.bus} and ${READY_FIELDS.metrics}: ${JSON.stringify(datagram)}`));
         return true;
       }
-      resolve({ endpoints: bus.split(" ").filter(Boolean), metricsUrl: metrics === "off" ? null : metrics, status: f.STATUS ?? "", at: performance.now() });
+      const view = f[READY_FIELDS.view];
+      resolve({
+        endpoints: bus.split(" ").filter(Boolean),
+        metricsUrl: metrics === "off" ? null : metrics,
+        viewUrl: view === undefined || view === "off" ? null : view,
+        status: f.STATUS ?? "",
+        at: performance.now(),
+      });
       return true;
     };
     if (notify.received.some(take)) return;

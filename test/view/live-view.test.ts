@@ -59,11 +59,11 @@ beforeAll(async () => {
   const busPort = await freePort();
   watch = new HealthWatch(`tcp://127.0.0.1:${busPort}`);
   daemon = runDaemon(demoArgs(busPort, 0));
-  const serving = await daemon.waitForLog((l) => l.msg === "live view serving", 60_000);
-  viewUrl = String(serving.url);
-  const bound = await daemon.waitForLog((l) => l.msg === "bus bound; loading model", 60_000);
-  metricsUrl = String(bound.metrics);
-  await daemon.waitForLog((l) => l.msg === "model warm", 120_000);
+  const ready = await daemon.ready(120_000);
+  expect(ready.viewUrl, "READY=1 names the live view's URL").not.toBeNull();
+  expect(ready.metricsUrl, "READY=1 names the metrics URL").not.toBeNull();
+  viewUrl = ready.viewUrl!;
+  metricsUrl = ready.metricsUrl!;
 }, 180_000);
 
 afterAll(async () => {
