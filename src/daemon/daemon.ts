@@ -420,7 +420,7 @@ export class Daemon {
     // heartbeat, and trackers may use it) but flagged valid=false, never passed off as fresh.
     const { valid } = this.supervisor.checkFreshness(r.camera, r.tIngestNs, tPublish);
     // Tracking, distance, time to collision, corridor; alerts go out from there when they change.
-    const detections = this.hazard.assess(r.camera, r.detections, { width, height }, r.tIngestNs);
+    const detections = this.hazard.assess(r.camera, r.detections, { width, height }, r.tIngestNs, r.ptsNs);
     // The bus stamps counter, publish time and CRC (src/bus/codec.ts).
     this.bus.publishMessage(
       "detections",

@@ -58,6 +58,35 @@ export interface HazardStageOptions {
   health: () => HealthState;
 }
 
+/**
+ * The time the tracker and the range filters run on, per camera. A live camera's frames are
+ * timed by their arrival (ingest). A source that delivers every frame (an unpaced replay)
+ * arrives as fast as the daemon takes it, in bursts: two frames a tenth of a millisecond
+ * apart, then a pause of hundreds. Timed by arrival, the velocity of every track explodes
+ * and its prediction flies off, so tracks break into hundreds of new ids. Such frames carry
+ * their media time (ptsNs), which is what the scene moved in. It restarts at 0 when a
+ * replay loops: the clock then steps one second past the last time, a cut the tracks coast
+ * through and lose.
+ */
+export class SceneClock {
+  private readonly last = new Map<string, { ptsNs: number; sceneNs: bigint; offsetNs: bigint }>();
+
+  /** The scene time of one frame of `camera`, in ns. */
+  at(camera: string, tIngestNs: bigint, ptsNs: number | null): bigint {
+    if (ptsNs === null) return tIngestNs;
+    const pts = BigInt(ptsNs);
+    const prev = this.last.get(camera);
+    let offsetNs = prev?.offsetNs ?? tIngestNs - pts;
+    if (prev !== undefined && ptsNs <= prev.ptsNs) offsetNs = prev.sceneNs + SCENE_CUT_NS - pts;
+    const sceneNs = offsetNs + pts;
+    this.last.set(camera, { ptsNs, sceneNs, offsetNs });
+    return sceneNs;
+  }
+}
+
+/** How far the scene clock steps when a replay's media time goes back (it looped). */
+const SCENE_CUT_NS = 1_000_000_000n;
+
 export class HazardStage {
   private readonly assessors = new Map<string, HazardAssessor>();
   private readonly log: Logger;
@@ -66,6 +95,9 @@ export class HazardStage {
   /** alerts raised but not yet on the bus, with their object's first-seen ingest time, for the latency histogram */
   private readonly unsent = new Map<bigint, bigint>();
   private lastIngestNs = 0n;
+  private readonly clock = new SceneClock();
+  /** ingest time minus scene time of the frame being assessed: maps the tracker's times onto the ingest clock */
+  private sceneToIngestNs = 0n;
 
   /** Throws, naming the camera, when a camera's perception settings are inconsistent. */
   constructor(private readonly opts: HazardStageOptions) {
@@ -93,10 +125,18 @@ export class HazardStage {
   }
 
   /** One result of one camera: assesses it and returns its detections annotated for the bus. */
-  assess(camera: string, detections: readonly Detection[], frame: { width: number; height: number }, tIngestNs: bigint): PublishedDetection[] {
+  assess(
+    camera: string,
+    detections: readonly Detection[],
+    frame: { width: number; height: number },
+    tIngestNs: bigint,
+    ptsNs: number | null,
+  ): PublishedDetection[] {
     const a = this.assessors.get(camera);
     if (!a) return [...detections];
-    const r = a.assess(detections, frame, tIngestNs);
+    const sceneNs = this.clock.at(camera, tIngestNs, ptsNs);
+    this.sceneToIngestNs = tIngestNs - sceneNs;
+    const r = a.assess(detections, frame, sceneNs);
     if (tIngestNs > this.lastIngestNs) this.lastIngestNs = tIngestNs;
     for (const e of r.alerts.events) this.record(camera, e);
     if (r.alerts.events.length > 0) this.publish();
@@ -147,7 +187,8 @@ export class HazardStage {
     switch (e.type) {
       case "raised":
         m.alertsRaised.inc({ camera, kind: alert.kind, level: alert.level });
-        this.unsent.set(alert.alertId, alert.firstSeenNs);
+        // First sight -> the raising frame in scene time, then that frame's own ingest -> publish.
+        this.unsent.set(alert.alertId, alert.firstSeenNs + this.sceneToIngestNs);
         this.log.info(fields, `alert raised: ${alert.level} ${alert.kind}`);
         break;
       case "level":

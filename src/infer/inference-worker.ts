@@ -48,6 +48,8 @@ export interface InferResult {
   camera: string;
   seq: number;
   tIngestNs: bigint;
+  /** the frame's media time (Frame.ptsNs): known for sources that deliver every frame, else null */
+  ptsNs: number | null;
   /** in source-frame pixels, best score first, after NMS; boxes that lay wholly in the letterbox pad are gone */
   detections: Detection[];
   timings: InferTimings;
@@ -68,7 +70,7 @@ export interface InferenceWorkerOptions {
 
 interface Pending {
   id: number;
-  frame: Pick<Frame, "camera" | "seq" | "tIngestNs" | "transform">;
+  frame: Pick<Frame, "camera" | "seq" | "tIngestNs" | "ptsNs" | "transform">;
   resolve: (r: InferResult) => void;
   reject: (e: Error) => void;
   settled: Promise<void>;
@@ -323,7 +325,7 @@ export class InferenceWorker {
     const { buffer, copied } = transferable(frame.pixels);
     if (copied) this.copied++;
     const msg: MainToWorker = { type: "infer", id, camera: frame.camera, seq: frame.seq, pixels: buffer, width, height };
-    this.pending.push({ id, frame: { camera: frame.camera, seq: frame.seq, tIngestNs: frame.tIngestNs, transform: frame.transform }, resolve, reject, settled });
+    this.pending.push({ id, frame: { camera: frame.camera, seq: frame.seq, tIngestNs: frame.tIngestNs, ptsNs: frame.ptsNs, transform: frame.transform }, resolve, reject, settled });
     this.worker.postMessage(msg, [buffer]);
     return promise;
   }
@@ -419,6 +421,7 @@ export class InferenceWorker {
           camera: p.frame.camera,
           seq: p.frame.seq,
           tIngestNs,
+          ptsNs: p.frame.ptsNs,
           detections: toSourceDetections(msg.detections, transform).filter(hasArea),
           timings: {
             queueMs: msBetween(tIngestNs, msg.tStartNs),

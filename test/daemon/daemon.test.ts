@@ -1,5 +1,6 @@
 // The whole daemon, as a separate process, with real GStreamer, ONNX Runtime, ZeroMQ and
 // HTTP: what an integrator sees on the bus and on /metrics.
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, writeFile, readFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
@@ -50,6 +51,25 @@ describe("perceptd run", () => {
     expect(seqs.length, "detections messages received").toBeGreaterThan(20);
     expect(seqs, "every frame from the first received to the last, once, in order").toEqual(seqs.map((_, i) => seqs[0] + i));
     expect(seqs.at(-1), "the last frame of the clip finished before the stop").toBe(39);
+  });
+
+  it.skipIf(!existsSync(VTEST))("tracks people through an unpaced replay as it does live: ids follow the video's time, not the bursts of arrival", async () => {
+    // 150 frames of vtest.avi (15 s, about ten people) as a clip of their own, replayed unpaced
+    // on two sessions: frames arrive in bursts a fraction of a millisecond apart. Timed by
+    // arrival, every track's velocity exploded and broke it into new ids (hundreds over the
+    // whole video, against about 50 when paced).
+    const clip = join(await mkdtemp(join(tmpdir(), "perceptd-unpaced-")), "vtest-150.avi");
+    execFileSync("gst-launch-1.0", ["-q", "filesrc", `location=${VTEST}`, "!", "decodebin", "!", "videoconvert", "!", "identity", "eos-after=150", "!", "jpegenc", "!", "avimux", "!", "filesink", `location=${clip}`]);
+    const port = await freePort();
+    const sub = await collectDetections(`tcp://127.0.0.1:${port}`);
+    const cfg = await writeConfig(baseConfig(port, { type: "file", path: clip, realtime: false }, { inference: { warmupRuns: 1, replayWorkers: 2 } }));
+    const d = runDaemon(["run", "--config", cfg]);
+    expect(await d.exited, `exit code; stderr: ${d.stderr()}`).toBe(0);
+    sub.close();
+    expect(sub.messages.length, "detections messages received").toBeGreaterThan(100);
+    const ids = new Set(sub.messages.flatMap((m) => m.detections.filter((x) => x.trackId !== undefined).map((x) => x.trackId)));
+    expect(ids.size, `distinct confirmed track ids over 150 frames: ${[...ids].join(" ")}`).toBeLessThanOrEqual(30);
+    expect(ids.size, "people are tracked at all").toBeGreaterThanOrEqual(3);
   });
 
   it.skipIf(!existsSync(VTEST))("finds people in vtest.avi, serves moving histograms on /metrics, and stops on SIGTERM within 2 s", async () => {
