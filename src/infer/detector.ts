@@ -157,7 +157,21 @@ export class Detector {
 
   async detect(img: RgbImage): Promise<DetectResult> {
     const t0 = performance.now();
-    const { input, transform } = this.preprocess(img);
+    const prepared = this.preprocess(img);
+    return this.detectPrepared(prepared, t0);
+  }
+
+  /**
+   * Detections on a frame already fitted to the model input (the daemon's pipeline, the
+   * frame cache); `transform` maps its boxes back to the source picture.
+   */
+  async detectFitted(fitted: RgbImage, transform: LetterboxTransform): Promise<DetectResult> {
+    const t0 = performance.now();
+    const input = toInputTensor(fitted, this.model.entry.input, { where: `Detector(${this.model.name}).detectFitted` });
+    return this.detectPrepared({ input, transform }, t0);
+  }
+
+  private async detectPrepared({ input, transform }: Preprocessed, t0: number): Promise<DetectResult> {
     const t1 = performance.now();
     const raw = await this.run(input, this.decoder.outputNames);
     const t2 = performance.now();
