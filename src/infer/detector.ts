@@ -4,6 +4,7 @@
 // so a mismatched manifest fails at startup with the model's name rather than per frame.
 import type * as ort from "onnxruntime-node";
 import type { Decoder } from "./decode/index.ts";
+import { LETTERBOX_PAD_RGB } from "./frame-fit.ts";
 import { checkInputSpec, toInputTensor } from "./input-tensor.ts";
 import { computeLetterbox, toSourceDetections } from "./letterbox.ts";
 import { checkSession, decoderFor, toRawTensor } from "./model-runtime.ts";
@@ -17,8 +18,11 @@ import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
 export const DEFAULT_SCORE_THRESHOLD = 0.35;
 export const DEFAULT_IOU_THRESHOLD = 0.5;
 export const DEFAULT_MAX_DETECTIONS = 100;
-/** Grey of the letterbox pads: the YOLO convention, also what resizeToModel defaults to. */
-const PAD_FILL = 114;
+/**
+ * Letterbox pads of the JavaScript resize (still pictures in `perceptd detect`): the colour of
+ * the daemon's GStreamer pads, so a letterbox model sees the same borders either way.
+ */
+const PAD_FILL = LETTERBOX_PAD_RGB[0];
 
 export interface DetectorOptions extends Omit<SessionOptions, "source"> {
   /** Candidates at or below this score are dropped (decoder semantics). Default 0.35. */

@@ -8,7 +8,7 @@ import type { FitTarget } from "../../infer/frame-fit.ts";
 import { MODELS_DIR } from "../manifest.ts";
 import { readDatasets, type Datasets } from "./datasets.ts";
 import { FrameCache, FrameCacheWriter, readFrameIndex, type FrameIndex } from "./frame-cache.ts";
-import { checkDataPurpose, type DataPurpose } from "./guard.ts";
+import { checkDataPurpose, checkFrameCachePurpose, type DataPurpose } from "./guard.ts";
 import { loadFrames, type LoadProgress } from "./load.ts";
 import { formatFrameRange, resolveDataSpecs, type DataSelection, type ResolveOptions } from "./spec.ts";
 
@@ -91,5 +91,16 @@ export async function prepareFrames(specs: readonly string[], target: FitTarget,
   const selection = await resolveDataSpecs(specs, { ...opts, datasets });
   checkDataPurpose(selection, opts.purpose, datasets);
   const { dir } = await buildFrameCache(selection, target, opts);
+  return FrameCache.open(dir);
+}
+
+/**
+ * Opens a frame cache folder built earlier (e.g. handed to the training step) for `purpose`,
+ * refusing it when its sources include data that purpose never reads.
+ */
+export async function openFrameCacheFor(dir: string, purpose: DataPurpose, datasets: Datasets = readDatasets()): Promise<FrameCache> {
+  const index = await readFrameIndex(dir);
+  if (index === null) throw new Error(`${dir}: no frame cache here (no index.json); build it with \`perceptd data build\``);
+  checkFrameCachePurpose(index, dir, purpose, datasets);
   return FrameCache.open(dir);
 }

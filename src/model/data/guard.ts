@@ -7,6 +7,7 @@
 // (vtest.avi: calibration is its first quarter, held-out the rest), only those frames are
 // refused; otherwise the whole file is.
 import type { Datasets } from "./datasets.ts";
+import type { FrameIndex } from "./frame-cache.ts";
 import { formatFrameRange, inRange, parseFrameRange, type DataSelection, type FrameRange } from "./spec.ts";
 
 /** What data is read for: the guard's rules depend on it. */
@@ -76,5 +77,24 @@ export function checkDataPurpose(selection: DataSelection, purpose: DataPurpose,
         );
       }
     }
+  }
+}
+
+/**
+ * The same check on a frame cache already built (a folder handed to the training step): its
+ * index lists every source with its sha256 and frame range.
+ */
+export function checkFrameCachePurpose(index: FrameIndex, dir: string, purpose: DataPurpose, d: Datasets): void {
+  const sources = index.sources.map((s) => ({
+    kind: "video" as const,
+    path: s.path,
+    sha256: s.sha256,
+    frames: s.frames === null ? null : parseFrameRange(s.frames, `frame cache ${dir}: ${s.path}`),
+    augment: 0,
+  }));
+  try {
+    checkDataPurpose({ name: index.set, specs: [], sources }, purpose, d);
+  } catch (err) {
+    throw new Error(`frame cache ${dir} (set ${index.set}): ${(err as Error).message}`, { cause: err });
   }
 }

@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writePng } from "../../../src/ingest/image-file.ts";
 import { augment, describeAugment, planAugment } from "../../../src/model/data/augment.ts";
-import { buildFrameCache, prepareFrames } from "../../../src/model/data/build.ts";
+import { buildFrameCache, openFrameCacheFor, prepareFrames } from "../../../src/model/data/build.ts";
 import { readDatasets, localPath } from "../../../src/model/data/datasets.ts";
 import { FrameCache } from "../../../src/model/data/frame-cache.ts";
 import { checkDataPurpose } from "../../../src/model/data/guard.ts";
@@ -99,6 +99,17 @@ describe("the out-of-scene guard", () => {
     expect(() => checkDataPurpose(all, "calibration", datasets)).toThrow(/vtest\.avi: refused for calibration: frames 198-794 of this video are in the vtest:held-out set .* every frame includes frame 198/);
     const prepared = prepareFrames([`${VTEST}:190-200`], TARGET, { purpose: "training", dir: join(dir, "never") });
     await expect(prepared).rejects.toThrow(/range 190-200 includes frame 198/);
+  });
+
+  it("a frame cache folder built from out-of-scene data is refused for training when opened, naming the file", async () => {
+    const ref = datasets.sets["corpus:out-of-scene"].items.find((i) => i.path.endsWith("pexels_double_decker_bus.jpg"))!;
+    const sel = await resolveDataSpecs([localPath(ref)]);
+    const out = join(dir, "cache-oos");
+    await buildFrameCache(sel, TARGET, { dir: out });
+    await expect(openFrameCacheFor(out, "training")).rejects.toThrow(/frame cache .*cache-oos .*pexels_double_decker_bus\.jpg: refused for training: this file is in the corpus:out-of-scene set/);
+    const ok = await openFrameCacheFor(out, "evaluation");
+    expect(ok.index.count).toBe(1);
+    await ok.close();
   });
 
   it("every out-of-scene and validation file is refused for calibration (the definitions themselves)", () => {
