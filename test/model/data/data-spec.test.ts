@@ -173,3 +173,24 @@ describe.skipIf(!HAVE_VTEST)("the frame cache", () => {
     }
   });
 });
+
+describe("fetching the data sets", () => {
+  it("a file whose checksum does not match names the package and the file (from the cached npm tarball, no network)", async () => {
+    const key = "@vladmandic/human";
+    const pkg = datasets.packages[key];
+    if (pkg.kind !== "npm") return expect.fail(`${key} is an npm package in models/datasets.json`);
+    const tarballs = resolve(".cache/datasets/.tarballs");
+    if (!existsSync(join(tarballs, `vladmandic-human-${pkg.version}.tgz`))) return expect.fail("run scripts/setup.sh first (it fetches the data sets)");
+    const { fetchDatasets } = await import("../../../src/model/data/fetch.ts");
+    const cacheDir = join(dir, "datasets");
+    await mkdir(cacheDir, { recursive: true });
+    // the real tarball, reached through the same .tarballs folder
+    const { symlink } = await import("node:fs/promises");
+    await symlink(tarballs, join(cacheDir, ".tarballs"));
+    const wrong = "0".repeat(64);
+    const fake = { ...datasets, sets: { only: { purpose: "calibration" as const, description: "", items: [{ package: key, path: "assets/samples.jpg", sha256: wrong }] } }, reserved: [] };
+    await expect(fetchDatasets({ datasets: fake, cacheDir })).rejects.toThrow(new RegExp(`package @vladmandic/human: assets/samples\\.jpg has sha256 [0-9a-f]{64}, models/datasets\\.json pins ${wrong}`));
+    const missing = { ...fake, sets: { only: { ...fake.sets.only, items: [{ package: key, path: "assets/no-such.jpg", sha256: wrong }] } } };
+    await expect(fetchDatasets({ datasets: missing, cacheDir })).rejects.toThrow(/package @vladmandic\/human: @vladmandic\/human@3\.3\.6 has no package\/assets\/no-such\.jpg/);
+  });
+});
