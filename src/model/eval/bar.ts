@@ -114,18 +114,19 @@ export interface BarOptions {
 
 /** Each model against the bar: both sets evaluated whole, latency measured against the reference. */
 export async function evaluateAgainstBar(opts: BarOptions): Promise<BarVerdict[]> {
-  const sets = await evaluateOnSets({ models: opts.models, reference: opts.reference, sets: [BAR.heldOutSet, BAR.outOfSceneSet], session: opts.session, onProgress: opts.onProgress });
-  const verdicts: BarVerdict[] = [];
+  // Latency first: it is quick, and a model that cannot be timed fails before the long part.
+  const latencies: (LatencyFigures | null)[] = [];
   for (const m of opts.models) {
-    let latency: LatencyFigures | null = null;
-    if (opts.latency !== false) {
-      const graphs = [];
-      for (const x of [opts.reference, m]) graphs.push({ label: x.name, graph: decodeModel(await readVerifiedModel(x), x.path) });
-      const runs = opts.latency?.runs ?? 30;
-      const r = await measureSideBySide(graphs, { runs, threads: opts.latency?.threads, onProgress: (done, total) => opts.onProgress?.({ set: "latency", model: m.name, done, total }) });
-      latency = { referenceP50Ms: r.rows[0].stats.p50Ms, modelP50Ms: r.rows[1].stats.p50Ms, speedup: r.rows[1].speedup, threads: r.threads, runs: r.runs };
+    if (opts.latency === false) {
+      latencies.push(null);
+      continue;
     }
-    verdicts.push(judgeBar(m.name, opts.reference.name, sets.filter((s) => s.model === m.name), latency));
+    const graphs = [];
+    for (const x of [opts.reference, m]) graphs.push({ label: x.name, graph: decodeModel(await readVerifiedModel(x), x.path) });
+    const runs = opts.latency?.runs ?? 30;
+    const r = await measureSideBySide(graphs, { runs, threads: opts.latency?.threads, onProgress: (done, total) => opts.onProgress?.({ set: "latency", model: m.name, done, total }) });
+    latencies.push({ referenceP50Ms: r.rows[0].stats.p50Ms, modelP50Ms: r.rows[1].stats.p50Ms, speedup: r.rows[1].speedup, threads: r.threads, runs: r.runs });
   }
-  return verdicts;
+  const sets = await evaluateOnSets({ models: opts.models, reference: opts.reference, sets: [BAR.heldOutSet, BAR.outOfSceneSet], session: opts.session, onProgress: opts.onProgress });
+  return opts.models.map((m, k) => judgeBar(m.name, opts.reference.name, sets.filter((s) => s.model === m.name), latencies[k]));
 }
