@@ -19,7 +19,7 @@ import { DEFAULT_EVAL_VIDEO, splitVideoFrames } from "../../model/eval/frames.ts
 import { evaluateAgainstBar, type BarVerdict } from "../../model/eval/bar.ts";
 import { resolveModelArg } from "../../model/eval/model-arg.ts";
 import { DEFAULT_EVAL_SETS, evaluateOnSets, type SetAgreement } from "../../model/eval/set-agreement.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest } from "../../model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, type Manifest, type ResolvedModel } from "../../model/manifest.ts";
 import { formatFixed, markdownTable } from "../bench/table.ts";
 import { parseFrameSpec } from "./detect.ts";
 import { renderSetAgreement, renderVerdict } from "./eval-sets.ts";
@@ -107,6 +107,19 @@ export function renderAgreement(r: AgreementReport): string {
   ].join("\n");
 }
 
+/**
+ * The dense model a variant descends from, taking the same input as the variant: a pruned
+ * -u8 model's parent is the pruned float model, its dense reference is the dense -u8 one.
+ */
+function denseAncestor(model: ResolvedModel, manifest: Manifest): string | undefined {
+  let root = model.entry.parent ?? undefined;
+  if (root === undefined) return undefined;
+  for (let guard = 0; manifest.models[root]?.parent && guard < 16; guard++) root = manifest.models[root].parent!;
+  const sameInput = (name: string): boolean => JSON.stringify(manifest.models[name].input) === JSON.stringify(model.entry.input);
+  const dense = [root, ...Object.keys(manifest.models).filter((n) => manifest.models[n].parent === root && manifest.models[n].variant.startsWith("dense"))];
+  return dense.find(sameInput) ?? root;
+}
+
 function collect(value: string, prev: string[] = []): string[] {
   return [...prev, value];
 }
@@ -117,7 +130,7 @@ async function runSetEval(flags: EvalFlags, showProgress: boolean): Promise<void
   const manifest = await readManifest(manifestPath);
   const models = [];
   for (const m of flags.model) models.push(await resolveModelArg(m, manifest, manifestPath));
-  const refArg = flags.reference ?? models[0].entry.parent ?? undefined;
+  const refArg = flags.reference ?? denseAncestor(models[0], manifest);
   if (refArg === undefined) throw new Error(`--reference is needed: model ${models[0].name} has no parent in the manifest to compare with`);
   const reference = await resolveModelArg(refArg, manifest, manifestPath);
   const threads = flags.threads === undefined ? undefined : parseThreads(flags.threads);
@@ -194,7 +207,8 @@ async function runEval(flags: EvalFlags): Promise<void> {
 const HELP_AFTER = `
 The model and the reference are manifest names or ONNX files; a file is run like the
 manifest model with the same input and outputs (e.g. a pruned nanodet like nanodet).
-Without --reference and --labels, the reference is the model's manifest parent.
+Without --reference and --labels, the reference is the dense model the variant descends from,
+with the same input (nanodet-p40-u8: nanodet-u8); with --video or --frames, its manifest parent.
 
 Agreement: COCO-style AP at IoU 0.5 and 0.5:0.95 (101-point) per class for
 ${AGREEMENT_CLASSES.join(", ")}, with the reference's detections scoring above
