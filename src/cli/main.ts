@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { register as registerBench } from "./commands/bench.ts";
+import { register as registerData } from "./commands/data.ts";
 import { register as registerDetect } from "./commands/detect.ts";
 import { register as registerEval } from "./commands/eval.ts";
 import { register as registerKeys } from "./commands/keys.ts";
@@ -56,6 +57,7 @@ export function buildProgram(): Command {
   registerDetect(program);
   registerEval(program);
   registerPrune(program);
+  registerData(program);
   registerListen(program);
   registerKeys(program);
   registerSoak(program);

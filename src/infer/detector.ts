@@ -4,6 +4,7 @@
 // so a mismatched manifest fails at startup with the model's name rather than per frame.
 import type * as ort from "onnxruntime-node";
 import type { Decoder } from "./decode/index.ts";
+import { LETTERBOX_PAD_RGB } from "./frame-fit.ts";
 import { checkInputSpec, toInputTensor } from "./input-tensor.ts";
 import { computeLetterbox, toSourceDetections } from "./letterbox.ts";
 import { checkSession, decoderFor, toRawTensor } from "./model-runtime.ts";
@@ -17,8 +18,11 @@ import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
 export const DEFAULT_SCORE_THRESHOLD = 0.35;
 export const DEFAULT_IOU_THRESHOLD = 0.5;
 export const DEFAULT_MAX_DETECTIONS = 100;
-/** Grey of the letterbox pads: the YOLO convention, also what resizeToModel defaults to. */
-const PAD_FILL = 114;
+/**
+ * Letterbox pads of the JavaScript resize (still pictures in `perceptd detect`): the colour of
+ * the daemon's GStreamer pads, so a letterbox model sees the same borders either way.
+ */
+const PAD_FILL = LETTERBOX_PAD_RGB[0];
 
 export interface DetectorOptions extends Omit<SessionOptions, "source"> {
   /** Candidates at or below this score are dropped (decoder semantics). Default 0.35. */
@@ -157,7 +161,21 @@ export class Detector {
 
   async detect(img: RgbImage): Promise<DetectResult> {
     const t0 = performance.now();
-    const { input, transform } = this.preprocess(img);
+    const prepared = this.preprocess(img);
+    return this.detectPrepared(prepared, t0);
+  }
+
+  /**
+   * Detections on a frame already fitted to the model input (the daemon's pipeline, the
+   * frame cache); `transform` maps its boxes back to the source picture.
+   */
+  async detectFitted(fitted: RgbImage, transform: LetterboxTransform): Promise<DetectResult> {
+    const t0 = performance.now();
+    const input = toInputTensor(fitted, this.model.entry.input, { where: `Detector(${this.model.name}).detectFitted` });
+    return this.detectPrepared({ input, transform }, t0);
+  }
+
+  private async detectPrepared({ input, transform }: Preprocessed, t0: number): Promise<DetectResult> {
     const t1 = performance.now();
     const raw = await this.run(input, this.decoder.outputNames);
     const t2 = performance.now();

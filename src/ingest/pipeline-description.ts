@@ -18,6 +18,7 @@
 // appsink from ever prerolling (non-live sources deadlock in PAUSED).
 import type { SourceConfig } from "../config/schema.ts";
 import type { LetterboxTransform, ResizeMode } from "../infer/types.ts";
+import { fitChain } from "../infer/frame-fit.ts";
 import { computeLetterbox } from "../infer/letterbox.ts";
 
 export interface TargetSize {
@@ -123,23 +124,14 @@ function rawFields(s: { width?: number; height?: number; framerate?: number }): 
 const PATTERN = /^[a-z0-9][a-z0-9-]*$/;
 
 /**
- * The conversion tail. Scaling happens between two videoconverts: the first one passes
- * through whenever videoscale accepts the source format (I420, NV12, YUY2, BGRx, ...), so
- * the frame is scaled in its own format and only the small result is converted to RGB.
- * That is about 2.5x cheaper than converting the full frame first (1080p I420 to 416x416
- * on one core: about 2 ms against 4.7 ms per frame); the first videoconvert remains for
- * formats videoscale cannot handle.
- *
- * Letterbox: videoscale's add-borders keeps the display aspect ratio and fills the rest
- * with black, centred (pads rounded down to the left/top). Stretch must set
- * add-borders=false explicitly: since GStreamer 1.22 videoscale adds borders by default.
+ * The conversion tail: the model-input fitting (src/infer/frame-fit.ts, shared with the
+ * offline path so calibration and evaluation see the daemon's very pixels). Scaling in the
+ * source's own format is about 2.5x cheaper than converting the full frame first (1080p
+ * I420 to 416x416 on one core: about 2 ms against 4.7 ms per frame).
  */
 function tail(target: TargetSize, paced: boolean, everyFrame: boolean, afterTee = ""): string {
-  const { width, height, resize } = target;
-  const borders = resize === "letterbox";
   return (
-    `tee name=${ELEMENTS.tee} ! ${afterTee === "" ? "" : `${afterTee} ! `}videoconvert ! videoscale add-borders=${borders} ! videoconvert ! ` +
-    `video/x-raw,format=RGB,width=${width},height=${height},pixel-aspect-ratio=1/1 ! ` +
+    `tee name=${ELEMENTS.tee} ! ${afterTee === "" ? "" : `${afterTee} ! `}${fitChain(target)} ! ` +
     `appsink name=${ELEMENTS.sink} max-buffers=1 drop=${!everyFrame} sync=${paced} enable-last-sample=false ` +
     `${ELEMENTS.tee}. ! fakesink name=${ELEMENTS.probe} sync=false async=false enable-last-sample=true`
   );

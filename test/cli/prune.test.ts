@@ -109,6 +109,11 @@ describe("perceptd prune", () => {
     expect(calib.stderr).toMatch(/^perceptd: --importance activation needs calibration frames: pass --calibration <video>/);
     const missingVideo = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--recover", "--calibration", join(dir, "nope.avi"));
     expect(missingVideo.stderr).toMatch(/--calibration .*nope\.avi: no such file/);
+    const testData = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--recover", "--calibration", "corpus:calibration", "--calibration", "corpus:out-of-scene");
+    expect(testData.code).toBe(1);
+    expect(testData.stderr).toMatch(/face-api\/demo\/sample1\.jpg: refused for calibration: this file is in the corpus:out-of-scene set/);
+    const missingFolder = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--recover", "--calibration", join(dir, "no-such-folder/"));
+    expect(missingFolder.stderr).toMatch(/data spec ".*no-such-folder\/": .*no-such-folder\/ does not exist/);
     const noRecover = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--oversample", "8");
     expect(noRecover.code).toBe(1);
     expect(noRecover.stderr).toMatch(/--recover-layers, --samples-per-frame and --oversample tune least-squares recovery; they need --recover/);

@@ -80,7 +80,7 @@ interface PruneFlags {
   samplesPerFrame?: number;
   oversample?: number;
   compensate: boolean;
-  calibration?: string;
+  calibration?: string[];
   calibrationFrames?: number;
   sweepFrames?: number;
   evalFrames?: number;
@@ -138,7 +138,13 @@ export function register(program: Command): void {
     .option("--samples-per-frame <n>", "--recover: least output positions sampled per calibration frame and refitted Conv (default 128)", positiveInt)
     .option("--oversample <n>", "--recover: least fit samples per unknown of a refitted Conv; fewer overfit the calibration frames (default 4)", positiveNumber)
     .option("--no-compensate", "do not fold removed channels' mean activation into the next layer's bias (done by default with --calibration)")
-    .option("--calibration <video>", "video whose first quarter gives calibration frames (e.g. .cache/fixtures/vtest.avi)")
+    .option(
+      "--calibration <data>",
+      "calibration data, repeatable: one video alone gives frames from its first quarter (e.g. .cache/fixtures/vtest.avi); otherwise " +
+        "built-in sets (corpus:calibration), pictures, videos with frame ranges (clip.avi:0-197:2) and folders, read through the frame " +
+        "cache; test and validation data are refused",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option("--calibration-frames <n>", "calibration frames (default 48 with --recover or --importance reconstruction, else 16)", positiveInt)
     .option("--eval-frames <n>", "frames after the calibration part of the video on which agreement with the dense parent is measured (default 50; 0 skips)", nonNegativeInt)
     .option("--sweep-frames <n>", "calibration frames the sensitivity sweep compares outputs on (default 4)", positiveInt)

@@ -1,9 +1,13 @@
 // Decoded RGB frames from a video file through GStreamer (decodebin picks the demuxer and
 // decoder), for offline runs of the detector over recordings and for the tests.
 import { resolve } from "node:path";
+import type { FitTarget } from "../../infer/frame-fit.ts";
+import type { LetterboxTransform } from "../../infer/types.ts";
+import { describePipeline, ELEMENTS, tailTransform } from "../pipeline-description.ts";
 import type { RgbImage } from "../rgb-image.ts";
 import { GstRunner, packRgb, parseFramerate, reserveGstThreads, type RunnerSample } from "./pipeline-runner.ts";
 import type { GstStructureObject } from "./binding.ts";
+import { readProbe } from "./probe.ts";
 
 // Moved to pipeline-runner.ts, where the camera sources share the accounting.
 export { activeGstPipelines } from "./pipeline-runner.ts";
@@ -19,11 +23,22 @@ export interface VideoFrame {
   image: RgbImage;
 }
 
+/** A frame fitted to a model input by the daemon's own pipeline (ReadVideoOptions.fit). */
+export interface FittedVideoFrame extends VideoFrame {
+  /** Where the source frame sits in `image`, to map boxes back to source pixels. */
+  transform: LetterboxTransform;
+}
+
 export interface ReadVideoOptions {
   /** Stop after yielding this many frames (selected ones only). */
   maxFrames?: number;
   /** Decides per frame index whether to yield it; unselected frames are dropped unconverted. */
   select?: (index: number) => boolean;
+}
+
+export interface FitVideoOptions extends ReadVideoOptions {
+  /** The model input: frames come out of the daemon's file pipeline fitted to it. */
+  fit: FitTarget;
 }
 
 export interface VideoInfo {
@@ -44,6 +59,8 @@ const LAUNCH =
 // How long to wait for EOS or an error on the bus after the appsink runs dry; both are
 // posted right after the last buffer, so this only trips when GStreamer misbehaves.
 const TERMINAL_TIMEOUT_MS = 10_000;
+/** How long the probe branch may take to see the first frame after the appsink did. */
+const PROBE_TIMEOUT_MS = 5_000;
 
 type Terminal = { kind: "eos" } | { kind: "error"; text: string };
 
@@ -61,7 +78,8 @@ class VideoPipeline {
   private readonly releaseThreads: () => void;
   private stopped = false;
 
-  constructor(path: string) {
+  /** With `fit`: the daemon's description for an unpaced file source (describePipeline). */
+  constructor(path: string, fit?: FitTarget) {
     this.path = path;
     // A reader's pulls are short (decoding runs ahead), so it reserves only its bus poll's
     // thread and shares the free ones for pulls.
@@ -73,7 +91,12 @@ class VideoPipeline {
         `UV_THREADPOOL_SIZE before node starts to at least the number of concurrent video readers + 2`,
     );
     try {
-      this.runner = new GstRunner(LAUNCH, path, "sink", [{ element: "src", name: "location", value: resolve(path) }]);
+      if (fit === undefined) {
+        this.runner = new GstRunner(LAUNCH, path, "sink", [{ element: "src", name: "location", value: resolve(path) }]);
+      } else {
+        const d = describePipeline({ type: "file", path: resolve(path), loop: false, realtime: false }, fit);
+        this.runner = new GstRunner(d.description, path, ELEMENTS.sink, d.properties);
+      }
     } catch (err) {
       this.releaseThreads();
       throw err;
@@ -138,6 +161,26 @@ class VideoPipeline {
     return { width: f.width, height: f.height, data: packRgb(buf, f.width, f.height, `${this.path}: frame ${index}`) };
   }
 
+  /**
+   * The source frame size from the probe branch (fitted pipelines only). The tee feeds the
+   * probe right after the appsink on the same thread, so it is there within moments of the
+   * first sample.
+   */
+  async sourceSize(fit: FitTarget): Promise<LetterboxTransform> {
+    const probe = this.runner.findChild(ELEMENTS.probe);
+    if (probe === undefined) throw new Error(`${this.path}: GStreamer pipeline has no ${ELEMENTS.probe} element`);
+    const deadline = Date.now() + PROBE_TIMEOUT_MS;
+    for (;;) {
+      const source = readProbe(probe);
+      if (source !== null) {
+        probe["enable-last-sample"] = false;
+        return tailTransform(source, fit);
+      }
+      if (Date.now() > deadline) throw new Error(`${this.path}: could not read the source frame size within ${PROBE_TIMEOUT_MS} ms`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
@@ -178,6 +221,38 @@ export async function* readVideoFrames(path: string, opts: ReadVideoOptions = {}
       const format = pipe.formatOf(sample.caps);
       const ptsNs = format.fps === null ? null : Math.round((index * 1e9) / format.fps);
       yield { index, ptsNs, image: pipe.toImage(sample.buf, format, index) };
+      if (++yielded >= limit) return;
+    }
+  } finally {
+    pipe.stop();
+  }
+}
+
+/**
+ * As readVideoFrames, but each frame comes out of the daemon's own file pipeline
+ * (describePipeline, unpaced), fitted to `opts.fit` exactly as a camera frame is, with the
+ * transform from its source size: what calibration and evaluation feed a model.
+ */
+export async function* fitVideoFrames(path: string, opts: FitVideoOptions): AsyncGenerator<FittedVideoFrame> {
+  const limit = checkMaxFrames(path, opts.maxFrames);
+  if (limit === 0) return;
+  const select = opts.select;
+  const pipe = new VideoPipeline(path, opts.fit);
+  try {
+    pipe.start();
+    let transform: LetterboxTransform | null = null;
+    let yielded = 0;
+    for (let index = 0; ; index++) {
+      const sample = await pipe.pull();
+      if (sample === null) {
+        await pipe.finish();
+        return;
+      }
+      transform ??= await pipe.sourceSize(opts.fit);
+      if (select !== undefined && !select(index)) continue;
+      const format = pipe.formatOf(sample.caps);
+      const ptsNs = format.fps === null ? null : Math.round((index * 1e9) / format.fps);
+      yield { index, ptsNs, image: pipe.toImage(sample.buf, format, index), transform };
       if (++yielded >= limit) return;
     }
   } finally {

@@ -5,10 +5,13 @@
 // The model under test keeps every candidate scoring above PREDICTION_SCORE_FLOOR (up to 100
 // per frame), as a COCO evaluation ranks all of a detector's output; the reference keeps only
 // what scores above the stated reference threshold. Boxes are compared in source pixels, so
-// models with different input sizes (nanodet 416, centernet 512) compare fairly.
+// models with different input sizes (nanodet 416, centernet 512) compare fairly. Frames are
+// fitted to each model's input by the daemon's own pipeline (src/infer/frame-fit.ts).
 import { DEFAULT_SCORE_THRESHOLD, Detector, type DetectorOptions } from "../../infer/detector.ts";
 import type { Detection } from "../../infer/types.ts";
-import { readVideoFrames } from "../../ingest/gst/video-file.ts";
+import type { FitTarget } from "../../infer/frame-fit.ts";
+import { PictureFitter } from "../../infer/offline-fit.ts";
+import { fitVideoFrames } from "../../ingest/gst/video-file.ts";
 import { readImageFile } from "../../ingest/image-file.ts";
 import type { RgbImage } from "../../ingest/rgb-image.ts";
 import type { ResolvedModel } from "../manifest.ts";
@@ -18,7 +21,7 @@ import { meanAveragePrecision, recallAt, type EvalFrame } from "./map.ts";
 /** Road users a vehicle's perception is judged on, in report order (COCO names). */
 export const AGREEMENT_CLASSES = ["person", "bicycle", "car", "motorcycle", "bus", "truck"] as const;
 export const DEFAULT_REFERENCE_THRESHOLD = 0.3;
-/** The daemon's default inference.scoreThreshold: detections at or below it never reach the bus. */
+/** The daemon's default model.scoreThreshold: detections at or below it never reach the bus. */
 export const OPERATING_THRESHOLD = DEFAULT_SCORE_THRESHOLD;
 /** Lowest score of the model's detections that enter AP (COCO evaluations use 0.05 or lower). */
 export const PREDICTION_SCORE_FLOOR = 0.05;
@@ -111,6 +114,29 @@ export interface AgreementReport extends AgreementMetrics {
   frameIndices: number[];
 }
 
+function fitOf(m: ResolvedModel): FitTarget {
+  const { width, height, resize } = m.entry.input;
+  return { width, height, resize };
+}
+
+/** Per frame, in clip order: each model's detections on the frame fitted to its own input. */
+async function detectEach(video: string, wanted: ReadonlySet<number>, detectors: readonly Detector[], onFrame: (index: number, dets: Detection[][]) => void): Promise<void> {
+  const last = Math.max(...wanted);
+  // One decoding pass per distinct model input (usually one), the last pass reporting frames.
+  const targets = [...new Map(detectors.map((d) => [JSON.stringify(fitOf(d.model)), fitOf(d.model)])).values()];
+  const perModel: Map<number, Detection[]>[] = detectors.map(() => new Map());
+  for (const [t, fit] of targets.entries()) {
+    const key = JSON.stringify(fit);
+    for await (const f of fitVideoFrames(video, { fit, select: (i) => wanted.has(i) })) {
+      for (const [k, d] of detectors.entries()) {
+        if (JSON.stringify(fitOf(d.model)) === key) perModel[k].set(f.index, (await d.detectFitted(f.image, f.transform)).detections);
+      }
+      if (t === targets.length - 1) onFrame(f.index, perModel.map((m) => m.get(f.index) ?? []));
+      if (f.index >= last) break;
+    }
+  }
+}
+
 async function openDetector(model: ResolvedModel, scoreThreshold: number, session: AgreementOptions["session"]): Promise<Detector> {
   return Detector.create(model, { ...session, executionProviders: session?.executionProviders ?? ["cpu"], scoreThreshold, maxDetections: MAX_DETECTIONS });
 }
@@ -130,14 +156,11 @@ export async function evaluateAgreement(opts: AgreementOptions): Promise<Agreeme
   try {
     const reference = await openDetector(opts.reference, referenceThreshold, opts.session);
     try {
-      for await (const f of readVideoFrames(opts.video, { select: (i) => wanted.has(i) })) {
-        const predicted = (await model.detect(f.image)).detections;
-        const ref = (await reference.detect(f.image)).detections;
+      await detectEach(opts.video, wanted, [model, reference], (index, [predicted, ref]) => {
         pairs.push({ reference: ref, predicted });
-        indices.push(f.index);
+        indices.push(index);
         opts.onProgress?.({ done: pairs.length, total: wanted.size });
-        if (f.index >= last) break;
-      }
+      });
     } finally {
       await reference.close();
     }
@@ -177,12 +200,11 @@ export async function detectOnFrames(
   const indices: number[] = [];
   const detections: Detection[][] = [];
   try {
-    for await (const f of readVideoFrames(video, { select: (i) => wanted.has(i) })) {
-      detections.push((await detector.detect(f.image)).detections);
-      indices.push(f.index);
+    await detectEach(video, wanted, [detector], (index, [dets]) => {
+      detections.push(dets);
+      indices.push(index);
       opts.onProgress?.({ done: indices.length, total: wanted.size });
-      if (f.index >= last) break;
-    }
+    });
   } finally {
     await detector.close();
   }
@@ -206,7 +228,7 @@ function labelDetections(img: LabelledImage): Detection[] {
   return img.boxes.map((b) => ({ classId: -1, label: b.label, score: 1, box: b.box }));
 }
 
-function checkSize(labels: CocoLabels, img: LabelledImage, picture: RgbImage): void {
+function checkSize(labels: CocoLabels, img: LabelledImage, picture: Pick<RgbImage, "width" | "height">): void {
   if ((img.width !== undefined && img.width !== picture.width) || (img.height !== undefined && img.height !== picture.height)) {
     throw new Error(
       `COCO labels ${labels.path}: image ${img.id} "${img.fileName}" is labelled as ${img.width}x${img.height}, ` +
@@ -225,22 +247,29 @@ export async function evaluateAgainstLabels(opts: LabelsOptions): Promise<Agreem
   const model = await openDetector(opts.model, PREDICTION_SCORE_FLOOR, opts.session);
   const pairs: { reference: Detection[]; predicted: Detection[] }[] = [];
   const indices: number[] = [];
-  const run = async (img: LabelledImage, picture: RgbImage, index: number): Promise<void> => {
-    checkSize(opts.labels, img, picture);
-    pairs.push({ reference: labelDetections(img), predicted: (await model.detect(picture)).detections });
+  const record = (img: LabelledImage, predicted: Detection[], width: number, height: number, index: number): void => {
+    checkSize(opts.labels, img, { width, height });
+    pairs.push({ reference: labelDetections(img), predicted });
     indices.push(index);
     opts.onProgress?.({ done: pairs.length, total: images.length });
   };
+  const fitter = PictureFitter.open(fitOf(opts.model));
   try {
-    for (const img of images) if (img.source.kind === "image") await run(img, await readImageFile(img.source.path), -1);
+    for (const img of images) {
+      if (img.source.kind !== "image") continue;
+      const picture = await readImageFile(img.source.path);
+      const fitted = await fitter.fit(picture, img.source.path);
+      record(img, (await model.detectFitted(fitted.image, fitted.transform)).detections, picture.width, picture.height, -1);
+    }
     if (byFrame.size > 0) {
       const last = Math.max(...byFrame.keys());
-      for await (const f of readVideoFrames(opts.video, { select: (i) => byFrame.has(i) })) {
-        await run(byFrame.get(f.index)!, f.image, f.index);
+      for await (const f of fitVideoFrames(opts.video, { fit: fitOf(opts.model), select: (i) => byFrame.has(i) })) {
+        record(byFrame.get(f.index)!, (await model.detectFitted(f.image, f.transform)).detections, f.transform.srcWidth, f.transform.srcHeight, f.index);
         if (f.index >= last) break;
       }
     }
   } finally {
+    await fitter.close();
     await model.close();
   }
   if (pairs.length < images.length) {

@@ -1,6 +1,6 @@
-// Real frames for judging and calibrating models offline: decoded from a recording with the
-// same GStreamer reader `perceptd detect` uses, and fitted to a model's input exactly as the
-// Detector does (stretch or letterbox per the manifest, then the shared input-tensor step).
+// Real frames for judging and calibrating models offline: decoded and fitted to a model's
+// input by the daemon's own GStreamer pipeline (fitVideoFrames, src/infer/frame-fit.ts), so
+// they are the very pixels the daemon would feed the model, then the shared input-tensor step.
 //
 // Calibration (pruning importance, least-squares recovery) and evaluation (agreement) must
 // never see the same frames, or a pruned model is judged on what it was fitted to. The split
@@ -9,10 +9,8 @@
 // near-identical frames of one moment (vtest.avi: 10 fps) from landing on both sides.
 import { resolve } from "node:path";
 import { toModelInputData, type ModelInputData, type ModelInputSpec } from "../../infer/input-tensor.ts";
-import { computeLetterbox } from "../../infer/letterbox.ts";
 import type { LetterboxTransform } from "../../infer/types.ts";
-import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
-import { resizeToModel } from "../../ingest/resize.ts";
+import { fitVideoFrames, probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
 import type { RgbImage } from "../../ingest/rgb-image.ts";
 import { MODELS_DIR } from "../manifest.ts";
 
@@ -21,8 +19,6 @@ export const DEFAULT_EVAL_VIDEO = resolve(MODELS_DIR, "..", ".cache/fixtures/vte
 export const DEFAULT_CALIBRATION_SHARE = 0.25;
 export const DEFAULT_CALIBRATION_FRAMES = 16;
 export const DEFAULT_EVALUATION_FRAMES = 100;
-/** Grey of letterbox pads, as the Detector fills them, so inputs match what it feeds. */
-const PAD_FILL = 114;
 
 export interface FrameSplit {
   /** Frames in the clip (possibly an estimate from duration x rate). */
@@ -124,24 +120,16 @@ export interface ModelFrame {
   transform: LetterboxTransform;
 }
 
-/** One source frame fitted to a model input, exactly as Detector.preprocess does it. */
-export function toModelFrame(frame: SourceFrame, spec: ModelInputSpec): ModelFrame {
-  const transform = computeLetterbox(frame.image.width, frame.image.height, spec.width, spec.height, spec.resize);
-  const resized = resizeToModel(frame.image, transform, PAD_FILL);
-  // resized is ours alone, so a BGR uint8 model may swap its channels in place.
-  const input = toModelInputData(resized, spec, { consume: true, where: `frame ${frame.index}` });
-  return { index: frame.index, input, transform };
-}
-
-/** Decodes `indices` and fits each to the model input; source images are not kept. */
+/** Decodes `indices` fitted to the model input by the daemon's pipeline; source images are not kept. */
 export async function readModelFrames(video: string, indices: readonly number[], spec: ModelInputSpec): Promise<ModelFrame[]> {
   const wanted = new Set(indices);
   if (wanted.size === 0) return [];
   const last = Math.max(...wanted);
   const out: ModelFrame[] = [];
-  // Frame by frame rather than through readFramesAt, so full-size images do not pile up.
-  for await (const f of readVideoFrames(video, { select: (i) => wanted.has(i) })) {
-    out.push(toModelFrame({ index: f.index, image: f.image }, spec));
+  const fit = { width: spec.width, height: spec.height, resize: spec.resize };
+  for await (const f of fitVideoFrames(video, { fit, select: (i) => wanted.has(i) })) {
+    // f.image is ours alone, so a BGR uint8 model may swap its channels in place.
+    out.push({ index: f.index, input: toModelInputData(f.image, spec, { consume: true, where: `${video} frame ${f.index}` }), transform: f.transform });
     if (f.index >= last) break;
   }
   checkAllRead(video, wanted, out);

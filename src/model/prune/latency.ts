@@ -85,7 +85,9 @@ export async function measureSideBySide(models: readonly { label: string; graph:
   const runs = opts.runs ?? 20;
   const warmup = opts.warmup ?? 3;
   const threads = opts.threads ?? os.availableParallelism();
-  const inputs = opts.inputs?.length ? opts.inputs : [syntheticInput(models[0].graph)];
+  // Without given inputs each model gets the synthetic input of its own graph, so models
+  // with different input sizes (nanodet 416, centernet 512) can be timed side by side.
+  const given = opts.inputs?.length ? opts.inputs : null;
   const sessions: { label: string; session: ort.InferenceSession; feed: (i: number) => Record<string, ort.Tensor> }[] = [];
   try {
     for (const m of models) {
@@ -97,7 +99,7 @@ export async function measureSideBySide(models: readonly { label: string; graph:
       // (inference.allowSpinning).
       const created = await createSession(encodeModel(m.graph), { executionProviders: ["cpu"], intraOpThreads: threads, interOpThreads: 1, allowSpinning: false, source: m.label });
       const inp = m.graph.inputs[0];
-      const tensors = inputs.map((d) =>
+      const tensors = (given ?? [syntheticInput(m.graph)]).map((d) =>
         d.dtype === "uint8" ? new ort.Tensor("uint8", d.data, inp.dims) : new ort.Tensor("float32", d.data, inp.dims),
       );
       sessions.push({ label: m.label, session: created.session, feed: (i) => ({ [inp.name]: tensors[i % tensors.length] }) });

@@ -5,13 +5,14 @@
 // The pruning steps themselves are pure functions (structured.ts, unstructured.ts); this file
 // is the I/O around them, so a script can call it with the same options as the CLI.
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join, relative, resolve } from "node:path";
 import type { ModelInputData } from "../../infer/input-tensor.ts";
 import { writeFileAtomic } from "../../util/atomic-write.ts";
 import { evaluateAgreement, type AgreementReport } from "../eval/agreement.ts";
-import { DEFAULT_CALIBRATION_FRAMES, readModelFrames, splitVideoFrames, type FrameSplit } from "../eval/frames.ts";
+import { DEFAULT_CALIBRATION_FRAMES, DEFAULT_EVAL_VIDEO, readModelFrames, splitVideoFrames, type FrameSplit } from "../eval/frames.ts";
+import { calibrationInputsFromData, calibrationSource, type CalibrationSource } from "./calibration-data.ts";
 import { resolveModelArg } from "../eval/model-arg.ts";
 import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../manifest.ts";
 import { checkOnnx } from "../onnx-checker.ts";
@@ -60,7 +61,8 @@ export interface PruneOptions {
    * calibration frames; default true when --calibration is given).
    */
   compensate?: boolean;
-  calibration?: string;
+  /** One video (clip recipe) or data specs; see calibration-data.ts. */
+  calibration?: string | readonly string[];
   calibrationFrames?: number;
   /**
    * Frames of the calibration video, after its calibration part, on which agreement with the
@@ -122,14 +124,12 @@ async function loadModel(arg: string, manifestPath: string): Promise<{ graph: On
   return { graph, bytes, path };
 }
 
-async function calibrationVideo(opts: PruneOptions, why: string): Promise<string> {
-  if (!opts.calibration) {
-    throw new Error(`${why} needs calibration frames: pass --calibration <video> (for example .cache/fixtures/vtest.avi)`);
+async function calibrationOf(opts: PruneOptions, why: string): Promise<CalibrationSource> {
+  const source = await calibrationSource(opts.calibration);
+  if (source === undefined) {
+    throw new Error(`${why} needs calibration frames: pass --calibration <video> (for example .cache/fixtures/vtest.avi) or data (for example corpus:calibration)`);
   }
-  const video = resolve(opts.calibration);
-  const info = await stat(video).catch(() => null);
-  if (!info?.isFile()) throw new Error(`--calibration ${opts.calibration}: no such file`);
-  return video;
+  return source;
 }
 
 async function calibrationInputs(opts: PruneOptions, video: string, split: FrameSplit, manifestPath: string): Promise<ModelInputData[]> {
@@ -202,7 +202,8 @@ export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
   const dataImportance = opts.importance === "activation" || opts.importance === "reconstruction";
   const needFrames = dataImportance || opts.recover || targeted;
   const why = dataImportance ? `--importance ${opts.importance}` : opts.recover ? "--recover" : "a --target-flops/--target-latency sweep";
-  const video = needFrames || opts.calibration ? await calibrationVideo(opts, why) : undefined;
+  const calibration = needFrames || opts.calibration ? await calibrationOf(opts, why) : undefined;
+  const video = calibration?.kind === "clip" ? calibration.video : undefined;
 
   const started = new Date().toISOString();
   const src = await loadModel(opts.model, manifestPath);
@@ -212,9 +213,15 @@ export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
   // A least-squares fit learns from every calibration frame; statistics need fewer.
   const fits = opts.recover || opts.importance === "reconstruction";
   const calibrationFrames = opts.calibrationFrames ?? (fits ? DEFAULT_RECOVERY_CALIBRATION_FRAMES : DEFAULT_CALIBRATION_FRAMES);
-  const split = video ? await splitVideoFrames(video, { calibrationFrames, evaluationFrames: evalFrames }) : undefined;
+  // Data specs: agreement is still measured on vtest.avi's frames after its calibration quarter.
+  const evalVideo = video ?? (calibration?.kind === "data" && existsSync(DEFAULT_EVAL_VIDEO) ? DEFAULT_EVAL_VIDEO : undefined);
+  const split = evalVideo ? await splitVideoFrames(evalVideo, { calibrationFrames, evaluationFrames: evalFrames }) : undefined;
   // calibration frames also feed bias compensation, so any --calibration loads them (structured only)
-  const frames = video && split && method === "structured" ? await calibrationInputs(opts, video, split, manifestPath) : [];
+  const calibrationData =
+    calibration?.kind === "data" && method === "structured"
+      ? await calibrationInputsFromData(calibration.specs, await resolveModelArg(opts.model, await readManifest(manifestPath), manifestPath), calibrationFrames, (t) => say(t, true))
+      : undefined;
+  const frames = video && split && method === "structured" ? await calibrationInputs(opts, video, split, manifestPath) : (calibrationData?.inputs ?? []);
   const notes: string[] = [];
   const base: StructuredOptions = {
     importance: opts.importance ?? "l1",
@@ -402,7 +409,7 @@ export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
   }
 
   let agreement: AgreementReport | undefined;
-  if (video && split && split.evaluation.length > 0) {
+  if (evalVideo && split && split.evaluation.length > 0) {
     const manifest = await readManifest(manifestPath);
     const denseModel = await resolveModelArg(opts.model, manifest, manifestPath);
     const prunedModel = await resolveModelArg(resolve(opts.out), manifest, manifestPath);
@@ -410,14 +417,14 @@ export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
     agreement = await evaluateAgreement({
       model: prunedModel,
       reference: denseModel,
-      video,
+      video: evalVideo,
       frames: split.evaluation,
       session: { intraOpThreads: opts.threads },
       onProgress: (p) => say(`prune: agreement: frame ${p.done}/${p.total}`, true),
     });
     agreement = { ...agreement, video: relative(process.cwd(), agreement.video) };
     say(`prune: agreement: mAP@0.5 ${agreement.map50.toFixed(3)}, person AP@0.5 ${(agreement.perClass.find((c) => c.label === "person")?.ap50 ?? NaN).toFixed(3)}, person recall ${agreement.personRecall.toFixed(3)}`);
-  } else if (video) notes.push("agreement with the dense parent not measured: --eval-frames 0");
+  } else if (evalVideo) notes.push("agreement with the dense parent not measured: --eval-frames 0");
   else notes.push("agreement with the dense parent not measured: pass --calibration <video> (evaluation frames come from after its calibration part)");
 
   const sb = structured?.before ?? graphStats(dense);
@@ -446,7 +453,12 @@ export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
       samplesPerFrame: opts.recover ? (opts.samplesPerFrame ?? DEFAULT_SAMPLES_PER_FRAME) : undefined,
       oversample: opts.recover ? (opts.oversample ?? DEFAULT_OVERSAMPLE) : undefined,
       compensate: method === "structured" && (opts.compensate ?? true) && frames.length > 0,
-      calibration: opts.calibration ? { video: relative(process.cwd(), resolve(opts.calibration)), frames: frames.length, firstOf: split?.boundary ?? null } : null,
+      calibration:
+        video !== undefined
+          ? { video: relative(process.cwd(), video), frames: frames.length, firstOf: split?.boundary ?? null }
+          : calibrationData !== undefined
+            ? { data: calibration?.kind === "data" ? calibration.specs : [], set: calibrationData.set, cache: relative(process.cwd(), calibrationData.cacheDir), frames: frames.length, of: calibrationData.of }
+            : null,
     },
     parameters: { before: sb.parameters, after: sa.parameters },
     flops: { before: 2 * sb.macs, after: 2 * sa.macs },

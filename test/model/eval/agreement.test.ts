@@ -153,7 +153,9 @@ describe.skipIf(!existsSync(VIDEO))("agreement on vtest.avi", () => {
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/\| person +\| +1\.0000 \| +1\.0000 \|/);
-    expect(run.stdout).toMatch(/person recall at the operating threshold \(score > 0\.35, IoU >= 0\.5\): 1\.0000/);
+    // against itself: every reference person scoring above 0.35 is found; those between the
+    // reference threshold (0.3) and 0.35 are not, by definition of the operating threshold
+    expect(run.stdout).toMatch(/person recall at the operating threshold \(score > 0\.35, IoU >= 0\.5\): (0\.9\d{3}|1\.0000)/);
 
     const broken = await perceptd("eval", "--model", junk, "--reference", "nanodet");
     expect(broken.code).toBe(1);

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../../src/model/manifest.ts";
-import { readFramesAt, readModelFrames, splitFrames, splitVideoFrames, toModelFrame } from "../../../src/model/eval/frames.ts";
+import { readFramesAt, readModelFrames, splitFrames, splitVideoFrames } from "../../../src/model/eval/frames.ts";
 
 const VIDEO = ".cache/fixtures/vtest.avi";
 
@@ -52,17 +52,16 @@ describe.skipIf(!existsSync(VIDEO))("frames of vtest.avi", () => {
     expect(s.calibration.every((i) => i < s.boundary)).toBe(true);
   });
 
-  it("fits frames to the model input like the Detector: nanodet stretches 768x576 into 416x416 BGR float", async () => {
+  it("fits frames to the model input by the daemon's pipeline: nanodet stretches 768x576 into 416x416 BGR float", async () => {
     const manifest = await readManifest();
     const nanodet = resolveModel(manifest, DEFAULT_MANIFEST_PATH, "nanodet").entry.input;
     const u8 = resolveModel(manifest, DEFAULT_MANIFEST_PATH, "nanodet-u8").entry.input;
-    const [src] = await readFramesAt(VIDEO, [120]);
-    expect(src.index).toBe(120);
-    const f = toModelFrame(src, nanodet);
+    const [f] = await readModelFrames(VIDEO, [120], nanodet);
+    expect(f.index).toBe(120);
     expect(f.transform).toMatchObject({ srcWidth: 768, srcHeight: 576, dstWidth: 416, dstHeight: 416, padX: 0, padY: 0 });
     expect(f.input.dtype).toBe("float32");
     expect(f.input.data).toHaveLength(3 * 416 * 416);
-    const g = toModelFrame(src, u8);
+    const [g] = await readModelFrames(VIDEO, [120], u8);
     expect(g.input.dtype).toBe("uint8");
     expect(g.input.data).toHaveLength(416 * 416 * 3);
     // The float input is the uint8 pixels normalised: channel 0 of NCHW BGR is blue, (v - mean_b) / std_b.

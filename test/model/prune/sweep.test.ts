@@ -93,4 +93,19 @@ describe("measureSideBySide", () => {
     expect(r.threads).toBe(1);
     expect(progress).toEqual([1, 2, 3, 4]);
   });
+
+  it("times models with different input sizes side by side, each on an input of its own size", async () => {
+    const small = chain();
+    const large = new GraphBuilder("large", [1, 3, 16, 16], 7);
+    large.conv("stem", "x", 3, 4, 3);
+    large.output("stem", [1, 4, 16, 16]);
+    const r = await measureSideBySide(
+      [
+        { label: "8x8", graph: small.g },
+        { label: "16x16", graph: large.g },
+      ],
+      { runs: 2, warmup: 1, threads: 1 },
+    );
+    expect(r.rows.map((x) => [x.label, x.stats.runs])).toEqual([["8x8", 2], ["16x16", 2]]);
+  });
 });
