@@ -27,18 +27,24 @@ export function register(program: Command): void {
   models
     .command("build-pruned")
     .description(
-      "prune the dense models into the variants listed in src/model/pruned-variants.ts (structured, least-squares " +
-        "recovery on vtest.avi calibration frames), bake their preprocessing (-u8), write their reports to models/reports/ " +
-        "and enter them in models/manifest.json; minutes per variant",
+      "build the pruned variants listed in src/model/pruned-variants.ts: prune (structured) -> least-squares recovery " +
+        "regularised toward the original weights -> distillation fine-tuning from the dense model (PyTorch; " +
+        "scripts/setup.sh --training) -> bake preprocessing (-u8) -> judge against the bar; writes models/reports/ and " +
+        "enters each in models/manifest.json with its recipe and figures. About an hour per variant on 2 CPU cores",
     )
-    .option("--only <names>", "comma-separated variants to build (e.g. nanodet-p25)")
-    .option("--video <path>", "calibration video", ".cache/fixtures/vtest.avi")
-    .action(async (opts: { only?: string; video: string }) => {
+    .option("--only <names>", "comma-separated variants to build (e.g. nanodet-p40)")
+    .option("--device <cpu|cuda>", "where PyTorch fine-tunes", "cpu")
+    .option("--resume", "continue an interrupted fine-tuning from its checkpoint in .cache/build-pruned/")
+    .option("--no-bar", "skip judging the built variants against the bar")
+    .action(async (opts: { only?: string; device: string; resume?: boolean; bar: boolean }) => {
+      if (opts.device !== "cpu" && opts.device !== "cuda") throw new Error(`--device: expected cpu or cuda, got "${opts.device}"`);
       const { buildPrunedVariants } = await import("../../model/pruned-variants.ts");
       const tty = process.stderr.isTTY;
       const built = await buildPrunedVariants({
         only: opts.only?.split(",").map((s) => s.trim()).filter(Boolean),
-        video: opts.video,
+        device: opts.device,
+        resume: opts.resume,
+        bar: opts.bar,
         log: (m, live) => {
           if (live && tty) process.stderr.write(`\r\x1b[2K${m}`);
           else if (!live) process.stderr.write(`${tty ? "\r\x1b[2K" : ""}models: ${m}\n`);

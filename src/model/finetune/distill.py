@@ -13,8 +13,8 @@ memmaps; the driver has already checked that none holds test or validation data.
 is augmented online (flip, scale and crop, colour jitter, grayscale, noise), the same picture
 for teacher and student.
 
-Loss per detection level: binary cross-entropy of the student's class scores against the
-teacher's (soft targets), plus the KL divergence of each box side's distribution (GFL bins)
+Loss per detection level: the KL divergence of the student's class scores from the teacher's
+(binary cross-entropy with the teacher's scores as soft targets, less their own entropy), plus the KL divergence of each box side's distribution (GFL bins)
 from the teacher's, weighted by the teacher's best class score at that anchor so that boxes
 count where the teacher sees something.
 """
@@ -300,7 +300,10 @@ def distill_loss(s_out, t_out, heads, weights):
     for level in heads:
         ts = t_out[level["scores"]].clamp(0, 1)
         ss = s_out[level["scores"]].clamp(1e-6, 1 - 1e-6)
-        cls_total = cls_total + F.binary_cross_entropy(ss, ts, reduction="sum") / ts.shape[0]
+        # cross-entropy less the teacher's own entropy: the KL divergence per score, 0 when they agree
+        tc = ts.clamp(1e-6, 1 - 1e-6)
+        kl_scores = F.binary_cross_entropy(ss, ts, reduction="sum") - F.binary_cross_entropy(tc, ts, reduction="sum")
+        cls_total = cls_total + kl_scores / ts.shape[0]
         bins = level["bins"]
         tb = t_out[level["boxes"]]
         sb = s_out[level["boxes"]]

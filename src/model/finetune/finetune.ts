@@ -106,7 +106,7 @@ export async function runFinetune(opts: FinetuneOptions): Promise<FinetuneResult
     schedule: "Adam, cosine decay to 0",
     seed: opts.seed ?? FINETUNE_DEFAULTS.seed,
     augment: opts.augment ?? DEFAULT_AUGMENT,
-    loss: "per level: BCE of class scores vs the teacher's + KL of box-side distributions weighted by the teacher's best class score",
+    loss: "per level: KL divergence of class scores (as Bernoulli) from the teacher's + KL of box-side distributions weighted by the teacher's best class score",
     keptStep: "lowest validation loss",
   };
   try {
