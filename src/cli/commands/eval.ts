@@ -237,7 +237,7 @@ Categories match model classes by name; crowd annotations are left out.
 
 Examples:
   perceptd eval --model nanodet-p40-u8 --reference nanodet-u8
-  perceptd eval --model nanodet-p40-u8 --model nanodet-p50-u8 --reference nanodet-u8 --bar --json
+  perceptd eval --model nanodet-p40-u8 --model nanodet-p25-u8 --reference nanodet-u8 --bar --json
   perceptd eval --model nanodet-p40-u8 --reference nanodet-u8 --data corpus:validation --data my-clips/
   perceptd eval --model models/nanodet-pruned-50.onnx --reference nanodet --video .cache/fixtures/vtest.avi
   perceptd eval --model centernet --reference nanodet --frames 200-790:10 --json
