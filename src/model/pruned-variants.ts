@@ -7,6 +7,7 @@
 //
 // Which variant the daemon runs is the manifest's `default`, chosen by hand against the
 // bar in the README (pruning section); building a variant never changes it.
+import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
@@ -21,6 +22,7 @@ import { graphStats } from "./onnx/shape-inference.ts";
 import type { OnnxGraph } from "./onnx/ir.ts";
 import { bakePreprocessing } from "./preprocess.ts";
 import { runPrune } from "./prune/pipeline.ts";
+import type { PruneReport } from "./prune/report.ts";
 import type { ImportanceKind } from "./prune/importance.ts";
 import type { RecoverLayers } from "./prune/recover-layers.ts";
 import { DEFAULT_ROUND } from "./prune/structured.ts";
@@ -65,8 +67,11 @@ export interface PrunedVariantSpec {
 /** Calibration data of every shipped variant: several places (the corpus) plus the clip the daemon is demonstrated on. */
 const CALIBRATION: readonly string[] = ["corpus:calibration", "vtest:calibration"];
 const VALIDATION: readonly string[] = ["corpus:validation"];
-/** About 35 minutes of training on the 2-core build machine, shared with other work. */
-const FINETUNE: FinetuneRecipe = { teacher: "nanodet-u8", steps: 400, batch: 8, lr: 3e-4, seed: 1, evalEvery: 50, augment: DEFAULT_AUGMENT };
+/**
+ * 120 steps of 8 pictures (under 2 epochs of the 558 frames): what fitted the build machine's
+ * share of 2 cores beside other work; more steps on a free machine or `--device cuda`.
+ */
+const FINETUNE: FinetuneRecipe = { teacher: "nanodet-u8", steps: 120, batch: 8, lr: 3e-4, seed: 1, evalEvery: 30, augment: DEFAULT_AUGMENT };
 
 export const PRUNED_VARIANTS: readonly PrunedVariantSpec[] = [
   {
@@ -112,7 +117,7 @@ export interface BuildPrunedOptions {
   workDir?: string;
   /** PyTorch's device for fine-tuning (default cpu) */
   device?: "cpu" | "cuda";
-  /** continue an interrupted fine-tuning from its checkpoint */
+  /** continue an interrupted build: reuse the recovered graph of the same settings and the fine-tuning checkpoint */
   resume?: boolean;
   /** judge each built variant against the bar (both sets whole, latency side by side; default true) */
   bar?: boolean;
@@ -159,6 +164,27 @@ function barRecord(v: BarVerdict): Record<string, unknown> {
   };
 }
 
+/**
+ * The report of an earlier build's pruning and recovery when its graph is still there and its
+ * settings are this spec's (an interrupted build resumed); null otherwise.
+ */
+async function reusablePrune(spec: PrunedVariantSpec, recovered: string, reportJson: string): Promise<PruneReport | null> {
+  if (!existsSync(recovered) || !existsSync(reportJson)) return null;
+  const report = JSON.parse(await readFile(reportJson, "utf8")) as PruneReport;
+  const s = report.settings;
+  const cal = s.calibration as { data?: string[]; frames?: number } | null;
+  const same =
+    s.ratio === spec.ratio &&
+    s.importance === spec.importance &&
+    s.round === (spec.round ?? DEFAULT_ROUND) &&
+    s.recoverLayers === spec.recoverLayers &&
+    s.ridge === spec.ridge &&
+    cal !== null &&
+    JSON.stringify(cal.data) === JSON.stringify(spec.calibration) &&
+    cal.frames === spec.calibrationFrames;
+  return same ? report : null;
+}
+
 export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<BuiltVariant[]> {
   const manifestPath = opts.manifestPath ?? DEFAULT_MANIFEST_PATH;
   const log = opts.log ?? (() => undefined);
@@ -184,26 +210,32 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<Bui
     // 1. prune and recover (ridge toward the original weights)
     const recovered = join(workDir, `${spec.name}-recovered.onnx`);
     log(`${spec.name}: pruning ${spec.parent} (ratio ${spec.ratio}, ${spec.importance}, recovery with ridge ${spec.ridge} toward the original weights)`);
-    const outcome = await runPrune({
-      model: spec.parent,
-      out: recovered,
-      manifestPath,
-      method: "structured",
-      ratio: spec.ratio,
-      importance: spec.importance,
-      round: spec.round,
-      recover: true,
-      recoverLayers: spec.recoverLayers,
-      ridge: spec.ridge,
-      validation: spec.validation,
-      calibration: spec.calibration,
-      calibrationFrames: spec.calibrationFrames,
-      // agreement is judged on whole sets below, after fine-tuning
-      evalFrames: 0,
-      report: reportPrefix,
-      command,
-      onProgress: (text, live) => log(`${spec.name}: ${text}`, live),
-    });
+    const reused = opts.resume === true ? await reusablePrune(spec, recovered, `${reportPrefix}.json`) : null;
+    if (reused !== null) log(`${spec.name}: --resume: reusing ${relative(process.cwd(), recovered)} and its report (same pruning and recovery settings)`);
+    const pruneReport: PruneReport =
+      reused ??
+      (
+        await runPrune({
+          model: spec.parent,
+          out: recovered,
+          manifestPath,
+          method: "structured",
+          ratio: spec.ratio,
+          importance: spec.importance,
+          round: spec.round,
+          recover: true,
+          recoverLayers: spec.recoverLayers,
+          ridge: spec.ridge,
+          validation: spec.validation,
+          calibration: spec.calibration,
+          calibrationFrames: spec.calibrationFrames,
+          // agreement is judged on whole sets below, after fine-tuning
+          evalFrames: 0,
+          report: reportPrefix,
+          command,
+          onProgress: (text, live) => log(`${spec.name}: ${text}`, live),
+        })
+      ).report;
     // 2. distillation fine-tuning from the dense teacher, into the same graph
     const ft = spec.finetune;
     log(`${spec.name}: fine-tuning from ${ft.teacher}, ${ft.steps} steps of ${ft.batch}`);
@@ -239,7 +271,7 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<Bui
     const bakedFile = `${spec.name}-u8.onnx`;
     await writeFileAtomic(join(modelsDir, bakedFile), bakedBytes);
 
-    const r = outcome.report;
+    const r = pruneReport;
     const build: Record<string, unknown> = {
       command,
       method: "structured",

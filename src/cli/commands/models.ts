@@ -34,7 +34,7 @@ export function register(program: Command): void {
     )
     .option("--only <names>", "comma-separated variants to build (e.g. nanodet-p40)")
     .option("--device <cpu|cuda>", "where PyTorch fine-tunes", "cpu")
-    .option("--resume", "continue an interrupted fine-tuning from its checkpoint in .cache/build-pruned/")
+    .option("--resume", "continue an interrupted build: reuse its pruned and recovered graph (same settings) and the fine-tuning checkpoint in .cache/build-pruned/")
     .option("--no-bar", "skip judging the built variants against the bar")
     .action(async (opts: { only?: string; device: string; resume?: boolean; bar: boolean }) => {
       if (opts.device !== "cpu" && opts.device !== "cuda") throw new Error(`--device: expected cpu or cuda, got "${opts.device}"`);
