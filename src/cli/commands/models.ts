@@ -36,7 +36,8 @@ export function register(program: Command): void {
     .option("--device <cpu|cuda>", "where PyTorch fine-tunes", "cpu")
     .option("--resume", "continue an interrupted build: reuse its pruned and recovered graph (same settings) and the fine-tuning checkpoint in .cache/build-pruned/")
     .option("--no-bar", "skip judging the built variants against the bar")
-    .action(async (opts: { only?: string; device: string; resume?: boolean; bar: boolean }) => {
+    .option("--manifest <path>", "manifest to enter the variants in; the files go beside it (default models/manifest.json; a copy of models/ checks a rebuild)")
+    .action(async (opts: { only?: string; device: string; resume?: boolean; bar: boolean; manifest?: string }) => {
       if (opts.device !== "cpu" && opts.device !== "cuda") throw new Error(`--device: expected cpu or cuda, got "${opts.device}"`);
       const { buildPrunedVariants } = await import("../../model/pruned-variants.ts");
       const tty = process.stderr.isTTY;
@@ -45,6 +46,7 @@ export function register(program: Command): void {
         device: opts.device,
         resume: opts.resume,
         bar: opts.bar,
+        manifestPath: opts.manifest,
         log: (m, live) => {
           if (live && tty) process.stderr.write(`\r\x1b[2K${m}`);
           else if (!live) process.stderr.write(`${tty ? "\r\x1b[2K" : ""}models: ${m}\n`);
