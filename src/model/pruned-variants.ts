@@ -8,7 +8,7 @@
 // Which variant the daemon runs is the manifest's `default`, chosen by hand against the
 // bar in the README (pruning section); building a variant never changes it.
 import { existsSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { renderSetAgreement, renderVerdict } from "../cli/commands/eval-sets.ts";
@@ -16,6 +16,7 @@ import { writeFileAtomic } from "../util/atomic-write.ts";
 import { evaluateAgainstBar, type BarVerdict } from "./eval/bar.ts";
 import { DEFAULT_AUGMENT, type AugmentSettings } from "./finetune/distill.ts";
 import { runFinetune } from "./finetune/finetune.ts";
+import { resolveModelArg } from "./eval/model-arg.ts";
 import { DEFAULT_MANIFEST_PATH, formatZodIssues, ManifestSchema, readManifest, resolveModel, sha256Hex, type Manifest, type ModelEntry } from "./manifest.ts";
 import { decodeModel, encodeModel } from "./onnx/serialize.ts";
 import { graphStats } from "./onnx/shape-inference.ts";
@@ -119,8 +120,6 @@ export interface BuildPrunedOptions {
   device?: "cpu" | "cuda";
   /** continue an interrupted build: reuse the recovered graph of the same settings and the fine-tuning checkpoint */
   resume?: boolean;
-  /** judge each built variant against the bar (both sets whole, latency side by side; default true) */
-  bar?: boolean;
   log?: (msg: string, live?: boolean) => void;
 }
 
@@ -185,7 +184,7 @@ async function reusablePrune(spec: PrunedVariantSpec, recovered: string, reportJ
   return same ? report : null;
 }
 
-export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<BuiltVariant[]> {
+export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<{ built: BuiltVariant[]; verdicts: BarVerdict[] }> {
   const manifestPath = opts.manifestPath ?? DEFAULT_MANIFEST_PATH;
   const log = opts.log ?? (() => undefined);
   const specs = PRUNED_VARIANTS.filter((s) => opts.only === undefined || opts.only.includes(s.name));
@@ -196,6 +195,7 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<Bui
   await mkdir(join(modelsDir, "reports"), { recursive: true });
   await mkdir(workDir, { recursive: true });
   const built: BuiltVariant[] = [];
+  const verdicts: BarVerdict[] = [];
   for (const spec of specs) {
     const manifest = await readManifest(manifestPath);
     const parent = manifest.models[spec.parent];
@@ -205,12 +205,15 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<Bui
     if (norm === null || parent.input.layout !== "NCHW") throw new Error(`${spec.name}: parent ${spec.parent} must be a float NCHW model with its normalisation in the manifest`);
 
     const file = `${spec.name}.onnx`;
+    const bakedFile = `${spec.name}-u8.onnx`;
+    // reports and graphs are built in the work folder; a variant that ships gets them copied to models/
+    const workPrefix = join(workDir, spec.name);
     const reportPrefix = join(modelsDir, "reports", spec.name);
     const command = `perceptd models build-pruned --only ${spec.name}`;
     // 1. prune and recover (ridge toward the original weights)
     const recovered = join(workDir, `${spec.name}-recovered.onnx`);
     log(`${spec.name}: pruning ${spec.parent} (ratio ${spec.ratio}, ${spec.importance}, recovery with ridge ${spec.ridge} toward the original weights)`);
-    const reused = opts.resume === true ? await reusablePrune(spec, recovered, `${reportPrefix}.json`) : null;
+    const reused = opts.resume === true ? await reusablePrune(spec, recovered, `${workPrefix}.json`) : null;
     if (reused !== null) log(`${spec.name}: --resume: reusing ${relative(process.cwd(), recovered)} and its report (same pruning and recovery settings)`);
     const pruneReport: PruneReport =
       reused ??
@@ -231,20 +234,21 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<Bui
           calibrationFrames: spec.calibrationFrames,
           // agreement is judged on whole sets below, after fine-tuning
           evalFrames: 0,
-          report: reportPrefix,
+          report: workPrefix,
           command,
           onProgress: (text, live) => log(`${spec.name}: ${text}`, live),
         })
       ).report;
     // 2. distillation fine-tuning from the dense teacher, into the same graph
     const ft = spec.finetune;
+    const tunedPath = join(workDir, file);
     log(`${spec.name}: fine-tuning from ${ft.teacher}, ${ft.steps} steps of ${ft.batch}`);
     const tuned = await runFinetune({
       student: recovered,
       teacher: ft.teacher,
       calibration: spec.calibration,
       validation: spec.validation,
-      out: join(modelsDir, file),
+      out: tunedPath,
       steps: ft.steps,
       batch: ft.batch,
       lr: ft.lr,
@@ -262,15 +266,47 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<Bui
         else if (e.type === "validation") log(`${spec.name}: finetune: step ${e.step}: validation loss ${e.loss === null ? "-" : e.loss.toFixed(3)}`);
       },
     });
-    const bytes = new Uint8Array(await readFile(join(modelsDir, file)));
-    const graph = decodeModel(bytes, join(modelsDir, file));
+    const bytes = new Uint8Array(await readFile(tunedPath));
+    const graph = decodeModel(bytes, tunedPath);
     // 3. preprocessing baked in (-u8), as for the dense models
     const baked = bakePreprocessing(graph, "NCHW", { mean: norm.mean, std: norm.std, colorOrder: parent.input.colorOrder });
     baked.metadata = { ...graph.metadata, preprocessing: JSON.stringify({ mean: norm.mean, std: norm.std, colorOrder: parent.input.colorOrder }) };
     const bakedBytes = encodeModel(baked);
-    const bakedFile = `${spec.name}-u8.onnx`;
-    await writeFileAtomic(join(modelsDir, bakedFile), bakedBytes);
+    const bakedPath = join(workDir, bakedFile);
+    await writeFileAtomic(bakedPath, bakedBytes);
 
+    // 4. the bar, on the baked variant against the dense one, both sets whole
+    log(`${spec.name}: judging ${bakedFile} against the bar (vtest:held-out and corpus:out-of-scene whole, latency side by side)`);
+    const [verdict] = await evaluateAgainstBar({
+      models: [await resolveModelArg(bakedPath, manifest, manifestPath)],
+      reference: resolveModel(manifest, manifestPath, spec.bakedParent),
+      onProgress: (p) => log(`${spec.name}: bar: ${p.set}, ${p.model}: ${p.done}/${p.total}`, true),
+    });
+    const named = { ...verdict, model: `${spec.name}-u8` };
+    await writeFileAtomic(
+      `${workPrefix}.bar.md`,
+      `# ${spec.name}-u8 against the bar\n\nWritten by \`${command}\` on ${new Date().toISOString()}.\n\n${verdict.sets.map(renderSetAgreement).join("\n\n")}\n\n${renderVerdict(named)}\n`,
+    );
+    log(`${spec.name}: bar ${verdict.holds ? "HELD" : "not held"}: ${verdict.checks.map((c) => `${c.name} ${c.value === null ? "-" : c.value.toFixed(3)} ${c.pass ? "pass" : "FAIL"}`).join("; ")}`);
+    // A variant ships only when it finds the dense model's objects out of scene (the bar's third line).
+    const ships = verdict.checks.filter((c) => c.name.startsWith("out-of-scene")).every((c) => c.pass);
+
+    // read again: another build may have entered its variant meanwhile
+    const current = await readManifest(manifestPath);
+    const next: Manifest = { ...current, models: { ...current.models } };
+    if (!ships) {
+      // an earlier variant of this name goes too: it was built by another recipe and is not what this build judged
+      delete next.models[spec.name];
+      delete next.models[`${spec.name}-u8`];
+      await writeManifest(manifestPath, next);
+      for (const f of [file, bakedFile, `reports/${spec.name}.md`, `reports/${spec.name}.json`, `reports/${spec.name}.bar.md`]) await rm(join(modelsDir, f), { force: true });
+      log(`${spec.name}: NOT shipped: it misses the dense model's objects out of scene; graphs and reports stay in ${relative(process.cwd(), workDir)}`);
+      verdicts.push(named);
+      continue;
+    }
+    for (const ext of [".md", ".json", ".bar.md"]) await copyFile(`${workPrefix}${ext}`, `${reportPrefix}${ext}`);
+    await writeFileAtomic(join(modelsDir, file), bytes);
+    await writeFileAtomic(join(modelsDir, bakedFile), bakedBytes);
     const r = pruneReport;
     const build: Record<string, unknown> = {
       command,
@@ -296,33 +332,17 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<Bui
       },
       report: relative(modelsDir, `${reportPrefix}.md`),
     };
-    // read again: another build may have entered its variant meanwhile
-    const current = await readManifest(manifestPath);
-    const next: Manifest = { ...current, models: { ...current.models } };
     next.models[spec.name] = entryFrom(parent, graph, file, bytes, { description: spec.description, variant: `pruned-structured-${spec.importance}-finetuned`, parent: spec.parent, build });
     next.models[`${spec.name}-u8`] = entryFrom(bakedParent, baked, bakedFile, bakedBytes, {
       description: `${spec.description}; uint8 RGB input, preprocessing in the graph`,
       variant: `pruned-structured-${spec.importance}-finetuned-u8`,
       parent: spec.name,
-      build: { command, bakedFrom: spec.name },
+      build: { command, bakedFrom: spec.name, bar: barRecord(named), barReport: relative(modelsDir, `${reportPrefix}.bar.md`) },
     });
     await writeManifest(manifestPath, next);
-    // 4. the bar, on the baked variant against the dense one, both sets whole (recorded, never changes the default)
-    if (opts.bar ?? true) {
-      log(`${spec.name}: judging ${spec.name}-u8 against the bar (vtest:held-out and corpus:out-of-scene whole, latency side by side)`);
-      const after = await readManifest(manifestPath);
-      const [verdict] = await evaluateAgainstBar({
-        models: [resolveModel(after, manifestPath, `${spec.name}-u8`)],
-        reference: resolveModel(after, manifestPath, spec.bakedParent),
-        onProgress: (p) => log(`${spec.name}: bar: ${p.set}, ${p.model}: ${p.done}/${p.total}`, true),
-      });
-      after.models[`${spec.name}-u8`] = { ...after.models[`${spec.name}-u8`], build: { ...after.models[`${spec.name}-u8`].build, bar: barRecord(verdict) } };
-      await writeManifest(manifestPath, after);
-      await writeFileAtomic(`${reportPrefix}.bar.md`, `# ${spec.name}-u8 against the bar\n\nWritten by \`${command}\` on ${new Date().toISOString()}.\n\n${verdict.sets.map(renderSetAgreement).join("\n\n")}\n\n${renderVerdict(verdict)}\n`);
-      log(`${spec.name}: bar ${verdict.holds ? "HELD" : "not held"}: ${verdict.checks.map((c) => `${c.name} ${c.value === null ? "-" : c.value.toFixed(3)} ${c.pass ? "pass" : "FAIL"}`).join("; ")}`);
-    }
+    verdicts.push(named);
     built.push({ name: spec.name, file, sha256: next.models[spec.name].sha256 }, { name: `${spec.name}-u8`, file: bakedFile, sha256: next.models[`${spec.name}-u8`].sha256 });
-    log(`${spec.name}: wrote ${file}, ${bakedFile}, ${relative(modelsDir, reportPrefix)}.{md,json,bar.md}; manifest updated`);
+    log(`${spec.name}: shipped ${file}, ${bakedFile}, ${relative(modelsDir, reportPrefix)}.{md,json,bar.md}; manifest updated`);
   }
-  return built;
+  return { built, verdicts };
 }
