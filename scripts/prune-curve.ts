@@ -4,7 +4,7 @@
 //   none       pruning alone (with the bias compensation of removed channels),
 //   LS         plain least-squares recovery (a small ridge toward zero),
 //   ridge      least squares regularised toward the original weights, strength on corpus:validation,
-//   fine-tuned distillation from nanodet-u8 (the shipped variant, where one has this ratio),
+//   fine-tuned distillation from nanodet-u8 (the variant built by `perceptd models build-pruned`, where one has this ratio),
 // against the dense model: latency side by side in this one run (ONNX Runtime CPU; recovery and
 // fine-tuning change weights, not shapes, so the rows of a ratio share one measurement),
 // person AP@0.5 on vtest:held-out and recall of the dense model's confident objects on
@@ -62,7 +62,12 @@ function recipeFor(ratio: number): { spec: PrunedVariantSpec; shipped: boolean }
 
 async function graphFor(spec: PrunedVariantSpec, shipped: boolean, recovery: Recovery): Promise<string | null> {
   const tag = `r${Math.round(spec.ratio * 1000)}`;
-  if (recovery === "fine-tuned") return shipped ? join(MODELS_DIR, `${spec.name}.onnx`) : null;
+  if (recovery === "fine-tuned") {
+    if (!shipped) return null;
+    // in models/ when it shipped; a build that did not ship leaves it in .cache/build-pruned/
+    const kept = [join(MODELS_DIR, `${spec.name}.onnx`), join(ROOT, ".cache", "build-pruned", `${spec.name}.onnx`)].find((f) => existsSync(f));
+    return kept ?? null;
+  }
   if (recovery === "ridge" && shipped) {
     const built = join(ROOT, ".cache", "build-pruned", `${spec.name}-recovered.onnx`);
     if (existsSync(built)) return built;
