@@ -10,9 +10,10 @@
 // person AP@0.5 on vtest:held-out and recall of the dense model's confident objects on
 // corpus:out-of-scene, every frame of both.
 //
-//   npx tsx scripts/prune-curve.ts [--ratios 0.25,0.4] [--runs 30] [--threads 2] [--out docs/pruning-curve.md] [--graphs-only]
+//   npx tsx scripts/prune-curve.ts [--ratios 0.25,0.4] [--runs 30] [--threads 2] [--out docs/pruning-curve.md] [--graphs-only] [--dir D]
 //
-// Graphs go to .cache/prune-curve/ and are reused when there (delete them to rebuild); the ridge
+// Graphs go to --dir (default .cache/prune-curve/) and are reused when there (delete them to
+// rebuild); a fine-tuned graph is looked for in models/, .cache/build-pruned/ and --dir; the ridge
 // point of a shipped variant is the build's own intermediate (.cache/build-pruned/<name>-recovered.onnx)
 // when `perceptd models build-pruned` left it. --graphs-only builds the missing graphs and stops.
 import { existsSync } from "node:fs";
@@ -33,7 +34,6 @@ import { PRUNED_VARIANTS, type PrunedVariantSpec } from "../src/model/pruned-var
 import { writeFileAtomic } from "../src/util/atomic-write.ts";
 
 const ROOT = resolve(MODELS_DIR, "..");
-const DIR = join(ROOT, ".cache", "prune-curve");
 const RECOVERIES = ["none", "LS", "ridge", "fine-tuned"] as const;
 type Recovery = (typeof RECOVERIES)[number];
 
@@ -44,8 +44,10 @@ const { values: args } = parseArgs({
     threads: { type: "string" },
     out: { type: "string", default: "docs/pruning-curve.md" },
     "graphs-only": { type: "boolean", default: false },
+    dir: { type: "string", default: join(ROOT, ".cache", "prune-curve") },
   },
 });
+const DIR = resolve(args.dir);
 const ratios = args.ratios.split(",").map(Number);
 if (ratios.some((r) => !(r > 0 && r < 1))) throw new Error(`--ratios: expected fractions in (0, 1), got ${args.ratios}`);
 const runs = Number(args.runs);
@@ -65,7 +67,7 @@ async function graphFor(spec: PrunedVariantSpec, shipped: boolean, recovery: Rec
   if (recovery === "fine-tuned") {
     if (!shipped) return null;
     // in models/ when it shipped; a build that did not ship leaves it in .cache/build-pruned/
-    const kept = [join(MODELS_DIR, `${spec.name}.onnx`), join(ROOT, ".cache", "build-pruned", `${spec.name}.onnx`)].find((f) => existsSync(f));
+    const kept = [join(MODELS_DIR, `${spec.name}.onnx`), join(ROOT, ".cache", "build-pruned", `${spec.name}.onnx`), join(DIR, `${spec.name}.onnx`)].find((f) => existsSync(f));
     return kept ?? null;
   }
   if (recovery === "ridge" && shipped) {
