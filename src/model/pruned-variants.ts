@@ -13,7 +13,7 @@ import { availableParallelism } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { renderSetAgreement, renderVerdict } from "../cli/commands/eval-sets.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
-import { evaluateAgainstBar, type BarVerdict } from "./eval/bar.ts";
+import { evaluateAgainstBar, findsOutOfScene, type BarVerdict } from "./eval/bar.ts";
 import { DEFAULT_AUGMENT, type AugmentSettings } from "./finetune/distill.ts";
 import { runFinetune } from "./finetune/finetune.ts";
 import { resolveModelArg } from "./eval/model-arg.ts";
@@ -289,7 +289,7 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<{ b
     );
     log(`${spec.name}: bar ${verdict.holds ? "HELD" : "not held"}: ${verdict.checks.map((c) => `${c.name} ${c.value === null ? "-" : c.value.toFixed(3)} ${c.pass ? "pass" : "FAIL"}`).join("; ")}`);
     // A variant ships only when it finds the dense model's objects out of scene (the bar's third line).
-    const ships = verdict.checks.filter((c) => c.name.startsWith("out-of-scene")).every((c) => c.pass);
+    const ships = findsOutOfScene(verdict);
 
     // read again: another build may have entered its variant meanwhile
     const current = await readManifest(manifestPath);
