@@ -10,12 +10,13 @@
 // person AP@0.5 on vtest:held-out and recall of the dense model's confident objects on
 // corpus:out-of-scene, every frame of both.
 //
-//   npx tsx scripts/prune-curve.ts [--ratios 0.25,0.4] [--runs 30] [--threads 2] [--out docs/pruning-curve.md] [--graphs-only] [--dir D]
+//   npx tsx scripts/prune-curve.ts [--ratios 0.25,0.4] [--runs 30] [--threads 2] [--out docs/pruning-curve.md] [--graphs-only] [--dir D] [--no-build]
 //
 // Graphs go to --dir (default .cache/prune-curve/) and are reused when there (delete them to
 // rebuild); a fine-tuned graph is looked for in models/, .cache/build-pruned/ and --dir; the ridge
 // point of a shipped variant is the build's own intermediate (.cache/build-pruned/<name>-recovered.onnx)
-// when `perceptd models build-pruned` left it. --graphs-only builds the missing graphs and stops.
+// when `perceptd models build-pruned` left it. --graphs-only builds the missing graphs and stops;
+// --no-build leaves the points without a graph out instead of building them.
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
@@ -45,6 +46,7 @@ const { values: args } = parseArgs({
     out: { type: "string", default: "docs/pruning-curve.md" },
     "graphs-only": { type: "boolean", default: false },
     dir: { type: "string", default: join(ROOT, ".cache", "prune-curve") },
+    "no-build": { type: "boolean", default: false },
   },
 });
 const DIR = resolve(args.dir);
@@ -76,6 +78,10 @@ async function graphFor(spec: PrunedVariantSpec, shipped: boolean, recovery: Rec
   }
   const out = join(DIR, `nanodet-${tag}-${recovery.toLowerCase()}.onnx`);
   if (existsSync(out)) return out;
+  if (args["no-build"]) {
+    log(`${tag} ${recovery}: no graph in ${DIR}; left out (--no-build)`);
+    return null;
+  }
   log(`${tag} ${recovery}: pruning`);
   await runPrune({
     model: spec.parent,
