@@ -190,7 +190,8 @@ async function main(): Promise<void> {
     "- **none**: pruning alone (the mean of each removed channel folded into the next layer's bias);",
     "- **LS**: least-squares refit of the downstream Convs (a small ridge toward zero, 1e-3 of the mean diagonal);",
     "- **ridge**: the refit regularised toward the original weights of the kept channels, strength picked per layer on `corpus:validation`;",
-    "- **fine-tuned**: distillation from `nanodet-u8` on the calibration data (the shipped variant; only the shipped ratios are fine-tuned).",
+    "- **fine-tuned**: the ridge point after distillation from `nanodet-u8` on the calibration data: the graph `perceptd models build-pruned` " +
+      "built for the recipe of that ratio (`src/model/pruned-variants.ts`), which ships only if it holds the bar's out-of-scene line.",
     "",
     "Produced by:",
     "",
