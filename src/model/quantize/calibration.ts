@@ -206,13 +206,28 @@ export async function calibrateRanges(graph: OnnxGraph, tensors: readonly string
   if (tensors.length === 0) throw new RangeError("calibration: no tensors to calibrate");
   const percent = opts.percentile ?? DEFAULT_PERCENTILE;
   if (!(percent > 0 && percent <= 100)) throw new RangeError(`calibration: percentile must be in (0, 100], got ${percent}`);
+  // A graph input (a float model's image, when its first conv is quantized) is read from the
+  // frames themselves; ONNX Runtime can only hand back what the graph computes.
+  const graphInput = graph.inputs.find((i) => tensors.includes(i.name))?.name;
+  const computed = tensors.filter((t) => t !== graphInput);
+  const valuesOf = (frame: number, values: ReadonlyMap<string, { data: Float32Array }>): [string, Float32Array][] => {
+    const out: [string, Float32Array][] = [...values].map(([name, a]) => [name, a.data]);
+    if (graphInput !== undefined) {
+      const d = inputs[frame];
+      if (d.dtype !== "float32") throw new Error(`calibration: graph input "${graphInput}" is ${d.dtype}; only float32 inputs are quantized`);
+      out.push([graphInput, d.data]);
+    }
+    return out;
+  };
+  const capture = computed.length > 0 ? computed : [graph.outputs[0].name];
   const seen = new Map<string, Range>();
   await forEachActivation(
     graph,
-    tensors,
+    capture,
     inputs,
-    (_f, values) => {
-      for (const [name, { data }] of values) {
+    (_f, all) => {
+      const values = valuesOf(_f, new Map([...all].filter(([k]) => tensors.includes(k))));
+      for (const [name, data] of values) {
         let lo = Infinity;
         let hi = -Infinity;
         for (let i = 0; i < data.length; i++) {
@@ -236,10 +251,10 @@ export async function calibrateRanges(graph: OnnxGraph, tensors: readonly string
   for (const [name, r] of seen) hists.set(name, new SignedHistogram(Math.max(Math.abs(r.min), Math.abs(r.max))));
   await forEachActivation(
     graph,
-    tensors,
+    capture,
     inputs,
-    (_f, values) => {
-      for (const [name, { data }] of values) hists.get(name)!.add(data);
+    (_f, all) => {
+      for (const [name, data] of valuesOf(_f, new Map([...all].filter(([k]) => tensors.includes(k))))) hists.get(name)!.add(data);
     },
     { threads: opts.threads, onProgress: (d, t) => opts.onProgress?.("histograms", d, t) },
   );

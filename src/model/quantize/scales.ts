@@ -118,7 +118,8 @@ export function fitWeightScalesToBias(wScales: Float32Array, bias: Float32Array,
   const out = Float32Array.from(wScales);
   for (let c = 0; c < bias.length; c++) {
     const k = out.length === 1 ? 0 : c;
-    const need = Math.abs(bias[c]) / (inputScale * (INT32_MAX - 1));
+    // half the int32 range: margin for float32 rounding of the scales
+    const need = Math.abs(bias[c]) / (inputScale * 2 ** 30);
     if (out[k] < need) out[k] = need;
   }
   return out;
