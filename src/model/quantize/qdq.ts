@@ -26,8 +26,8 @@ export interface QuantizedLayer {
   /** smallest and largest weight scale over the channels */
   weightScaleMin: number;
   weightScaleMax: number;
-  /** largest |w - dequantize(quantize(w))| relative to the largest |w| */
-  weightErrorMax: number;
+  /** mean |w - dequantize(quantize(w))| relative to the mean |w| (the step is set by each channel's largest weight) */
+  weightError: number;
   bias: boolean;
 }
 
@@ -117,7 +117,7 @@ export function insertQdq(source: OnnxGraph, plan: QuantPlan, ranges: ReadonlyMa
       weightChannels: w.dims[axis],
       weightScaleMin: Math.min(...scales),
       weightScaleMax: Math.max(...scales),
-      weightErrorMax: weightError(w, q, scales, axis),
+      weightError: weightError(w, q, scales, axis),
       bias: biasT !== undefined,
     });
     const perAxis: Record<string, AttrValue> = scales.length > 1 ? { axis: attr.int(axis) } : {};
@@ -153,15 +153,15 @@ function weightError(w: Tensor, q: Int8Array, scales: Float32Array, axis: number
   const data = w.data as Float32Array;
   const count = w.dims[axis];
   const stride = w.dims.slice(axis + 1).reduce((a, d) => a * d, 1);
-  let maxAbs = 0;
-  let maxErr = 0;
+  let sumAbs = 0;
+  let sumErr = 0;
   for (let i = 0; i < data.length; i++) {
     const c = Math.floor(i / stride) % count;
     const s = scales.length === 1 ? scales[0] : scales[c];
-    maxAbs = Math.max(maxAbs, Math.abs(data[i]));
-    maxErr = Math.max(maxErr, Math.abs(data[i] - q[i] * s));
+    sumAbs += Math.abs(data[i]);
+    sumErr += Math.abs(data[i] - q[i] * s);
   }
-  return maxAbs > 0 ? maxErr / maxAbs : 0;
+  return sumAbs > 0 ? sumErr / sumAbs : 0;
 }
 
 /** Removes initializers no node reads any more (the float weights and biases replaced). */

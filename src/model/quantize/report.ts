@@ -40,8 +40,8 @@ export function renderQuantizeMarkdown(r: QuantizeReport): string {
   out.push("## Layers in int8", "");
   out.push(
     table(
-      ["layer", "op", "input scale", "zero point", "channels", "weight scales", "max weight error"],
-      r.layers.map((l) => [l.node, l.opType, l.inputScale.toExponential(3), String(l.inputZeroPoint), String(l.weightChannels), `${l.weightScaleMin.toExponential(2)} .. ${l.weightScaleMax.toExponential(2)}`, `${(100 * l.weightErrorMax).toFixed(2)} %`]),
+      ["layer", "op", "input scale", "zero point", "channels", "weight scales", "weight error (mean, relative)"],
+      r.layers.map((l) => [l.node, l.opType, l.inputScale.toExponential(3), String(l.inputZeroPoint), String(l.weightChannels), `${l.weightScaleMin.toExponential(2)} .. ${l.weightScaleMax.toExponential(2)}`, `${(100 * l.weightError).toFixed(2)} %`]),
     ),
     "",
   );
