@@ -28,6 +28,7 @@ import { mkdir, stat, unlink } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { dirname } from "node:path";
 import { Context, Publisher, capability, type Observer } from "zeromq";
+import { parseBindEndpoint } from "./endpoint.ts";
 import { BusEncoder, type BodyOf, type HeaderSource } from "./codec.ts";
 import { ZAP_DOMAIN, ZapHandler, readSecretKeyFile, type ZapDecision } from "./curve.ts";
 import { TOPIC_NAMES, type TopicName } from "./topics.ts";
@@ -101,8 +102,6 @@ interface Queued {
 const DEFAULT_QUEUE_CAPACITY = 64;
 const DEFAULT_LINGER_MS = 500;
 const IPC_PROBE_TIMEOUT_MS = 1000;
-// sizeof(sockaddr_un.sun_path) on Linux, less the terminating NUL
-const MAX_IPC_PATH_BYTES = 107;
 // libzmq closes listeners in its reaper thread, after socket.close() returns; close() waits
 // for that (so the port is free when it resolves), but not forever.
 const LISTENER_CLOSE_TIMEOUT_MS = 2000;
@@ -360,9 +359,10 @@ function authReporter(onAuth: NonNullable<BusPublisherOptions["onAuth"]>): (d: Z
 }
 
 async function bindOne(socket: Publisher, endpoint: string): Promise<string> {
-  const m = /^(tcp|ipc):\/\/(.+)$/.exec(endpoint);
-  if (!m) throw new Error(`bus: endpoint "${endpoint}" must be tcp://host:port or ipc://path`);
-  if (m[1] === "ipc") await prepareIpc(endpoint, m[2]);
+  // The config schema checked this already; BusPublisher is also used without a config.
+  const parsed = parseBindEndpoint(endpoint);
+  if (typeof parsed === "string") throw new Error(`bus: endpoint "${endpoint}": ${parsed}`);
+  if (parsed.transport === "ipc") await prepareIpc(endpoint, parsed.path);
   try {
     await socket.bind(endpoint);
   } catch (e) {
@@ -391,9 +391,6 @@ function explainBindError(e: unknown): string {
 // has a folder to create or a file to check.
 async function prepareIpc(endpoint: string, path: string): Promise<void> {
   if (path.startsWith("@") || path === "*") return;
-  // Checked here because libzmq's own error for it varies (ENAMETOOLONG, or a bare EAGAIN).
-  const bytes = Buffer.byteLength(path);
-  if (bytes > MAX_IPC_PATH_BYTES) throw new Error(`bus: cannot bind ${endpoint}: path is ${bytes} bytes, a Unix socket path has at most ${MAX_IPC_PATH_BYTES}`);
   try {
     await mkdir(dirname(path), { recursive: true });
   } catch (e) {

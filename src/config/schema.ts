@@ -6,6 +6,7 @@
 // value as is, so a spelled-out section default would be a second, drift-prone copy of the
 // field defaults; .prefault({}) parses {} and so takes every default from the fields.
 import { z } from "zod";
+import { parseBindEndpoint } from "../bus/endpoint.ts";
 import { Z85_KEY_PATTERN } from "../bus/z85.ts";
 import { AlertsSchema, CorridorSchema, GeometrySchema, TrackingSchema } from "./hazard-schema.ts";
 import { CUDA_ARENA_EXTEND_STRATEGY, CUDA_CONV_ALGO_SEARCH } from "../infer/provider-options.ts";
@@ -275,10 +276,10 @@ export const ConfigSchema = z
     bus: z
       .object({
         endpoints: z
-          .array(z.string().regex(/^(tcp|ipc):\/\//, "must be tcp://host:port or ipc://path"))
+          .array(z.string().superRefine(bindableEndpoint))
           .min(1)
           .default(["tcp://127.0.0.1:5555"])
-          .describe("ZeroMQ PUB endpoints to bind"),
+          .describe("ZeroMQ PUB endpoints to bind: tcp://HOST:PORT (HOST: *, an address such as 127.0.0.1 or [::1], or an interface name such as eth0; PORT 1-65535, or 0 or * for any free port) or ipc://PATH (or ipc://@name)"),
         sendHighWaterMark: z.number().int().min(1).max(1_000_000).default(1000).describe("ZMQ_SNDHWM: messages queued per subscriber before drops"),
         curve: z
           .object({
@@ -334,6 +335,12 @@ export const ConfigSchema = z
     soak: SoakSchema.prefault({}),
   })
   .strict();
+
+// libzmq would bind 70000 as 4464 and drop "/extra" after a port; see src/bus/endpoint.ts.
+function bindableEndpoint(endpoint: string, ctx: z.RefinementCtx): void {
+  const parsed = parseBindEndpoint(endpoint);
+  if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: `${parsed} (got ${JSON.stringify(endpoint)})` });
+}
 
 // Enabled CURVE without a key, or with nobody admitted, would fail at start; say so with the config's line numbers.
 function curveComplete(c: { enabled: boolean; serverSecretKeyFile?: string; allowedClientKeys: string[] }, ctx: z.RefinementCtx): void {

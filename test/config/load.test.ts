@@ -115,7 +115,7 @@ describe("problems", () => {
       `  ${file}:6:7 cameras.0.source.path: required (a string) [camera "front"]`,
       `  ${file}:7:9 cameras.1.id: camera id "front" is also used by cameras.0`,
       `  ${file}:9:13 cameras.1.source.type: must be one of file, v4l2, csi, rtsp, testsrc, pipeline (got "usb") [camera "front"]`,
-      `  ${file}:11:15 bus.endpoints.0: must be tcp://host:port or ipc://path (got "udp://0.0.0.0:5555")`,
+      `  ${file}:11:15 bus.endpoints.0: transport "udp" is not supported (tcp or ipc) (got "udp://0.0.0.0:5555")`,
       `  ${file}:13:9 metrics.port: must be within 0..65535 (got 70000)`,
     ]);
     expect(err.problems.map((p) => p.path)).toEqual(["model.scoreTreshold", "cameras.0.source.path", "cameras.1.id", "cameras.1.source.type", "bus.endpoints.0", "metrics.port"]);
