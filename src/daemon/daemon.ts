@@ -270,7 +270,8 @@ export class Daemon {
   }
 
   health(): Health {
-    return { status: toHealthStatus(this.supervisor.state), details: { model: this.model.name, cameras: this.status().cameras } };
+    const snap = this.supervisor.snapshot();
+    return { status: toHealthStatus(snap.state), details: { reasons: snap.reasons.map(describeReason), model: this.model.name, cameras: this.status().cameras } };
   }
 
   /**
