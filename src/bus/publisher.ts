@@ -30,7 +30,7 @@ import { dirname } from "node:path";
 import { Context, Publisher, capability, type Observer } from "zeromq";
 import { parseBindEndpoint } from "./endpoint.ts";
 import { BusEncoder, type BodyOf, type HeaderSource } from "./codec.ts";
-import { ZAP_DOMAIN, ZapHandler, readSecretKeyFile, type ZapDecision } from "./curve.ts";
+import { ZAP_DOMAIN, ZapHandler, readPublicKeysDir, readSecretKeyFile, type ZapDecision } from "./curve.ts";
 import { TOPIC_NAMES, type TopicName } from "./topics.ts";
 import { isZ85Key } from "./z85.ts";
 
@@ -47,6 +47,8 @@ export interface CurveServerConfig {
   enabled: boolean;
   serverSecretKeyFile?: string;
   allowedClientKeys: readonly string[];
+  /** a folder of subscribers' NAME.key files, admitted besides allowedClientKeys */
+  allowedClientKeysDir?: string;
 }
 
 export interface BusPublisherOptions {
@@ -328,13 +330,20 @@ const AUTH_REPORT_INTERVAL_MS = 60_000;
 async function setUpCurve(cfg: CurveServerConfig, onAuth: BusPublisherOptions["onAuth"], onError: (e: Error) => void): Promise<CurveSetup> {
   if (!capability.curve) throw new Error("bus: bus.curve.enabled is true, but this build of zeromq has no CURVE support (libsodium)");
   if (!cfg.serverSecretKeyFile) throw new Error("bus: bus.curve.enabled is true, but bus.curve.serverSecretKeyFile is not set");
-  // An empty list would admit nobody: a configuration mistake, not a policy.
-  if (cfg.allowedClientKeys.length === 0) throw new Error("bus: bus.curve.enabled is true, but bus.curve.allowedClientKeys is empty: no subscriber could connect");
   for (const k of cfg.allowedClientKeys) if (!isZ85Key(k)) throw new Error(`bus: bus.curve.allowedClientKeys: "${k}" is not a Z85 CURVE public key (40 characters)`);
+  const fromDir = cfg.allowedClientKeysDir === undefined ? [] : await readPublicKeysDir(cfg.allowedClientKeysDir);
+  const allowed = [...cfg.allowedClientKeys, ...fromDir.map((k) => k.publicKey)];
+  // An empty list would admit nobody: a configuration mistake, not a policy.
+  if (allowed.length === 0)
+    throw new Error(
+      cfg.allowedClientKeysDir === undefined
+        ? "bus: bus.curve.enabled is true, but bus.curve.allowedClientKeys is empty: no subscriber could connect"
+        : `bus: bus.curve.enabled is true, but bus.curve.allowedClientKeys is empty and bus.curve.allowedClientKeysDir (${cfg.allowedClientKeysDir}) holds no NAME.key file: no subscriber could connect (copy each subscriber's public NAME.key from \`perceptd keys\` there)`,
+    );
   const keys = await readSecretKeyFile(cfg.serverSecretKeyFile, "bus.curve.serverSecretKeyFile");
   // ZAP is per context (see curve.ts): a context of our own keeps this handler ours.
   const context = new Context();
-  const zap = await ZapHandler.start(context, cfg.allowedClientKeys, { onDecision: onAuth ? authReporter(onAuth) : undefined, onError });
+  const zap = await ZapHandler.start(context, allowed, { onDecision: onAuth ? authReporter(onAuth) : undefined, onError });
   // zapEnforceDomain: were the handler ever missing, libzmq would admit every CURVE client;
   // with it, the handshake fails instead.
   return { zap, publicKey: keys.publicKey, socketOptions: { context, curveServer: true, curveSecretKey: keys.secretKey, zapDomain: ZAP_DOMAIN, zapEnforceDomain: true } };

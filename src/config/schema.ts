@@ -289,6 +289,9 @@ export const ConfigSchema = z
               .array(z.string().regex(Z85_KEY_PATTERN, "must be a Z85 CURVE public key: 40 characters (quote it in YAML)"))
               .default([])
               .describe("public keys (Z85) of the subscribers admitted; the public-key line of each subscriber's NAME.key"),
+            allowedClientKeysDir: filePath(
+              "a folder of subscribers' public NAME.key files (from `perceptd keys`), admitted besides allowedClientKeys; read at start, so adding a subscriber is a file copy and a restart",
+            ).optional(),
           })
           .strict()
           .superRefine(curveComplete)
@@ -343,10 +346,11 @@ function bindableEndpoint(endpoint: string, ctx: z.RefinementCtx): void {
 }
 
 // Enabled CURVE without a key, or with nobody admitted, would fail at start; say so with the config's line numbers.
-function curveComplete(c: { enabled: boolean; serverSecretKeyFile?: string; allowedClientKeys: string[] }, ctx: z.RefinementCtx): void {
+function curveComplete(c: { enabled: boolean; serverSecretKeyFile?: string; allowedClientKeys: string[]; allowedClientKeysDir?: string }, ctx: z.RefinementCtx): void {
   if (!c.enabled) return;
   if (c.serverSecretKeyFile === undefined) ctx.addIssue({ code: "custom", path: ["serverSecretKeyFile"], message: "is required when bus.curve.enabled is true" });
-  if (c.allowedClientKeys.length === 0) ctx.addIssue({ code: "custom", path: ["allowedClientKeys"], message: "must list at least one subscriber key when bus.curve.enabled is true (nobody could connect)" });
+  if (c.allowedClientKeys.length === 0 && c.allowedClientKeysDir === undefined)
+    ctx.addIssue({ code: "custom", path: ["allowedClientKeys"], message: "must list at least one subscriber key (or name allowedClientKeysDir) when bus.curve.enabled is true (nobody could connect)" });
 }
 
 // Defensive about shapes: with `when` above this also sees cameras that failed validation.

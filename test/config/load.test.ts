@@ -77,6 +77,17 @@ describe("config files in config/", () => {
     expect(config.bus.endpoints).toContain("tcp://0.0.0.0:5555");
   });
 
+  it("jetson-orin.yaml, bound beyond loopback, has CURVE on with the keys made at install (systemd/README.md)", async () => {
+    const { config } = await loadConfig(join(configDir, "jetson-orin.yaml"), noEnv);
+    expect(config.bus.endpoints.some((e) => !/^tcp:\/\/(127\.|\[::1\])/.test(e) && e.startsWith("tcp://"))).toBe(true);
+    expect(config.bus.curve).toEqual({
+      enabled: true,
+      serverSecretKeyFile: "/etc/perceptd/keys/server.key_secret",
+      allowedClientKeys: [],
+      allowedClientKeysDir: "/etc/perceptd/keys/clients",
+    });
+  });
+
   it("bench-soak.yaml loops, paced like a camera, quietly, with its soak budgets", async () => {
     const { config } = await loadConfig(join(configDir, "bench-soak.yaml"), noEnv);
     expect(config.cameras[0].source).toMatchObject({ type: "file", loop: true, realtime: true, path: join(repo, ".cache/fixtures/vtest.avi") });
