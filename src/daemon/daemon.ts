@@ -274,7 +274,8 @@ export class Daemon {
   }
 
   health(): Health {
-    return { status: toHealthStatus(this.supervisor.state), details: { model: this.model.name, cameras: this.status().cameras } };
+    const snap = this.supervisor.snapshot();
+    return { status: toHealthStatus(snap.state), details: { reasons: snap.reasons.map(describeReason), model: this.model.name, cameras: this.status().cameras } };
   }
 
   /**
@@ -401,8 +402,16 @@ export class Daemon {
   }
 
   private onCameraEvent(camera: string, e: CameraEvent, log: Logger): void {
-    const level = e.type === "error" ? "warn" : "info";
-    log[level]({ event: e }, `camera ${camera}: ${e.type}`);
+    if (e.type === "truncated") {
+      log.warn(
+        { event: e },
+        `camera ${camera}: ${e.path} ended after ${e.playedS.toFixed(1)} s (${e.frames} frames) of the ${e.declaredS.toFixed(1)} s its container declares; the file is cut short`,
+      );
+      this.metrics.replaysTruncated.inc({ camera });
+    } else {
+      const level = e.type === "error" ? "warn" : "info";
+      log[level]({ event: e }, `camera ${camera}: ${e.type}`);
+    }
     this.supervisor.cameraEvent(e);
     if (e.type === "restart") this.metrics.cameraRestarts.inc({ camera });
     if (e.type === "running") this.metrics.cameraUp.set({ camera }, 1);

@@ -80,6 +80,7 @@ export interface Metrics {
   readonly framesDropped: Counter<"camera" | "reason">;
   readonly detections: Counter<"camera" | "class">;
   readonly cameraRestarts: Counter<"camera">;
+  readonly replaysTruncated: Counter<"camera">;
   readonly cameraUp: Gauge<"camera">;
   readonly modelInfo: Gauge<"model" | "execution_provider" | "providers_tried" | "provider_options">;
   readonly busMessagesSent: Counter<"topic">;
@@ -151,6 +152,12 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
   const cameraRestarts = new Counter({
     name: "perceptd_camera_restarts_total",
     help: "Restarts of a camera's source pipeline after an error or end of stream",
+    labelNames: ["camera"] as const,
+    registers,
+  });
+  const replaysTruncated = new Counter({
+    name: "perceptd_replay_truncated_total",
+    help: "Replayed files whose first pass ended well before the length their container declares (a file cut short)",
     labelNames: ["camera"] as const,
     registers,
   });
@@ -270,6 +277,7 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
     framesDropped,
     detections,
     cameraRestarts,
+    replaysTruncated,
     cameraUp,
     modelInfo,
     busMessagesSent,
@@ -291,6 +299,7 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
       framesProcessed.inc({ camera }, 0);
       for (const reason of FRAME_DROP_REASONS) framesDropped.inc({ camera, reason }, 0);
       cameraRestarts.inc({ camera }, 0);
+      replaysTruncated.inc({ camera }, 0);
       cameraUp.set({ camera }, 0);
       inferenceOverruns.inc({ camera }, 0);
       detectionsStale.inc({ camera }, 0);

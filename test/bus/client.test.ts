@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { BusClient, type BusEvent } from "../../src/bus/client/index.ts";
 import { BusEncoder, type DetectionsBody } from "../../src/bus/codec.ts";
 import { BusPublisher } from "../../src/bus/publisher.ts";
+import { Publisher } from "zeromq";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -108,6 +109,24 @@ describe("bus client", () => {
       ["ERROR", expect.stringMatching(/^layout: frame starts with 0x7b/)],
       ["ERROR", expect.stringMatching(/^data_id: data_id 3 on topic health/)],
     ]);
+  });
+
+  it("reports ERROR (unknown topic) for a frame on topic healthz, which ZeroMQ's prefix match delivers to a health subscriber", async () => {
+    // A raw socket: BusPublisher only publishes declared topics.
+    const raw = new Publisher({ linger: 0 });
+    cleanups.push(() => raw.close());
+    await raw.bind("tcp://127.0.0.1:0");
+    const enc = new BusEncoder();
+    const health = enc.encode("health", { state: "STATE_OK", reasons: [], cameras: [], uptimeS: 1, fps: 0, latencyE2eP50Ms: 0, latencyE2eP99Ms: 0, latencyInferenceP50Ms: 0, framesIngested: 0n, framesProcessed: 0n, framesDropped: 0n, model: "", executionProvider: "" });
+    const client = new BusClient({ endpoints: raw.lastEndpoint!, topics: ["health"] });
+    const events = consume(client);
+    const start = await join(() => void raw.send(["health", health]), events);
+    await raw.send(["healthz", health]);
+    await vi.waitFor(() => expect(messages(events.slice(start)).length).toBe(1));
+    const [ev] = messages(events.slice(start));
+    expect(ev).toMatchObject({ kind: "error", topic: "health", e2e: "ERROR" });
+    expect(ev.detail).toMatch(/^unknown topic "healthz" \(delivered by ZeroMQ's prefix match on the subscription "health"\)/);
+    expect(client.state("health")).toBe("ERROR");
   });
 
   it("reports NO_NEW_DATA when a topic stays silent past its staleness timeout, though nothing arrives", async () => {

@@ -162,7 +162,7 @@ describe("metrics server", () => {
     expect(s.url).toBe(`http://127.0.0.1:${s.port}`);
   });
 
-  it("answers /healthz with 200 when ok, 503 otherwise, 500 when the check throws", async () => {
+  it("answers /healthz with 200 when ok or degraded, 503 when starting, failed or stopping, 500 when the check throws", async () => {
     let health: Health = { status: "starting", details: { cameras: { front: "connecting" } } };
     let fail = false;
     const s = await serve(createMetrics({ defaultMetrics: false }), async () => {
@@ -180,8 +180,18 @@ describe("metrics server", () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: "ok", details: {} });
 
+    // Still publishing: a 503 would have a balancer or orchestrator take away what is left.
     health = { status: "degraded", details: { front: "restarting" } };
-    expect((await fetch(`${s.url}/healthz`)).status).toBe(503);
+    res = await fetch(`${s.url}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "degraded", details: { front: "restarting" } });
+
+    for (const status of ["failed", "stopping"] as const) {
+      health = { status };
+      res = await fetch(`${s.url}/healthz`);
+      expect(res.status, status).toBe(503);
+      expect(await res.json()).toEqual({ status, details: {} });
+    }
 
     fail = true;
     res = await fetch(`${s.url}/healthz`);

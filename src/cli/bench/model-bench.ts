@@ -12,7 +12,8 @@ import { basename, relative, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
 import { toModelInputData, toOrtTensor, type ModelInputData, type ModelInputSpec } from "../../infer/input-tensor.ts";
 import { computeLetterbox } from "../../infer/letterbox.ts";
-import { createSession } from "../../infer/session.ts";
+import type { ProviderTuning } from "../../infer/provider-options.ts";
+import { createSession, type ExecutionProvider } from "../../infer/session.ts";
 import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
 import { resizeToModel } from "../../ingest/resize.ts";
 import type { RgbImage } from "../../ingest/rgb-image.ts";
@@ -37,7 +38,7 @@ export const DEFAULT_WARMUP = 3;
 /** Grey of letterbox pads, as the detector uses, so inputs match what the daemon feeds. */
 const PAD_FILL = 114;
 
-export type BenchRuntime = "onnxruntime-cpu" | "tfjs-wasm";
+export type BenchRuntime = `onnxruntime-${ExecutionProvider}` | "tfjs-wasm";
 
 export interface ModelBenchOptions {
   /** Timed runs per model and runtime, one per decoded frame. Default 30. */
@@ -46,6 +47,13 @@ export interface ModelBenchOptions {
   warmup?: number;
   /** ONNX Runtime intra-op threads. Default: the cores this process may use. */
   threads?: number;
+  /**
+   * The one execution provider the ORT rows run on. Default cpu. No fallback: a provider
+   * that does not load fails the bench, since a CPU figure under a GPU label would mislead.
+   */
+  provider?: ExecutionProvider;
+  /** TensorRT/CUDA options (config `inference` keys); reach the GPU only through a patched binding. */
+  tuning?: ProviderTuning;
   /** Manifest names; default: every model in the manifest. */
   models?: readonly string[];
   /** Also run the original TF.js graphs. Default true. */
@@ -81,7 +89,7 @@ export interface ModelBenchRow {
   /** Manifest name; for TF.js rows, the float model whose original graph ran. */
   model: string;
   runtime: BenchRuntime;
-  /** "ORT", "ORT 1 thread" or "TF.js wasm". */
+  /** "ORT", "ORT 1 thread", "ORT cuda" (a GPU provider) or "TF.js wasm". */
   label: string;
   threads: number;
   /** What one run is fed, e.g. "uint8 NHWC 416x416". */
@@ -113,6 +121,7 @@ export interface ModelBenchResult {
     frames: number;
     warmup: number;
     threads: number;
+    provider: ExecutionProvider;
     models: string[];
     tfjs: boolean;
     video: string;
@@ -282,6 +291,7 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
   const frames = positiveInt("frames", opts.frames ?? DEFAULT_FRAMES);
   const warmup = nonNegativeInt("warmup", opts.warmup ?? DEFAULT_WARMUP);
   const threads = positiveInt("threads", opts.threads ?? os.availableParallelism());
+  const provider = opts.provider ?? "cpu";
   const wantTfjs = opts.tfjs ?? true;
   const video = resolve(opts.video ?? DEFAULT_BENCH_VIDEO);
   const manifestPath = opts.manifestPath ?? DEFAULT_MANIFEST_PATH;
@@ -354,7 +364,8 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
   }
 
   const rows: ModelBenchRow[] = [];
-  const threadConfigs = threads === 1 ? [1] : [threads, 1];
+  // A GPU provider's figure does not depend on the CPU threads ORT keeps beside it.
+  const threadConfigs = threads === 1 || provider !== "cpu" ? [threads] : [threads, 1];
   for (const g of groups.values()) {
     const runners: Runner[] = [];
     try {
@@ -363,10 +374,12 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
         const frameInputs = inputs.get(m.name) ?? [];
         const tensors = frameInputs.map((d) => toOrtTensor(d, m.entry.input));
         for (const t of threadConfigs) {
-          const label = t === threads ? "ORT" : "ORT 1 thread";
+          const ortLabel = provider === "cpu" ? "ORT" : `ORT ${provider}`;
+          const label = t === threads ? ortLabel : `${ortLabel} 1 thread`;
           progress({ kind: "load", group: g.root, what: `${m.name} on ORT, ${t} thread${t === 1 ? "" : "s"}` });
           const created = await createSession(bytes, {
-            executionProviders: ["cpu"],
+            executionProviders: [provider],
+            tuning: opts.tuning,
             intraOpThreads: t,
             // ORT's default sequential execution never uses inter-op threads; pinning them to
             // one leaves intra-op as the only thread count in play, the one the table shows.
@@ -377,7 +390,7 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
           const inputName = m.entry.input.name;
           runners.push({
             model: m.name,
-            runtime: "onnxruntime-cpu",
+            runtime: `onnxruntime-${provider}`,
             label,
             threads: t,
             input: describeInput(m.entry.input),
@@ -509,6 +522,7 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
       frames,
       warmup,
       threads,
+      provider,
       models: names,
       tfjs: wantTfjs,
       video,
@@ -560,7 +574,8 @@ export function renderModelBench(result: ModelBenchResult): string {
       ? "tfjs:        not run"
       : `tfjs:        @tensorflow/tfjs ${v.tfjs}, backend ${backend.backend} ${v.tfjsBackendWasm ?? ""}` +
         `${backend.backend === "wasm" ? ` (SIMD ${backend.simd ? "on" : "off"}, ${backend.threads} thread)` : ""}`,
-    `threads:     ORT intra-op ${s.threads}${s.threads === 1 ? "" : " (plus an ORT 1 thread row per model)"}; TF.js ${backend?.threads ?? "-"}`,
+    `threads:     ORT intra-op ${s.threads}${s.threads === 1 || s.provider !== "cpu" ? "" : " (plus an ORT 1 thread row per model)"}; TF.js ${backend?.threads ?? "-"}`,
+    `provider:    ${s.provider}`,
     `frames:      ${s.frames} timed + ${s.warmup} warm-up per row; ${s.frameIndices.length} frames of ${relative(process.cwd(), s.video) || s.video} ` +
       `(frames ${s.frameIndices.join(",")})`,
     "",
