@@ -45,8 +45,11 @@ function say(text: string): void {
   process.stderr.write(`${text}\n`);
 }
 
+/** What the graph says about itself (src/model/quantize/qdq.ts writes it), so files not in the manifest are labelled right too. */
+const quantization = new Map<string, { activations: string } | null>();
+
 function isInt8(m: ResolvedModel): boolean {
-  return /-int8(-cpu)?$/.test(m.entry.variant);
+  return quantization.get(m.name) != null;
 }
 
 async function main(): Promise<void> {
@@ -68,7 +71,11 @@ async function main(): Promise<void> {
   say(`quantization table: ${models.map((m) => m.name).join(", ")}; ${cpu.summary}`);
 
   const graphs = [];
-  for (const m of models) graphs.push({ label: m.name, graph: decodeModel(await readVerifiedModel(m), m.path) });
+  for (const m of models) {
+    const graph = decodeModel(await readVerifiedModel(m), m.path);
+    quantization.set(m.name, graph.metadata.quantization === undefined ? null : (JSON.parse(graph.metadata.quantization) as { activations: string }));
+    graphs.push({ label: m.name, graph });
+  }
   const latency: Record<number, LatencyResult> = {};
   for (const threads of [1, 2]) {
     say(`latency, ${threads} thread(s), ${runs} interleaved runs per model`);
@@ -107,7 +114,7 @@ async function main(): Promise<void> {
     const person = held?.perClass.find((c) => c.label === "person");
     rows.push([
       m.name,
-      isInt8(m) ? `INT8 (${m.entry.variant.endsWith("-cpu") ? "uint8 act." : "int8 act."})` : "FP32",
+      isInt8(m) ? `INT8 (${quantization.get(m.name)!.activations} act.)` : "FP32",
       speed(1),
       speed(2),
       `${(m.entry.bytes / 1e6).toFixed(1)} MB`,
