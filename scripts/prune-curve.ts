@@ -21,7 +21,7 @@ import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatFixed, formatRatio, markdownTable } from "../src/cli/bench/table.ts";
 import { commandLineOf } from "../src/cli/bench/model-bench.ts";
-import type { Detection } from "../src/infer/types.ts";
+import type { Detection } from "../src/core/types.ts";
 import { agreementMetrics, DEFAULT_REFERENCE_THRESHOLD, detectOnFrames, type AgreementMetrics } from "../src/model/eval/agreement.ts";
 import { DEFAULT_EVAL_VIDEO, readModelFrames, splitVideoFrames } from "../src/model/eval/frames.ts";
 import { resolveModelArg } from "../src/model/eval/model-arg.ts";

@@ -11,7 +11,7 @@
 // its TypeScript declaration here (test/bus/codec.test.ts fails until it has one).
 import protobuf from "protobufjs";
 import type { Field, Type } from "protobufjs";
-import type { Detection } from "../infer/types.ts";
+import type { Detection } from "../core/types.ts";
 import { crc32c } from "./crc32c.ts";
 import { HeaderType, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, TOPIC_TYPES } from "./proto.ts";
 import { TOPIC_NAMES, TOPICS, topicOfDataId, type TopicName } from "./topics.ts";

@@ -13,7 +13,7 @@ import { providerOptionsNotice } from "../infer/provider-options.ts";
 import type { DetectSettings } from "../infer/worker-protocol.ts";
 import { CameraSource, type CameraEvent } from "../ingest/camera-source.ts";
 import { waitsForConsumer } from "../ingest/pipeline-description.ts";
-import type { Frame } from "../ingest/frame.ts";
+import type { Frame } from "../core/frame.ts";
 import { requiredThreadpoolSize, threadpoolSize } from "../ingest/threadpool.ts";
 import { createMetrics, type Metrics } from "../metrics/metrics.ts";
 import { startMetricsServer, type Health, type MetricsServer } from "../metrics/server.ts";

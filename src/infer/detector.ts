@@ -4,20 +4,18 @@
 // so a mismatched manifest fails at startup with the model's name rather than per frame.
 import type * as ort from "onnxruntime-node";
 import type { Decoder } from "./decode/index.ts";
-import { LETTERBOX_PAD_RGB } from "./frame-fit.ts";
+import { LETTERBOX_PAD_RGB, computeLetterbox, toSourceDetections } from "../core/letterbox.ts";
 import { checkInputSpec, toInputTensor } from "./input-tensor.ts";
-import { computeLetterbox, toSourceDetections } from "./letterbox.ts";
 import { checkSession, decoderFor, toRawTensor } from "./model-runtime.ts";
 import { nms } from "./nms.ts";
-import { createSession, type ExecutionProvider, type ProviderAttempt, type SessionOptions } from "./session.ts";
-import type { Detection, LetterboxTransform, RawTensor } from "./types.ts";
-import { resizeToModel } from "../ingest/resize.ts";
-import { assertRgbImage, type RgbImage } from "../ingest/rgb-image.ts";
+import { createSession, type ProviderAttempt, type SessionOptions } from "./session.ts";
+import type { ExecutionProvider } from "../core/providers.ts";
+import type { Detection, LetterboxTransform, RawTensor } from "../core/types.ts";
+import { resizeToModel } from "./resize.ts";
+import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
 import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
+import { DEFAULT_IOU_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD } from "../core/postprocess.ts";
 
-export const DEFAULT_SCORE_THRESHOLD = 0.35;
-export const DEFAULT_IOU_THRESHOLD = 0.5;
-export const DEFAULT_MAX_DETECTIONS = 100;
 /**
  * Letterbox pads of the JavaScript resize (still pictures in `perceptd detect`): the colour of
  * the daemon's GStreamer pads, so a letterbox model sees the same borders either way.

@@ -41,7 +41,7 @@ import {
 } from "./inference-worker.ts";
 import { checkDetectSettings, type DetectSettings, type WorkerInit } from "./worker-protocol.ts";
 import { MAX_REPLAY_WORKERS, type ExecutionProvider } from "../config/schema.ts";
-import type { Frame } from "../ingest/frame.ts";
+import type { Frame } from "../core/frame.ts";
 
 export type WorkerLayout = "shared" | "per-camera";
 

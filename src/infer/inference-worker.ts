@@ -4,8 +4,8 @@
 // scheduler's business (frame-slot.ts, inference-pool.ts).
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
-import { toSourceDetections } from "./letterbox.ts";
-import type { Detection } from "./types.ts";
+import { toSourceDetections } from "../core/letterbox.ts";
+import type { Detection } from "../core/types.ts";
 import {
   checkDetectSettings,
   type DetectSettings,
@@ -16,7 +16,7 @@ import {
 } from "./worker-protocol.ts";
 import type { ExecutionProvider } from "../config/schema.ts";
 import type { ProviderOptionSupport } from "./provider-options.ts";
-import type { Frame } from "../ingest/frame.ts";
+import type { Frame } from "../core/frame.ts";
 
 /** The worker's entry: a .mjs that registers tsx, then imports worker.ts (see that file for why). */
 export const WORKER_ENTRY = new URL("./worker-bootstrap.mjs", import.meta.url);

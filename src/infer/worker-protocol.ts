@@ -8,7 +8,7 @@
 import type { ExecutionProvider } from "../config/schema.ts";
 import type { ModelEntry } from "../model/manifest.ts";
 import type { ProviderOptionSupport, ProviderTuning } from "./provider-options.ts";
-import type { Detection } from "./types.ts";
+import type { Detection } from "../core/types.ts";
 
 export interface WorkerInit {
   /** absolute path of the ONNX model file; the worker checks it against entry.sha256 */

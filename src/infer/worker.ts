@@ -11,7 +11,7 @@ import { checkInputSpec, toInputTensor } from "./input-tensor.ts";
 import { checkSession, decoderFor, toRawTensor } from "./model-runtime.ts";
 import { nms } from "./nms.ts";
 import { createSession } from "./session.ts";
-import type { Detection, RawTensor } from "./types.ts";
+import type { Detection, RawTensor } from "../core/types.ts";
 import { checkDetectSettings, type DetectSettings, type MainToWorker, type WorkerInit, type WorkerToMain } from "./worker-protocol.ts";
 import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
 import { releaseTensors, type TensorLike } from "../util/release-array-buffer.ts";

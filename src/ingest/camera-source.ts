@@ -20,9 +20,9 @@
 // source type (RTSP and expert pipelines have no configured size, v4l2 may not), no second
 // pipeline and no extra threadpool pull. Size changes in mid-stream are not followed.
 import type { CameraConfig } from "../config/schema.ts";
-import type { LetterboxTransform } from "../infer/types.ts";
+import type { LetterboxTransform } from "../core/types.ts";
 import { nextBackoffMs } from "./backoff.ts";
-import type { Frame } from "./frame.ts";
+import type { Frame } from "../core/frame.ts";
 import {
   ELEMENTS,
   describePipeline,

@@ -17,9 +17,9 @@
 // tee pushes to its pads in order on one thread, so a first-branch fakesink would keep the
 // appsink from ever prerolling (non-live sources deadlock in PAUSED).
 import type { SourceConfig } from "../config/schema.ts";
-import type { LetterboxTransform, ResizeMode } from "../infer/types.ts";
-import { fitChain } from "../infer/frame-fit.ts";
-import { computeLetterbox } from "../infer/letterbox.ts";
+import type { LetterboxTransform, ResizeMode } from "../core/types.ts";
+import { fitChain } from "./frame-fit.ts";
+import { computeLetterbox } from "../core/letterbox.ts";
 
 export interface TargetSize {
   width: number;
@@ -124,7 +124,7 @@ function rawFields(s: { width?: number; height?: number; framerate?: number }): 
 const PATTERN = /^[a-z0-9][a-z0-9-]*$/;
 
 /**
- * The conversion tail: the model-input fitting (src/infer/frame-fit.ts, shared with the
+ * The conversion tail: the model-input fitting (src/ingest/frame-fit.ts, shared with the
  * offline path so calibration and evaluation see the daemon's very pixels). Scaling in the
  * source's own format is about 2.5x cheaper than converting the full frame first (1080p
  * I420 to 416x416 on one core: about 2 ms against 4.7 ms per frame).

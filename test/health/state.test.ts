@@ -1,16 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  HEALTH_REASONS,
-  HealthStateMachine,
-  REASON_SEVERITY,
-  busHealthState,
-  describeReason,
-  statusLine,
-  toHealthStatus,
-  type HealthReason,
-  type HealthTransition,
-  type ReasonChange,
-} from "../../src/health/state.ts";
+import { HEALTH_REASONS, REASON_SEVERITY, type HealthReason } from "../../src/core/health.ts";
+import { HealthStateMachine, busHealthState, describeReason, statusLine, toHealthStatus, type HealthTransition, type ReasonChange } from "../../src/health/state.ts";
 
 function machine(now = { t: 1000 }) {
   const transitions: HealthTransition[] = [];

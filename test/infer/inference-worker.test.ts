@@ -10,13 +10,13 @@ import { ConfigSchema } from "../../src/config/schema.ts";
 import { Detector } from "../../src/infer/detector.ts";
 import { classIdsForLabels, InferenceWorker } from "../../src/infer/inference-worker.ts";
 import { toInputTensor } from "../../src/infer/input-tensor.ts";
-import { computeLetterbox } from "../../src/infer/letterbox.ts";
+import { computeLetterbox } from "../../src/core/letterbox.ts";
 import { createSession } from "../../src/infer/session.ts";
 import type { DetectSettings, WorkerInit } from "../../src/infer/worker-protocol.ts";
-import type { Frame } from "../../src/ingest/frame.ts";
+import type { Frame } from "../../src/core/frame.ts";
 import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
-import { resizeToModel } from "../../src/ingest/resize.ts";
-import type { RgbImage } from "../../src/ingest/rgb-image.ts";
+import { resizeToModel } from "../../src/infer/resize.ts";
+import type { RgbImage } from "../../src/core/rgb-image.ts";
 import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type ResolvedModel } from "../../src/model/manifest.ts";
 
 const VTEST = ".cache/fixtures/vtest.avi";

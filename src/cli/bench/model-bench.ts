@@ -11,11 +11,11 @@ import { existsSync } from "node:fs";
 import { basename, relative, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
 import { toModelInputData, toOrtTensor, type ModelInputData, type ModelInputSpec } from "../../infer/input-tensor.ts";
-import { computeLetterbox } from "../../infer/letterbox.ts";
+import { computeLetterbox } from "../../core/letterbox.ts";
 import { createSession } from "../../infer/session.ts";
 import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
-import { resizeToModel } from "../../ingest/resize.ts";
-import type { RgbImage } from "../../ingest/rgb-image.ts";
+import { resizeToModel } from "../../infer/resize.ts";
+import type { RgbImage } from "../../core/rgb-image.ts";
 import {
   DEFAULT_MANIFEST_PATH,
   MODELS_DIR,

@@ -1,7 +1,7 @@
 // Decoders for MobileNetV3-CenterNet. The heads decoder reproduces the model's own
 // built-in decode graph so the two export variants (raw heads, or [1,100,6] detections)
 // give the same detections for the same frame.
-import type { Detection, RawTensor } from "../types.ts";
+import type { Detection, RawTensor } from "../../core/types.ts";
 
 export const CENTERNET_DEFAULT_TOP_K = 100;
 export const CENTERNET_DEFAULT_STRIDE = 4;

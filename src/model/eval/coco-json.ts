@@ -9,7 +9,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import { z } from "zod";
-import type { Box } from "../../infer/types.ts";
+import type { Box } from "../../core/types.ts";
 import { formatZodIssues } from "../manifest.ts";
 
 const CocoSchema = z.object({

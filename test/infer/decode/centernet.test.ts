@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { COCO_LABELS } from "../../../src/infer/coco-labels.ts";
 import { decodeCenterNetDetections, decodeCenterNetHeads } from "../../../src/infer/decode/centernet.ts";
 import { createDecoder } from "../../../src/infer/decode/index.ts";
-import type { Detection, RawTensor } from "../../../src/infer/types.ts";
+import type { Detection, RawTensor } from "../../../src/core/types.ts";
 
 const LABELS = ["a", "b", "c"] as const;
 // 32x24 input at stride 4: an 8-wide, 6-high map.

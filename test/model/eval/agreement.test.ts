@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Detector } from "../../../src/infer/detector.ts";
-import type { Detection } from "../../../src/infer/types.ts";
+import type { Detection } from "../../../src/core/types.ts";
 import { writePng } from "../../../src/ingest/image-file.ts";
 import { agreementMetrics, evaluateAgainstLabels, evaluateAgreement } from "../../../src/model/eval/agreement.ts";
 import { readCocoLabels } from "../../../src/model/eval/coco-json.ts";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { computeLetterbox } from "../../src/infer/letterbox.ts";
-import { resizeToModel, toNchwFloat, toNhwcFloat } from "../../src/ingest/resize.ts";
-import type { RgbImage } from "../../src/ingest/rgb-image.ts";
+import { computeLetterbox } from "../../src/core/letterbox.ts";
+import { resizeToModel, toNchwFloat, toNhwcFloat } from "../../src/infer/resize.ts";
+import type { RgbImage } from "../../src/core/rgb-image.ts";
 
 function constant(width: number, height: number, rgb: [number, number, number]): RgbImage {
   const data = new Uint8Array(width * height * 3);

@@ -1,7 +1,7 @@
 // Preprocessing from a decoded frame to model input. Runs once per frame on the CPU in
 // plain TypeScript, so the per-pixel loops avoid allocation and precompute all indices.
-import type { LetterboxTransform } from "../infer/types.ts";
-import { assertRgbImage, type RgbImage } from "./rgb-image.ts";
+import type { LetterboxTransform } from "../core/types.ts";
+import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
 
 export type ChannelOrder = "rgb" | "bgr";
 export type Triple = readonly [number, number, number];
