@@ -9,6 +9,8 @@ import { z } from "zod";
 import { Z85_KEY_PATTERN } from "../bus/z85.ts";
 import { AlertsSchema, CorridorSchema, GeometrySchema, TrackingSchema } from "./hazard-schema.ts";
 import { CUDA_ARENA_EXTEND_STRATEGY, CUDA_CONV_ALGO_SEARCH } from "../infer/provider-options.ts";
+import { DEFAULT_IOU_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD } from "../core/postprocess.ts";
+import { EXECUTION_PROVIDERS } from "../core/providers.ts";
 
 /** Most inference workers one unpaced replay may run side by side. */
 export const MAX_REPLAY_WORKERS = 16;
@@ -120,7 +122,7 @@ function groundCorridorHasGeometry(c: { geometry?: unknown; corridor?: { type: s
     ctx.addIssue({ code: "custom", path: ["corridor", "type"], message: "a ground corridor needs the camera's geometry (or use type: image with a polygon)" });
 }
 
-export const ExecutionProviderSchema = z.enum(["tensorrt", "cuda", "cpu"]);
+export const ExecutionProviderSchema = z.enum(EXECUTION_PROVIDERS);
 
 // The thresholds behind the daemon's health state (src/health/): which conditions make it
 // DEGRADED (still publishing, some of it late or missing) or FAULT (systemd restarts it).
@@ -203,10 +205,10 @@ export const ConfigSchema = z
       .object({
         name: z.string().optional().describe("manifest name of the model (default: the manifest's default)"),
         manifest: filePath("path to manifest.json (default: the repository's models/manifest.json)").optional(),
-        scoreThreshold: z.number().min(0).max(1).default(0.35).describe("detections below this score are dropped"),
-        iouThreshold: z.number().min(0).max(1).default(0.5).describe("class-aware NMS overlap threshold"),
+        scoreThreshold: z.number().min(0).max(1).default(DEFAULT_SCORE_THRESHOLD).describe("detections scoring at or below this are dropped"),
+        iouThreshold: z.number().min(0).max(1).default(DEFAULT_IOU_THRESHOLD).describe("class-aware NMS: a box overlapping a better one of its class by more than this IoU is dropped"),
         classes: z.array(z.string()).default([]).describe("labels to report (empty: all)"),
-        maxDetections: z.number().int().min(1).max(1000).default(100).describe("per frame, after NMS"),
+        maxDetections: z.number().int().min(1).max(1000).default(DEFAULT_MAX_DETECTIONS).describe("per frame, after NMS, best score first"),
       })
       .strict()
       .prefault({})
@@ -357,6 +359,5 @@ function uniqueCameraIds(cameras: CameraConfig[], ctx: z.RefinementCtx): void {
 export type Config = z.infer<typeof ConfigSchema>;
 export type CameraConfig = z.infer<typeof CameraSchema>;
 export type SourceConfig = z.infer<typeof SourceSchema>;
-export type ExecutionProvider = z.infer<typeof ExecutionProviderSchema>;
 export type HealthConfig = z.infer<typeof HealthSchema>;
 export type SoakConfig = z.infer<typeof SoakSchema>;

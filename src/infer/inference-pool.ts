@@ -40,7 +40,8 @@ import {
   type WorkerState,
 } from "./inference-worker.ts";
 import { checkDetectSettings, type DetectSettings, type WorkerInit } from "./worker-protocol.ts";
-import { MAX_REPLAY_WORKERS, type ExecutionProvider } from "../config/schema.ts";
+import { MAX_REPLAY_WORKERS } from "../config/schema.ts";
+import type { ExecutionProvider } from "../core/providers.ts";
 import type { Frame } from "../core/frame.ts";
 
 export type WorkerLayout = "shared" | "per-camera";

@@ -14,7 +14,7 @@ import {
   type WorkerInit,
   type WorkerToMain,
 } from "./worker-protocol.ts";
-import type { ExecutionProvider } from "../config/schema.ts";
+import type { ExecutionProvider } from "../core/providers.ts";
 import type { ProviderOptionSupport } from "./provider-options.ts";
 import type { Frame } from "../core/frame.ts";
 

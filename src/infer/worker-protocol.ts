@@ -5,7 +5,7 @@
 // Ordering is the contract's backbone: a MessagePort delivers in order and the worker
 // handles one message at a time, so a `settings` sent after an `infer` applies to the
 // frames after that one, and `close` runs only once the request before it has answered.
-import type { ExecutionProvider } from "../config/schema.ts";
+import type { ExecutionProvider } from "../core/providers.ts";
 import type { ModelEntry } from "../model/manifest.ts";
 import type { ProviderOptionSupport, ProviderTuning } from "./provider-options.ts";
 import type { Detection } from "../core/types.ts";
