@@ -16,7 +16,7 @@ import { readVideoFrames } from "../src/ingest/gst/video-file.ts";
 import { resizeToModel, toNchwFloat, toNhwcFloat, type Triple } from "../src/infer/resize.ts";
 import type { RgbImage } from "../src/core/rgb-image.ts";
 import { averagePrecision } from "../src/model/eval/map.ts";
-import { readManifest, resolveModel, DEFAULT_MANIFEST_PATH } from "../src/model/manifest.ts";
+import { readManifest, resolveModel, DEFAULT_MANIFEST_PATH } from "../src/infer/manifest.ts";
 
 interface Candidate {
   label: string;

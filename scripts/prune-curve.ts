@@ -25,7 +25,7 @@ import type { Detection } from "../src/core/types.ts";
 import { agreementMetrics, DEFAULT_REFERENCE_THRESHOLD, detectOnFrames, type AgreementMetrics } from "../src/model/eval/agreement.ts";
 import { DEFAULT_EVAL_VIDEO, readModelFrames, splitVideoFrames } from "../src/model/eval/frames.ts";
 import { resolveModelArg } from "../src/model/eval/model-arg.ts";
-import { DEFAULT_MANIFEST_PATH, MODELS_DIR, readManifest, readVerifiedModel } from "../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, MODELS_DIR, readManifest, readVerifiedModel } from "../src/infer/manifest.ts";
 import type { OnnxGraph } from "../src/model/onnx/ir.ts";
 import { decodeModel, encodeModel } from "../src/model/onnx/serialize.ts";
 import { summariseActivations } from "../src/model/prune/activations.ts";

@@ -17,7 +17,7 @@ import type { Frame } from "../core/frame.ts";
 import { requiredThreadpoolSize, threadpoolSize } from "../ingest/threadpool.ts";
 import { createMetrics, type Metrics } from "../metrics/metrics.ts";
 import { startMetricsServer, type Health, type MetricsServer } from "../metrics/server.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel, type ResolvedModel } from "../model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel, type ResolvedModel } from "../infer/manifest.ts";
 import { HealthSupervisor, EXIT_HEALTH_GAVE_UP } from "../health/supervisor.ts";
 import { READY_FIELDS } from "../health/systemd.ts";
 import { busHealthState, describeReason, toHealthStatus, type HealthSnapshot } from "../health/state.ts";

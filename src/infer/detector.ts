@@ -13,7 +13,7 @@ import type { ExecutionProvider } from "../core/providers.ts";
 import type { Detection, LetterboxTransform, RawTensor } from "../core/types.ts";
 import { resizeToModel } from "./resize.ts";
 import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
-import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
+import { readVerifiedModel, type ResolvedModel } from "./manifest.ts";
 import { DEFAULT_IOU_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD } from "../core/postprocess.ts";
 
 /**

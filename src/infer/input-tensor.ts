@@ -8,7 +8,7 @@
 import * as ort from "onnxruntime-node";
 import { toNchwFloat, toNhwcFloat, type Triple } from "./resize.ts";
 import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
-import type { ModelEntry } from "../model/manifest.ts";
+import type { ModelEntry } from "./manifest.ts";
 
 export type ModelInputSpec = ModelEntry["input"];
 

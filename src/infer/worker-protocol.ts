@@ -6,7 +6,7 @@
 // handles one message at a time, so a `settings` sent after an `infer` applies to the
 // frames after that one, and `close` runs only once the request before it has answered.
 import type { ExecutionProvider } from "../core/providers.ts";
-import type { ModelEntry } from "../model/manifest.ts";
+import type { ModelEntry } from "./manifest.ts";
 import type { ProviderOptionSupport, ProviderTuning } from "./provider-options.ts";
 import type { Detection } from "../core/types.ts";
 

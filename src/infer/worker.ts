@@ -13,7 +13,7 @@ import { nms } from "./nms.ts";
 import { createSession } from "./session.ts";
 import type { Detection, RawTensor } from "../core/types.ts";
 import { checkDetectSettings, type DetectSettings, type MainToWorker, type WorkerInit, type WorkerToMain } from "./worker-protocol.ts";
-import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
+import { readVerifiedModel, type ResolvedModel } from "./manifest.ts";
 import { releaseTensors, type TensorLike } from "../util/release-array-buffer.ts";
 import { faultTriggerName, faultTriggersFromEnv } from "../util/fault-trigger.ts";
 

@@ -17,7 +17,7 @@ import type { Frame } from "../../src/core/frame.ts";
 import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
 import { resizeToModel } from "../../src/infer/resize.ts";
 import type { RgbImage } from "../../src/core/rgb-image.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type ResolvedModel } from "../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type ResolvedModel } from "../../src/infer/manifest.ts";
 
 const VTEST = ".cache/fixtures/vtest.avi";
 const HAVE_VTEST = existsSync(VTEST);

@@ -14,7 +14,7 @@ import { CameraSource } from "../../src/ingest/camera-source.ts";
 import type { Frame } from "../../src/core/frame.ts";
 import { fitVideoFrames, readVideoFrames } from "../../src/ingest/gst/video-file.ts";
 import { readImageFile, writePng } from "../../src/ingest/image-file.ts";
-import { readManifest, DEFAULT_MANIFEST_PATH } from "../../src/model/manifest.ts";
+import { readManifest, DEFAULT_MANIFEST_PATH } from "../../src/infer/manifest.ts";
 
 const VTEST = resolve(".cache/fixtures/vtest.avi");
 const HAVE_VTEST = existsSync(VTEST);

@@ -12,7 +12,7 @@ import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
 import { resizeToModel, toNchwFloat, toNhwcFloat } from "../../src/infer/resize.ts";
 import type { RgbImage } from "../../src/core/rgb-image.ts";
 import { buildModels } from "../../src/model/importer.ts";
-import { DEFAULT_MANIFEST_PATH, MODELS_DIR, readManifest, readVerifiedModel, resolveModel, type Manifest } from "../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, MODELS_DIR, readManifest, readVerifiedModel, resolveModel, type Manifest } from "../../src/infer/manifest.ts";
 import { checkOnnx } from "../../src/model/onnx-checker.ts";
 
 let manifest: Manifest;

@@ -25,7 +25,7 @@ import {
   type Manifest,
   type ModelEntry,
   type ResolvedModel,
-} from "../../model/manifest.ts";
+} from "../../infer/manifest.ts";
 import type { TfjsBackendInfo } from "../../model/tfjs/reference.ts";
 import { formatMs, formatRatio, markdownTable, type Column } from "./table.ts";
 import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";

@@ -11,7 +11,7 @@ import type { Detection } from "../../core/types.ts";
 import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
 import { readImageFile, writePng } from "../../ingest/image-file.ts";
 import type { RgbImage } from "../../core/rgb-image.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../infer/manifest.ts";
 import { isVideoPath } from "../../ingest/gst/video-writer.ts";
 import { drawDetections } from "../../view/overlay.ts";
 import { AnnotatedVideo, annotateFromBus } from "../annotated-video.ts";

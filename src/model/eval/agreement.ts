@@ -15,7 +15,7 @@ import { PictureFitter } from "../../ingest/offline-fit.ts";
 import { fitVideoFrames } from "../../ingest/gst/video-file.ts";
 import { readImageFile } from "../../ingest/image-file.ts";
 import type { RgbImage } from "../../core/rgb-image.ts";
-import type { ResolvedModel } from "../manifest.ts";
+import type { ResolvedModel } from "../../infer/manifest.ts";
 import type { CocoLabels, LabelledImage } from "./coco-json.ts";
 import { meanAveragePrecision, recallAt, type EvalFrame } from "./map.ts";
 

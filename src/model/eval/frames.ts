@@ -12,7 +12,7 @@ import { toModelInputData, type ModelInputData, type ModelInputSpec } from "../.
 import type { LetterboxTransform } from "../../core/types.ts";
 import { fitVideoFrames, probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
 import type { RgbImage } from "../../core/rgb-image.ts";
-import { MODELS_DIR } from "../manifest.ts";
+import { MODELS_DIR } from "../../infer/manifest.ts";
 
 export const DEFAULT_EVAL_VIDEO = resolve(MODELS_DIR, "..", ".cache/fixtures/vtest.avi");
 /** Share of the clip, from its start, that calibration frames are drawn from. */

@@ -14,7 +14,7 @@ import type { Detection } from "../../core/types.ts";
 import { tailTransform } from "../../ingest/pipeline-description.ts";
 import { prepareFrames } from "../data/build.ts";
 import type { FrameCache } from "../data/frame-cache.ts";
-import type { ResolvedModel } from "../manifest.ts";
+import type { ResolvedModel } from "../../infer/manifest.ts";
 import { AGREEMENT_CLASSES, DEFAULT_REFERENCE_THRESHOLD, PREDICTION_SCORE_FLOOR } from "./agreement.ts";
 import { averagePrecision, recallAt, type EvalFrame } from "./map.ts";
 

@@ -10,7 +10,7 @@ import { computeLetterbox } from "../../../src/core/letterbox.ts";
 import type { RawTensor } from "../../../src/core/types.ts";
 import { readVideoFrames } from "../../../src/ingest/gst/video-file.ts";
 import { resizeToModel } from "../../../src/infer/resize.ts";
-import { MODELS_DIR } from "../../../src/model/manifest.ts";
+import { MODELS_DIR } from "../../../src/infer/manifest.ts";
 
 const VIDEO = ".cache/fixtures/vtest.avi";
 

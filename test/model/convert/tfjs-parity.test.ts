@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { computeLetterbox } from "../../../src/core/letterbox.ts";
 import { readVideoFrames } from "../../../src/ingest/gst/video-file.ts";
 import { resizeToModel, toNchwFloat, toNhwcFloat } from "../../../src/infer/resize.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type ModelEntry } from "../../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type ModelEntry } from "../../../src/infer/manifest.ts";
 import { TfjsReference } from "../../../src/model/tfjs/reference.ts";
 import type { RgbImage } from "../../../src/core/rgb-image.ts";
 

@@ -12,7 +12,7 @@ import { agreementMetrics, evaluateAgainstLabels, evaluateAgreement } from "../.
 import { readCocoLabels } from "../../../src/model/eval/coco-json.ts";
 import { readFramesAt } from "../../../src/model/eval/frames.ts";
 import { resolveModelArg } from "../../../src/model/eval/model-arg.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type Manifest } from "../../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type Manifest } from "../../../src/infer/manifest.ts";
 import { perceptd } from "../../cli/run-cli.ts";
 
 const ROOT = resolve(import.meta.dirname, "../../..");
