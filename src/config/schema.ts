@@ -11,9 +11,9 @@ import { AlertsSchema, CorridorSchema, GeometrySchema, TrackingSchema } from "./
 import { CUDA_ARENA_EXTEND_STRATEGY, CUDA_CONV_ALGO_SEARCH } from "../infer/provider-options.ts";
 import { DEFAULT_IOU_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD } from "../core/postprocess.ts";
 import { EXECUTION_PROVIDERS } from "../core/providers.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "../util/logger.ts";
+import { MAX_REPLAY_WORKERS } from "../infer/worker-protocol.ts";
 
-/** Most inference workers one unpaced replay may run side by side. */
-export const MAX_REPLAY_WORKERS = 16;
 
 /** Keys whose value is a filesystem path; a relative one is resolved against the folder of the config file it came from (see load.ts). */
 export const filePathKeys = z.registry();
@@ -195,8 +195,8 @@ export const ConfigSchema = z
   .object({
     log: z
       .object({
-        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info").describe("least severe level written"),
-        format: z.enum(["auto", "json", "pretty"]).default("auto").describe("auto: readable lines on a terminal, JSON otherwise (journald)"),
+        level: z.enum(LOG_LEVELS).default("info").describe("least severe level written"),
+        format: z.enum(LOG_FORMATS).default("auto").describe("auto: readable lines on a terminal, JSON otherwise (journald)"),
       })
       .strict()
       .prefault({})

@@ -39,8 +39,7 @@ import {
   type InferenceWorkerOptions,
   type WorkerState,
 } from "./inference-worker.ts";
-import { checkDetectSettings, type DetectSettings, type WorkerInit } from "./worker-protocol.ts";
-import { MAX_REPLAY_WORKERS } from "../config/schema.ts";
+import { MAX_REPLAY_WORKERS, checkDetectSettings, type DetectSettings, type WorkerInit } from "./worker-protocol.ts";
 import type { ExecutionProvider } from "../core/providers.ts";
 import type { Frame } from "../core/frame.ts";
 

@@ -10,6 +10,9 @@ import type { ModelEntry } from "./manifest.ts";
 import type { ProviderOptionSupport, ProviderTuning } from "./provider-options.ts";
 import type { Detection } from "../core/types.ts";
 
+/** Most inference workers one unpaced replay may run side by side (the config schema's bound). */
+export const MAX_REPLAY_WORKERS = 16;
+
 export interface WorkerInit {
   /** absolute path of the ONNX model file; the worker checks it against entry.sha256 */
   modelPath: string;

@@ -19,7 +19,7 @@
 // ratio; the probe is then switched off so it holds no buffer. One uniform way for every
 // source type (RTSP and expert pipelines have no configured size, v4l2 may not), no second
 // pipeline and no extra threadpool pull. Size changes in mid-stream are not followed.
-import type { CameraConfig } from "../config/schema.ts";
+import type { CameraSpec } from "./source-spec.ts";
 import type { LetterboxTransform } from "../core/types.ts";
 import { nextBackoffMs } from "./backoff.ts";
 import type { Frame } from "../core/frame.ts";
@@ -137,7 +137,7 @@ function errorText(err: unknown): string {
 
 export class CameraSource {
   readonly id: string;
-  private readonly camera: CameraConfig;
+  private readonly camera: CameraSpec;
   private readonly target: TargetSize;
   private readonly opts: CameraSourceOptions;
   private readonly clock: () => bigint;
@@ -166,7 +166,7 @@ export class CameraSource {
   private stalledUntilMs = 0;
 
   /** Throws (RangeError) when the source cannot be described, e.g. a bad testsrc pattern. */
-  constructor(camera: CameraConfig, target: TargetSize, opts: CameraSourceOptions) {
+  constructor(camera: CameraSpec, target: TargetSize, opts: CameraSourceOptions) {
     this.id = camera.id;
     this.camera = camera;
     this.target = { width: target.width, height: target.height, resize: target.resize };

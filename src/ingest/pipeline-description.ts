@@ -16,7 +16,7 @@
 // sink in PAUSED blocks the streaming thread until PLAYING even with async=false, and a
 // tee pushes to its pads in order on one thread, so a first-branch fakesink would keep the
 // appsink from ever prerolling (non-live sources deadlock in PAUSED).
-import type { SourceConfig } from "../config/schema.ts";
+import type { SourceSpec } from "./source-spec.ts";
 import type { LetterboxTransform, ResizeMode } from "../core/types.ts";
 import { fitChain } from "./frame-fit.ts";
 import { computeLetterbox } from "../core/letterbox.ts";
@@ -141,7 +141,7 @@ function tail(target: TargetSize, paced: boolean, everyFrame: boolean, afterTee 
  * Whether the source delivers every frame and waits for the consumer (PipelineDescription's
  * everyFrame): a file played unpaced, or an expert pipeline that is not live.
  */
-export function waitsForConsumer(source: SourceConfig): boolean {
+export function waitsForConsumer(source: SourceSpec): boolean {
   switch (source.type) {
     case "file":
       return !source.realtime;
@@ -175,7 +175,7 @@ function nvmmToSystem(target: TargetSize, sourceSize: { width?: number; height?:
 // take it.
 const JETSON_DECODE = "parsebin ! nvv4l2decoder";
 
-export function describePipeline(source: SourceConfig, target: TargetSize): PipelineDescription {
+export function describePipeline(source: SourceSpec, target: TargetSize): PipelineDescription {
   requireDimension("target width", target.width);
   requireDimension("target height", target.height);
   if (target.resize !== "stretch" && target.resize !== "letterbox") {
@@ -250,7 +250,7 @@ export function describePipeline(source: SourceConfig, target: TargetSize): Pipe
 }
 
 /** How a source appears in messages; RTSP credentials are masked. */
-export function describeSource(source: SourceConfig): string {
+export function describeSource(source: SourceSpec): string {
   switch (source.type) {
     case "file":
       return `file ${source.path}`;
