@@ -11,7 +11,8 @@ import { InferencePool, resolveReplayWorkers } from "../infer/inference-pool.ts"
 import { classIdsForLabels, type InferResult } from "../infer/inference-worker.ts";
 import { providerOptionsNotice } from "../infer/provider-options.ts";
 import type { DetectSettings } from "../infer/worker-protocol.ts";
-import { CameraSource, type CameraEvent } from "../ingest/camera-source.ts";
+import { CameraSource } from "../ingest/camera-source.ts";
+import type { CameraEvent } from "../core/camera-event.ts";
 import { waitsForConsumer } from "../ingest/pipeline-description.ts";
 import type { Frame } from "../core/frame.ts";
 import { requiredThreadpoolSize, threadpoolSize } from "../ingest/threadpool.ts";
@@ -20,8 +21,8 @@ import { startMetricsServer, type Health, type MetricsServer } from "../metrics/
 import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel, type ResolvedModel } from "../infer/manifest.ts";
 import { HealthSupervisor, EXIT_HEALTH_GAVE_UP } from "../health/supervisor.ts";
 import { READY_FIELDS } from "../health/systemd.ts";
-import { busHealthState, describeReason, toHealthStatus, type HealthSnapshot } from "../health/state.ts";
-import type { CameraHealthState } from "../bus/codec.ts";
+import { describeReason, type HealthSnapshot } from "../health/state.ts";
+import { toWireHealthState, type CameraHealthState } from "../bus/codec.ts";
 import { LatencyWindow, RateMeter } from "./latency-window.ts";
 import { HazardStage } from "./hazard-stage.ts";
 import { ViewStage } from "./view-stage.ts";
@@ -270,7 +271,7 @@ export class Daemon {
   }
 
   health(): Health {
-    return { status: toHealthStatus(this.supervisor.state), details: { model: this.model.name, cameras: this.status().cameras } };
+    return { status: this.supervisor.state, details: { model: this.model.name, cameras: this.status().cameras } };
   }
 
   /**
@@ -301,7 +302,7 @@ export class Daemon {
     };
     try {
       const body = {
-        state: busHealthState(snap.state),
+        state: toWireHealthState(snap.state),
         reasons: snap.reasons.map(describeReason),
         cameras: s.cameras.map((c) => {
           const st = this.cameras.get(c.id)!.source.stats();

@@ -16,7 +16,6 @@
 // Giving up is the monitors' decision (monitors.ts), which then ends the process.
 //
 // Pure: no timers, no I/O; the clocks are injected so tests can drive time.
-import type { HealthStatus } from "../metrics/server.ts";
 import { HEALTH_REASONS, REASON_SEVERITY, type HealthReason, type HealthState, type Severity } from "../core/health.ts";
 
 export interface ActiveReason {
@@ -198,16 +197,6 @@ export class HealthStateMachine implements ReasonSink {
       guarded(() => cb(t));
     }
   }
-}
-
-/** The /healthz status (src/metrics/server.ts) for a health state: only OK answers 200. */
-export function toHealthStatus(state: HealthState): HealthStatus {
-  return state === "fault" ? "failed" : state;
-}
-
-/** The bus's Health.State name (proto/perceptd.proto) for a health state. */
-export function busHealthState(state: HealthState): `STATE_${Uppercase<HealthState>}` {
-  return `STATE_${state.toUpperCase() as Uppercase<HealthState>}`;
 }
 
 /** One short sentence per reason, for Health.reasons on the bus, STATUS= and logs. */

@@ -12,7 +12,7 @@
 //   markReady()                             READY=1
 //   markStopping()                          STOPPING=1, first thing in stop()
 //   close()                                 timers off, last thing in stop()
-import type { CameraEvent } from "../ingest/camera-source.ts";
+import type { CameraEvent } from "../core/camera-event.ts";
 import {
   CameraStallMonitor,
   EventLoopLagMonitor,

@@ -20,6 +20,7 @@
 // source type (RTSP and expert pipelines have no configured size, v4l2 may not), no second
 // pipeline and no extra threadpool pull. Size changes in mid-stream are not followed.
 import type { CameraSpec } from "./source-spec.ts";
+import type { CameraEvent } from "../core/camera-event.ts";
 import type { LetterboxTransform } from "../core/types.ts";
 import { nextBackoffMs } from "./backoff.ts";
 import type { Frame } from "../core/frame.ts";
@@ -38,18 +39,6 @@ import { THREADS_PER_CAMERA, requiredThreadpoolSize } from "./threadpool.ts";
 import { faultTriggerName, faultTriggersFromEnv } from "../util/fault-trigger.ts";
 
 export type CameraState = "starting" | "running" | "restarting" | "ended" | "stopped";
-
-export type CameraEvent =
-  /** First frame of a (re)started pipeline, with the source size it found. */
-  | { type: "running"; camera: string; sourceWidth: number; sourceHeight: number }
-  | { type: "eos"; camera: string }
-  | { type: "loop"; camera: string; loops: number; method: "seek" | "rebuild" }
-  /** `message` names the camera, the source and, for GStreamer errors, the element. */
-  | { type: "error"; camera: string; message: string }
-  /** `attempt` counts consecutive restarts since the last healthy run, from 1. */
-  | { type: "restart"; camera: string; attempt: number; delayMs: number }
-  /** `detail`: for reason "error", the error that ended it (the same words as the "error" event). */
-  | { type: "ended"; camera: string; reason: "eos" | "error"; detail?: string };
 
 export interface CameraStats {
   /** Frames handed over by the appsink since start(), over all restarts and loops. */

@@ -3,13 +3,12 @@
 // network is not a place to expose process internals by default.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
+import type { HealthState } from "../core/health.ts";
 import { listenOn } from "../util/http-listen.ts";
 
-export type HealthStatus = "ok" | "starting" | "degraded" | "stopping" | "failed";
-
 export interface Health {
-  /** only "ok" answers 200; every other status answers 503 */
-  status: HealthStatus;
+  /** the daemon's health state, in its own words (src/core/health.ts); only "ok" answers 200, every other state 503 */
+  status: HealthState;
   details?: Record<string, unknown>;
 }
 

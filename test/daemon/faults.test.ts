@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BusClient, type BusClientOptions } from "../../src/bus/client/index.ts";
-import type { CameraHealth, HealthState } from "../../src/bus/codec.ts";
+import type { CameraHealth, WireHealthState } from "../../src/bus/codec.ts";
 import { baseConfig, freePort, freeUdpPort, removeConfig, runDaemon, until, VTEST, writeConfig, type LogLine, type RunningDaemon } from "./harness.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -28,7 +28,7 @@ import { baseConfig, freePort, freeUdpPort, removeConfig, runDaemon, until, VTES
 interface HealthSeen {
   /** performance.now() of this process when the client got it */
   at: number;
-  state: HealthState;
+  state: WireHealthState;
   reasons: string[];
   cameras: CameraHealth[];
   e2e: string;
