@@ -23,6 +23,8 @@ import { HealthSupervisor, EXIT_HEALTH_GAVE_UP } from "../health/supervisor.ts";
 import { READY_FIELDS } from "../health/systemd.ts";
 import { describeReason, type HealthSnapshot } from "../health/state.ts";
 import { toWireHealthState, type CameraHealthState } from "../bus/codec.ts";
+import { TOPIC_NAMES } from "../bus/topics.ts";
+import { ALERT_KIND_NAMES, ALERT_LEVEL_NAMES } from "../perception/alerts.ts";
 import { LatencyWindow, RateMeter } from "./latency-window.ts";
 import { HazardStage } from "./hazard-stage.ts";
 import { ViewStage } from "./view-stage.ts";
@@ -122,7 +124,10 @@ export class Daemon {
     await readVerifiedModel(model);
     const settings = detectSettings(config, model);
 
-    const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? true });
+    const metrics = createMetrics({
+      labels: { topics: TOPIC_NAMES, alertKinds: ALERT_KIND_NAMES, alertLevels: ALERT_LEVEL_NAMES },
+      defaultMetrics: opts.defaultMetrics ?? true,
+    });
     for (const c of config.cameras) metrics.initCamera(c.id);
 
     let daemon: Daemon | undefined;
@@ -167,8 +172,8 @@ export class Daemon {
             ? log.info({ client: a.clientKey, address: a.address }, "bus: subscriber admitted")
             : log.warn({ client: a.clientKey, address: a.address, reason: a.reason, suppressed: a.suppressed }, "bus: subscriber refused"),
         onSent: metrics.busHooks().onSent,
-        onDrop: (topic, reason) => {
-          metrics.busHooks().onDrop(topic, reason);
+        onDrop: (topic) => {
+          metrics.busHooks().onDrop(topic);
           supervisor.busDropped(topic);
         },
       });

@@ -10,9 +10,6 @@
 // (seconds, bytes), counters end in _total, label values come from small closed sets or
 // from configuration (camera ids, model labels), never from data such as sequence numbers.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { BusPublisherOptions } from "../bus/publisher.ts";
-import { TOPIC_NAMES } from "../bus/topics.ts";
-import { ALERT_KIND_NAMES, ALERT_LEVEL_NAMES } from "../perception/alerts.ts";
 
 /** Pipeline stages timed by perceptd_stage_latency_seconds. */
 export const STAGES = [
@@ -67,9 +64,27 @@ export interface ModelInfo {
   providerOptions: string;
 }
 
+/**
+ * The closed label sets whose series are created at 0 up front (so rate() and absent() work
+ * before the first event). They are other modules' tables (the bus topics, the alert kinds
+ * and levels), so the composition root passes them in rather than metrics importing them.
+ */
+export interface MetricLabelSets {
+  topics: readonly string[];
+  alertKinds: readonly string[];
+  alertLevels: readonly string[];
+}
+
 export interface CreateMetricsOptions {
+  labels: MetricLabelSets;
   /** process_* and nodejs_* metrics from prom-client (default true) */
   defaultMetrics?: boolean;
+}
+
+/** The publisher's hooks as the metrics see them: a topic name sent or dropped. */
+export interface BusCounterHooks {
+  onSent(topic: string): void;
+  onDrop(topic: string): void;
 }
 
 export interface Metrics {
@@ -107,12 +122,13 @@ export interface Metrics {
   setModelInfo(info: ModelInfo): void;
   setReady(ready: boolean): void;
   /** onSent/onDrop for BusPublisher.bind(), feeding the bus counters. */
-  busHooks(): Required<Pick<BusPublisherOptions, "onSent" | "onDrop">>;
+  busHooks(): BusCounterHooks;
   /** Hooks for the live view (src/view/live-view.ts ViewHooks), feeding the view metrics. */
   viewHooks(): { onEncoded(camera: string): void; onSkipped(camera: string): void; onClients(camera: string, clients: number): void };
 }
 
-export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
+export function createMetrics(opts: CreateMetricsOptions): Metrics {
+  const { topics, alertKinds, alertLevels } = opts.labels;
   const registry = new Registry();
   const registers = [registry];
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
@@ -256,7 +272,7 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
   });
   for (const st of ["starting", "ok", "degraded", "fault", "stopping"]) healthState.set({ state: st }, st === "starting" ? 1 : 0);
 
-  for (const topic of TOPIC_NAMES) {
+  for (const topic of topics) {
     busMessagesSent.inc({ topic }, 0);
     busMessagesDropped.inc({ topic }, 0);
   }
@@ -294,8 +310,8 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
       cameraUp.set({ camera }, 0);
       inferenceOverruns.inc({ camera }, 0);
       detectionsStale.inc({ camera }, 0);
-      for (const kind of ALERT_KIND_NAMES)
-        for (const level of ALERT_LEVEL_NAMES) {
+      for (const kind of alertKinds)
+        for (const level of alertLevels) {
           alertsRaised.inc({ camera, kind, level }, 0);
           alertsCleared.inc({ camera, kind, level }, 0);
         }
