@@ -6,6 +6,7 @@
 // value as is, so a spelled-out section default would be a second, drift-prone copy of the
 // field defaults; .prefault({}) parses {} and so takes every default from the fields.
 import { z } from "zod";
+import { TOPICS, fixedRateHz, minFreshHz } from "../bus/topics.ts";
 import { Z85_KEY_PATTERN } from "../bus/z85.ts";
 import { AlertsSchema, CorridorSchema, GeometrySchema, TrackingSchema } from "./hazard-schema.ts";
 import { CUDA_ARENA_EXTEND_STRATEGY, CUDA_CONV_ALGO_SEARCH } from "../infer/provider-options.ts";
@@ -153,10 +154,10 @@ export const HealthSchema = z
     latencyBudgetMs: ms(200, 1, 60_000, "detections older than this at publish (ingest -> publish) go out flagged valid=false; sustained, they make the daemon DEGRADED"),
     publishHz: z
       .number()
-      .min(4)
+      .min(minFreshHz("health"))
       .max(100)
-      .default(10)
-      .describe("rate of the health message on the bus; at least 4 Hz so subscribers (health staleAfterMs 300 ms) never see it stale"),
+      .default(fixedRateHz("health"))
+      .describe(`rate of the health message on the bus; at least ${minFreshHz("health")} Hz so subscribers (health staleAfterMs ${TOPICS.health.staleAfterMs} ms) never see it stale`),
     systemdWatchdog: z
       .enum(["auto", "off"])
       .default("auto")

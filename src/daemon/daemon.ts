@@ -28,6 +28,8 @@ import { ALERT_KIND_NAMES, ALERT_LEVEL_NAMES } from "../perception/alerts.ts";
 import { LatencyWindow, RateMeter } from "./latency-window.ts";
 import { HazardStage } from "./hazard-stage.ts";
 import { ViewStage } from "./view-stage.ts";
+import { PHASE_LOG } from "./log-messages.ts";
+import { HEALTH_STATES } from "../core/health.ts";
 
 /** "source-failed": every camera ended and at least one ended on an error (an unreadable replay). */
 export type StopReason = "signal" | "end-of-stream" | "source-failed" | "fatal";
@@ -143,7 +145,7 @@ export class Daemon {
         const level = t.to === "fault" ? "error" : t.to === "degraded" ? "warn" : "info";
         log[level]({ from: t.from, to: t.to, reasons: t.reasons.map(describeReason) }, `health: ${t.from} -> ${t.to}`);
         metrics.healthTransitions.inc({ from: t.from, to: t.to });
-        for (const st of ["starting", "ok", "degraded", "fault", "stopping"]) metrics.healthState.set({ state: st }, st === t.to ? 1 : 0);
+        for (const st of HEALTH_STATES) metrics.healthState.set({ state: st }, st === t.to ? 1 : 0);
       },
       onReasonChange: (c) => log.info({ change: c.change, state: c.state }, `health: ${c.change.kind} ${c.change.reason}`),
       onPublish: (snap) => daemon?.publishHealth(snap),
@@ -179,7 +181,7 @@ export class Daemon {
       });
       log.info(
         { endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name, busWarmupMs: Math.round(busWarmup.ms) },
-        "bus bound; loading model",
+        PHASE_LOG.busBound,
       );
       const d = new Daemon(config, logger, model, metrics, bus, server, null, supervisor);
       daemon = d;
@@ -237,7 +239,7 @@ export class Daemon {
           layout: d.pool.layout,
           workers: workers.map((w) => ({ name: w.name, cameras: w.cameras, intraOpThreads: w.intraOpThreads })),
         },
-        "model warm",
+        PHASE_LOG.modelWarm,
       );
       d.startCameras();
       supervisor.camerasStarted();
@@ -347,7 +349,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.supervisor.markStopping(reason);
       this.metrics.setReady(false);
-      this.log.info({ reason }, "stopping");
+      this.log.info({ reason }, PHASE_LOG.stopping);
       await Promise.all([...this.cameras.values()].map((c) => c.source.stop()));
       // Every replay ended: its last frames are part of the run (a signal does not wait).
       if (reason === "end-of-stream") await this.pool?.settle(2000);
@@ -362,7 +364,7 @@ export class Daemon {
       await this.bus.close();
       await this.view?.close();
       await this.server?.close();
-      this.log.info({ ...this.counts }, "stopped");
+      this.log.info({ ...this.counts }, PHASE_LOG.stopped);
       this.resolveStopped(reason);
     })();
     return this.stopping;

@@ -10,6 +10,7 @@
 // (seconds, bytes), counters end in _total, label values come from small closed sets or
 // from configuration (camera ids, model labels), never from data such as sequence numbers.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { HEALTH_STATES } from "../core/health.ts";
 
 /** Pipeline stages timed by perceptd_stage_latency_seconds. */
 export const STAGES = [
@@ -270,7 +271,7 @@ export function createMetrics(opts: CreateMetricsOptions): Metrics {
     labelNames: ["camera"] as const,
     registers,
   });
-  for (const st of ["starting", "ok", "degraded", "fault", "stopping"]) healthState.set({ state: st }, st === "starting" ? 1 : 0);
+  for (const st of HEALTH_STATES) healthState.set({ state: st }, st === "starting" ? 1 : 0);
 
   for (const topic of topics) {
     busMessagesSent.inc({ topic }, 0);

@@ -21,6 +21,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { BusClient, type BusClientOptions } from "../../src/bus/client/index.ts";
 import type { CameraHealth, WireHealthState } from "../../src/bus/codec.ts";
 import { baseConfig, freePort, freeUdpPort, removeConfig, runDaemon, until, VTEST, writeConfig, type LogLine, type RunningDaemon } from "./harness.ts";
+import { PHASE_LOG } from "../../src/daemon/log-messages.ts";
 
 // ---------------------------------------------------------------------------------------
 // What a subscriber saw
@@ -238,7 +239,7 @@ describe("faults, as a bus subscriber sees them", () => {
         expect(Number(last?.cameras[0].framesProcessed), "frames processed of those decoded").toBe(ingested);
         expect(logHas(d, (l) => l.msg === "camera cam0: ended" && (l.event as { reason?: string }).reason === "eos")).toBe(true);
         expect(logHas(d, msgIs("camera cam0: error")), "the cut is not reported as an error").toBe(false);
-        expect(logHas(d, (l) => l.msg === "stopping" && l.reason === "end-of-stream")).toBe(true);
+        expect(logHas(d, (l) => l.msg === PHASE_LOG.stopping && l.reason === "end-of-stream")).toBe(true);
       }
 
       // Unreadable: the camera fails at once; a replay is not restarted, so the failure is a
@@ -254,7 +255,7 @@ describe("faults, as a bus subscriber sees them", () => {
         expect(err?.level).toBe("warn");
         expect(String((err?.event as { message?: string } | undefined)?.message)).toMatch(/Could not determine type of stream/);
         expect(logHas(d, (l) => l.msg === "camera cam0: ended" && (l.event as { reason?: string }).reason === "error")).toBe(true);
-        expect(logHas(d, (l) => l.msg === "stopping" && l.reason === "source-failed")).toBe(true);
+        expect(logHas(d, (l) => l.msg === PHASE_LOG.stopping && l.reason === "source-failed")).toBe(true);
         expect(bus.detections).toEqual([]);
         const fault = bus.health.find((h) => h.state === "STATE_FAULT");
         expect(fault?.reasons.some((r) => /^camera_failed \(cam0\): .*Could not determine type of stream/.test(r)), `FAULT on the bus; ${bus.lastHealth()}`).toBe(true);
@@ -325,7 +326,7 @@ describe("faults, as a bus subscriber sees them", () => {
     expect(started.length, "replacements before giving up").toBe(1);
     const fatal = d.logs.find((l) => l.level === "fatal");
     expect(String(fatal?.why)).toMatch(/1 replacement\(s\) in the last 600000 ms already \(limit 1\): giving up$/);
-    expect(logHas(d, (l) => l.msg === "stopping" && l.reason === "fatal")).toBe(true);
+    expect(logHas(d, (l) => l.msg === PHASE_LOG.stopping && l.reason === "fatal")).toBe(true);
 
     // On the bus: OK, FAULT while the first replacement runs, OK, FAULT when the second hang
     // finds the budget spent (published before the stop), then STOPPING, still naming why.
