@@ -4,7 +4,7 @@
 // so a mismatched manifest fails at startup with the model's name rather than per frame.
 import type * as ort from "onnxruntime-node";
 import type { Decoder } from "./decode/index.ts";
-import { LETTERBOX_PAD_RGB, computeLetterbox, toSourceDetections } from "../core/letterbox.ts";
+import { computeLetterbox, toSourceDetections } from "../core/letterbox.ts";
 import { checkInputSpec, toInputTensor } from "./input-tensor.ts";
 import { checkSession, decoderFor, toRawTensor } from "./model-runtime.ts";
 import { nms } from "./nms.ts";
@@ -16,14 +16,9 @@ import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
 import { readVerifiedModel, type ResolvedModel } from "./manifest.ts";
 import { DEFAULT_IOU_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD } from "../core/postprocess.ts";
 
-/**
- * Letterbox pads of the JavaScript resize (still pictures in `perceptd detect`): the colour of
- * the daemon's GStreamer pads, so a letterbox model sees the same borders either way.
- */
-const PAD_FILL = LETTERBOX_PAD_RGB[0];
 
 export interface DetectorOptions extends Omit<SessionOptions, "source"> {
-  /** Candidates at or below this score are dropped (decoder semantics). Default 0.35. */
+  /** Candidates scoring at or below this are dropped (src/core/postprocess.ts). Default DEFAULT_SCORE_THRESHOLD. */
   scoreThreshold?: number;
   /** Class-aware NMS overlap threshold. Default 0.5. */
   iouThreshold?: number;
@@ -151,7 +146,8 @@ export class Detector {
     assertRgbImage(img, `Detector(${this.model.name}).preprocess`);
     const spec = this.model.entry.input;
     const transform = computeLetterbox(img.width, img.height, spec.width, spec.height, spec.resize);
-    const resized = resizeToModel(img, transform, PAD_FILL);
+    // The JavaScript resize pads with the daemon's GStreamer pad colour (LETTERBOX_PAD_RGB).
+    const resized = resizeToModel(img, transform);
     // resized is ours alone, so a BGR uint8 model may swap its channels in place.
     const input = toInputTensor(resized, spec, { consume: true, where: `Detector(${this.model.name}).preprocess` });
     return { input, transform };

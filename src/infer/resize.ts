@@ -1,5 +1,6 @@
 // Preprocessing from a decoded frame to model input. Runs once per frame on the CPU in
 // plain TypeScript, so the per-pixel loops avoid allocation and precompute all indices.
+import { LETTERBOX_PAD_RGB } from "../core/letterbox.ts";
 import type { LetterboxTransform } from "../core/types.ts";
 import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
 
@@ -49,11 +50,12 @@ function axisTable(src: number, scale: number, pad: number, dst: number): AxisTa
 
 /**
  * Bilinear resize of `img` into a t.dstWidth x t.dstHeight canvas placed per `t`
- * (stretch, or letterbox with `fill` grey in the pads; 114 is the YOLO convention).
+ * (stretch, or letterbox with `fill` grey in the pads: by default the colour of the daemon's
+ * GStreamer pads, LETTERBOX_PAD_RGB, so a letterbox model sees the same borders either way).
  * Values are rounded to nearest from float arithmetic, so they can differ by 1 from
  * OpenCV's fixed-point result. Like INTER_LINEAR, downscaling does no antialiasing.
  */
-export function resizeToModel(img: RgbImage, t: LetterboxTransform, fill = 114): RgbImage {
+export function resizeToModel(img: RgbImage, t: LetterboxTransform, fill: number = LETTERBOX_PAD_RGB[0]): RgbImage {
   assertRgbImage(img, "resizeToModel");
   if (img.width !== t.srcWidth || img.height !== t.srcHeight) {
     throw new RangeError(

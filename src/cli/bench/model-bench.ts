@@ -34,8 +34,6 @@ const REPO_ROOT = resolve(MODELS_DIR, "..");
 export const DEFAULT_BENCH_VIDEO = resolve(REPO_ROOT, ".cache/fixtures/vtest.avi");
 export const DEFAULT_FRAMES = 30;
 export const DEFAULT_WARMUP = 3;
-/** Grey of letterbox pads, as the detector uses, so inputs match what the daemon feeds. */
-const PAD_FILL = 114;
 
 export type BenchRuntime = "onnxruntime-cpu" | "tfjs-wasm";
 
@@ -196,7 +194,7 @@ function describeInput(input: ModelInputSpec): string {
  */
 export function prepareInput(img: RgbImage, input: ModelInputSpec): ModelInputData {
   const transform = computeLetterbox(img.width, img.height, input.width, input.height, input.resize);
-  const resized = resizeToModel(img, transform, PAD_FILL);
+  const resized = resizeToModel(img, transform);
   // resized is ours alone, so a BGR uint8 model may swap its channels in place.
   return toModelInputData(resized, input, { consume: true, where: "bench model" });
 }
