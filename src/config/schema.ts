@@ -19,6 +19,25 @@ import { MAX_REPLAY_WORKERS } from "../infer/worker-protocol.ts";
 /** Keys whose value is a filesystem path; a relative one is resolved against the folder of the config file it came from (see load.ts). */
 export const filePathKeys = z.registry();
 
+/**
+ * What SIGHUP does with a key (src/config/reload.ts): "apply" takes effect in the running
+ * daemon; "ignore" is a key the daemon does not use (the soak section). A key with no mark
+ * needs a restart: SIGHUP reports it changed and leaves it as it was.
+ */
+export const reloadKeys = z.registry<{ onReload: "apply" | "ignore" }>();
+
+/** Marks a field the running daemon applies on SIGHUP (the daemon's reload() must then apply it). */
+const reloadable = <T extends z.ZodType>(field: T): T => {
+  reloadKeys.add(field, { onReload: "apply" });
+  return field;
+};
+
+/** Marks a section the daemon does not read: SIGHUP neither applies nor reports it. */
+const ignoredByDaemon = <T extends z.ZodType>(field: T): T => {
+  reloadKeys.add(field, { onReload: "ignore" });
+  return field;
+};
+
 const filePath = (what: string) => {
   const s = z.string().min(1).describe(what);
   filePathKeys.add(s);
@@ -196,7 +215,7 @@ export const ConfigSchema = z
   .object({
     log: z
       .object({
-        level: z.enum(LOG_LEVELS).default("info").describe("least severe level written"),
+        level: reloadable(z.enum(LOG_LEVELS).default("info").describe("least severe level written (SIGHUP applies a change)")),
         format: z.enum(LOG_FORMATS).default("auto").describe("auto: readable lines on a terminal, JSON otherwise (journald)"),
       })
       .strict()
@@ -206,10 +225,21 @@ export const ConfigSchema = z
       .object({
         name: z.string().optional().describe("manifest name of the model (default: the manifest's default)"),
         manifest: filePath("path to manifest.json (default: the repository's models/manifest.json)").optional(),
-        scoreThreshold: z.number().min(0).max(1).default(DEFAULT_SCORE_THRESHOLD).describe("detections scoring at or below this are dropped"),
-        iouThreshold: z.number().min(0).max(1).default(DEFAULT_IOU_THRESHOLD).describe("class-aware NMS: a box overlapping a better one of its class by more than this IoU is dropped"),
-        classes: z.array(z.string()).default([]).describe("labels to report (empty: all)"),
-        maxDetections: z.number().int().min(1).max(1000).default(DEFAULT_MAX_DETECTIONS).describe("per frame, after NMS, best score first"),
+        scoreThreshold: reloadable(
+          z.number().min(0).max(1).default(DEFAULT_SCORE_THRESHOLD).describe("detections scoring at or below this are dropped (SIGHUP applies a change)"),
+        ),
+        iouThreshold: reloadable(
+          z
+            .number()
+            .min(0)
+            .max(1)
+            .default(DEFAULT_IOU_THRESHOLD)
+            .describe("class-aware NMS: a box overlapping a better one of its class by more than this IoU is dropped (SIGHUP applies a change)"),
+        ),
+        classes: reloadable(z.array(z.string()).default([]).describe("labels to report (empty: all; SIGHUP applies a change)")),
+        maxDetections: reloadable(
+          z.number().int().min(1).max(1000).default(DEFAULT_MAX_DETECTIONS).describe("per frame, after NMS, best score first (SIGHUP applies a change)"),
+        ),
       })
       .strict()
       .prefault({})
@@ -334,7 +364,7 @@ export const ConfigSchema = z
       .strict()
       .prefault({})
       .describe("human-readable status line"),
-    soak: SoakSchema.prefault({}),
+    soak: ignoredByDaemon(SoakSchema.prefault({})),
   })
   .strict();
 

@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import { BusPublisher } from "../bus/publisher.ts";
 import { warmUpBus } from "../bus/warmup.ts";
 import type { Config } from "../config/schema.ts";
+import { planReload } from "../config/reload.ts";
 import { InferencePool, resolveReplayWorkers } from "../infer/inference-pool.ts";
 import { classIdsForLabels, type InferResult } from "../infer/inference-worker.ts";
 import { providerOptionsNotice } from "../infer/provider-options.ts";
@@ -94,7 +95,7 @@ export class Daemon {
   private view: ViewStage | null = null;
 
   private constructor(
-    private readonly config: Config,
+    private config: Config,
     logger: Logger,
     model: ResolvedModel,
     metrics: Metrics,
@@ -282,18 +283,18 @@ export class Daemon {
   }
 
   /**
-   * SIGHUP: applies what may change at run time (score and IoU thresholds, class filter,
-   * max detections, log level). Everything else needs a restart and is reported, not applied.
-   * Throws (and changes nothing) when the new settings are invalid for this model.
+   * SIGHUP: takes up the changed keys the schema marks reloadable (src/config/reload.ts:
+   * the model's post-processing and the log level) and reports the changed keys that need
+   * a restart, which keep their running values. Throws, and changes nothing, when the new
+   * settings are invalid for this model (a class it does not have).
    */
   reload(next: Config): { applied: string[]; needsRestart: string[] } {
-    const settings = detectSettings(next, this.model);
+    const plan = planReload(this.config, next);
+    const settings = detectSettings(plan.next, this.model);
     this.pool?.setSettings(settings);
-    this.log.level = next.log.level;
-    const changed = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
-    const needsRestart = (["cameras", "bus", "metrics", "inference", "health", "tracking", "alerts", "view"] as const).filter((k) => changed(this.config[k], next[k]));
-    if (next.model.name !== this.config.model.name || next.model.manifest !== this.config.model.manifest) needsRestart.push("model" as never);
-    return { applied: ["model.scoreThreshold", "model.iouThreshold", "model.classes", "model.maxDetections", "log.level"], needsRestart };
+    this.log.level = plan.next.log.level;
+    this.config = plan.next;
+    return { applied: plan.applied, needsRestart: plan.needsRestart };
   }
 
   /** The health message, at health.publishHz, whatever the frames do. */

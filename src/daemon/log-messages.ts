@@ -11,4 +11,8 @@ export const PHASE_LOG = {
   stopping: "stopping",
   /** the stop finished; fields: the frame counts */
   stopped: "stopped",
+  /** SIGHUP took a new configuration; fields: applied, needsRestart (key paths) */
+  reloaded: "SIGHUP: configuration reloaded",
+  /** SIGHUP found the file invalid and kept the running configuration; field: err */
+  reloadRejected: "SIGHUP: new configuration rejected; keeping the running one",
 } as const;
