@@ -4,14 +4,13 @@
 // so a mismatched manifest fails at startup with the model's name rather than per frame.
 import type * as ort from "onnxruntime-node";
 import type { Decoder } from "./decode/index.ts";
-import { computeLetterbox } from "../core/letterbox.ts";
 import { checkInputSpec, toInputTensor } from "./input-tensor.ts";
 import { checkSession, decoderFor, toRawTensor } from "./model-runtime.ts";
 import { FrameProcessor, type PostprocessSettings } from "./frame-processor.ts";
 import { createSession, type ProviderAttempt, type SessionOptions } from "./session.ts";
 import type { ExecutionProvider } from "../core/providers.ts";
 import type { Detection, LetterboxTransform, RawTensor } from "../core/types.ts";
-import { resizeToModel } from "./resize.ts";
+import { fitPicture } from "./resize.ts";
 import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
 import { readVerifiedModel, type ResolvedModel } from "./manifest.ts";
 import { DEFAULT_IOU_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD } from "../core/postprocess.ts";
@@ -139,10 +138,7 @@ export class Detector {
   /** Resize (stretch or letterbox per the manifest) on the CPU: a still picture at the model input size. */
   fit(img: RgbImage): { fitted: RgbImage; transform: LetterboxTransform } {
     assertRgbImage(img, `Detector(${this.model.name}).fit`);
-    const spec = this.model.entry.input;
-    const transform = computeLetterbox(img.width, img.height, spec.width, spec.height, spec.resize);
-    // The JavaScript resize pads with the daemon's GStreamer pad colour (LETTERBOX_PAD_RGB).
-    return { fitted: resizeToModel(img, transform), transform };
+    return fitPicture(img, this.model.entry.input);
   }
 
   /** Resize (stretch or letterbox per the manifest) and lay out one frame as the model input. */

@@ -1,7 +1,7 @@
 // Preprocessing from a decoded frame to model input. Runs once per frame on the CPU in
 // plain TypeScript, so the per-pixel loops avoid allocation and precompute all indices.
-import { LETTERBOX_PAD_RGB } from "../core/letterbox.ts";
-import type { LetterboxTransform } from "../core/types.ts";
+import { LETTERBOX_PAD_RGB, computeLetterbox } from "../core/letterbox.ts";
+import type { LetterboxTransform, ResizeMode } from "../core/types.ts";
 import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
 
 export type ChannelOrder = "rgb" | "bgr";
@@ -46,6 +46,17 @@ function axisTable(src: number, scale: number, pad: number, dst: number): AxisTa
     weight[i] = pos - l;
   }
   return { start, lo, hi, weight };
+}
+
+/**
+ * A still picture fitted on the CPU to a model input (stretch or letterbox per `spec`), with
+ * the transform that maps its boxes back: what `perceptd detect` and the model bench feed a
+ * model (the daemon's frames are fitted by GStreamer instead, src/ingest/frame-fit.ts).
+ */
+export function fitPicture(img: RgbImage, spec: { width: number; height: number; resize: ResizeMode }): { fitted: RgbImage; transform: LetterboxTransform } {
+  assertRgbImage(img, "fitPicture");
+  const transform = computeLetterbox(img.width, img.height, spec.width, spec.height, spec.resize);
+  return { fitted: resizeToModel(img, transform), transform };
 }
 
 /**

@@ -11,10 +11,9 @@ import { existsSync } from "node:fs";
 import { basename, relative, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
 import { toModelInputData, toOrtTensor, type ModelInputData, type ModelInputSpec } from "../../infer/input-tensor.ts";
-import { computeLetterbox } from "../../core/letterbox.ts";
 import { createSession } from "../../infer/session.ts";
 import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
-import { resizeToModel } from "../../infer/resize.ts";
+import { fitPicture } from "../../infer/resize.ts";
 import type { RgbImage } from "../../core/rgb-image.ts";
 import {
   DEFAULT_MANIFEST_PATH,
@@ -188,15 +187,14 @@ function describeInput(input: ModelInputSpec): string {
 }
 
 /**
- * One frame as the graph wants it: Detector.preprocess's resize, then the shared
+ * One frame as the graph wants it: fitPicture (the Detector's CPU fit), then the shared
  * input-tensor.ts step. Not Detector.preprocess itself, which needs a session per call site
  * and returns ort.Tensors, while the TF.js side needs the bare array.
  */
 export function prepareInput(img: RgbImage, input: ModelInputSpec): ModelInputData {
-  const transform = computeLetterbox(img.width, img.height, input.width, input.height, input.resize);
-  const resized = resizeToModel(img, transform);
-  // resized is ours alone, so a BGR uint8 model may swap its channels in place.
-  return toModelInputData(resized, input, { consume: true, where: "bench model" });
+  const { fitted } = fitPicture(img, input);
+  // fitted is ours alone, so a BGR uint8 model may swap its channels in place.
+  return toModelInputData(fitted, input, { consume: true, where: "bench model" });
 }
 
 /** The model at the top of `name`'s parent chain: the one converted straight from TF.js. */
