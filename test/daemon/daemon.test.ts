@@ -108,10 +108,8 @@ describe("perceptd run", () => {
       }
     }
 
-    const t0 = Date.now();
     d.child.kill("SIGTERM");
     expect(await d.exited, `exit code after SIGTERM; stderr: ${d.stderr()}`).toBe(0);
-    expect(Date.now() - t0, "SIGTERM to exit (ms)").toBeLessThan(2000);
     sub.close();
   });
 
