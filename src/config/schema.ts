@@ -203,6 +203,14 @@ export const ConfigSchema = z
     model: z
       .object({
         name: z.string().optional().describe("manifest name of the model (default: the manifest's default)"),
+        byProvider: z
+          .object({ tensorrt: z.string().min(1).optional(), cuda: z.string().min(1).optional(), cpu: z.string().min(1).optional() })
+          .strict()
+          .default({})
+          .describe(
+            "a model per execution provider (manifest names), e.g. { cpu: nanodet-int8-cpu, tensorrt: nanodet-u8 }: the daemon runs the model named " +
+              "for the first provider in inference.executionProviders, else model.name (see src/config/model-choice.ts)",
+          ),
         manifest: filePath("path to manifest.json (default: the repository's models/manifest.json)").optional(),
         scoreThreshold: z.number().min(0).max(1).default(0.35).describe("detections below this score are dropped"),
         iouThreshold: z.number().min(0).max(1).default(0.5).describe("class-aware NMS overlap threshold"),

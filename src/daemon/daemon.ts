@@ -6,6 +6,7 @@
 import type { Logger } from "pino";
 import { BusPublisher } from "../bus/publisher.ts";
 import { warmUpBus } from "../bus/warmup.ts";
+import { chooseModel, modelProviderMismatch } from "../config/model-choice.ts";
 import type { Config } from "../config/schema.ts";
 import { InferencePool, resolveReplayWorkers } from "../infer/inference-pool.ts";
 import { classIdsForLabels, type InferResult } from "../infer/inference-worker.ts";
@@ -117,7 +118,8 @@ export class Daemon {
 
     const manifestPath = config.model.manifest ?? DEFAULT_MANIFEST_PATH;
     const manifest = await readManifest(manifestPath);
-    const model = resolveModel(manifest, manifestPath, config.model.name);
+    const choice = chooseModel(config);
+    const model = resolveModel(manifest, manifestPath, choice.name);
     await readVerifiedModel(model);
     const settings = detectSettings(config, model);
 
@@ -223,6 +225,8 @@ export class Daemon {
       const notice = providerOptionsNotice(worker.providerOptions, config.inference.executionProviders);
       log[notice.level]({ providerOptions: worker.providerOptions }, notice.message);
       for (const w of worker.warnings) log.warn(w);
+      const mismatch = modelProviderMismatch(choice, worker.provider);
+      if (mismatch !== null) log.warn({ model: model.name, chosenFor: choice.provider, provider: worker.provider }, mismatch);
       log.info(
         {
           provider: worker.provider,
@@ -285,7 +289,7 @@ export class Daemon {
     this.log.level = next.log.level;
     const changed = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
     const needsRestart = (["cameras", "bus", "metrics", "inference", "health", "tracking", "alerts", "view"] as const).filter((k) => changed(this.config[k], next[k]));
-    if (next.model.name !== this.config.model.name || next.model.manifest !== this.config.model.manifest) needsRestart.push("model" as never);
+    if (chooseModel(next).name !== chooseModel(this.config).name || next.model.manifest !== this.config.model.manifest) needsRestart.push("model" as never);
     return { applied: ["model.scoreThreshold", "model.iouThreshold", "model.classes", "model.maxDetections", "log.level"], needsRestart };
   }
 
