@@ -6,6 +6,7 @@
 // value as is, so a spelled-out section default would be a second, drift-prone copy of the
 // field defaults; .prefault({}) parses {} and so takes every default from the fields.
 import { z } from "zod";
+import { parseBindEndpoint } from "../bus/endpoint.ts";
 import { TOPICS, fixedRateHz, minFreshHz } from "../bus/topics.ts";
 import { Z85_KEY_PATTERN } from "../bus/z85.ts";
 import { AlertsSchema, CorridorSchema, GeometrySchema, TrackingSchema } from "./hazard-schema.ts";
@@ -224,6 +225,14 @@ export const ConfigSchema = z
     model: z
       .object({
         name: z.string().optional().describe("manifest name of the model (default: the manifest's default)"),
+        byProvider: z
+          .object({ tensorrt: z.string().min(1).optional(), cuda: z.string().min(1).optional(), cpu: z.string().min(1).optional() })
+          .strict()
+          .default({})
+          .describe(
+            "a model per execution provider (manifest names), e.g. { cpu: nanodet-int8-cpu, tensorrt: nanodet-u8 }: the daemon runs the model named " +
+              "for the first provider in inference.executionProviders, else model.name (see src/config/model-choice.ts)",
+          ),
         manifest: filePath("path to manifest.json (default: the repository's models/manifest.json)").optional(),
         scoreThreshold: reloadable(
           z.number().min(0).max(1).default(DEFAULT_SCORE_THRESHOLD).describe("detections scoring at or below this are dropped (SIGHUP applies a change)"),
@@ -308,10 +317,10 @@ export const ConfigSchema = z
     bus: z
       .object({
         endpoints: z
-          .array(z.string().regex(/^(tcp|ipc):\/\//, "must be tcp://host:port or ipc://path"))
+          .array(z.string().superRefine(bindableEndpoint))
           .min(1)
           .default(["tcp://127.0.0.1:5555"])
-          .describe("ZeroMQ PUB endpoints to bind"),
+          .describe("ZeroMQ PUB endpoints to bind: tcp://HOST:PORT (HOST: *, an address such as 127.0.0.1 or [::1], or an interface name such as eth0; PORT 1-65535, or 0 or * for any free port) or ipc://PATH (or ipc://@name)"),
         sendHighWaterMark: z.number().int().min(1).max(1_000_000).default(1000).describe("ZMQ_SNDHWM: messages queued per subscriber before drops"),
         curve: z
           .object({
@@ -321,6 +330,9 @@ export const ConfigSchema = z
               .array(z.string().regex(Z85_KEY_PATTERN, "must be a Z85 CURVE public key: 40 characters (quote it in YAML)"))
               .default([])
               .describe("public keys (Z85) of the subscribers admitted; the public-key line of each subscriber's NAME.key"),
+            allowedClientKeysDir: filePath(
+              "a folder of subscribers' public NAME.key files (from `perceptd keys`), admitted besides allowedClientKeys; read at start, so adding a subscriber is a file copy and a restart",
+            ).optional(),
           })
           .strict()
           .superRefine(curveComplete)
@@ -368,11 +380,18 @@ export const ConfigSchema = z
   })
   .strict();
 
+// libzmq would bind 70000 as 4464 and drop "/extra" after a port; see src/bus/endpoint.ts.
+function bindableEndpoint(endpoint: string, ctx: z.RefinementCtx): void {
+  const parsed = parseBindEndpoint(endpoint);
+  if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: `${parsed} (got ${JSON.stringify(endpoint)})` });
+}
+
 // Enabled CURVE without a key, or with nobody admitted, would fail at start; say so with the config's line numbers.
-function curveComplete(c: { enabled: boolean; serverSecretKeyFile?: string; allowedClientKeys: string[] }, ctx: z.RefinementCtx): void {
+function curveComplete(c: { enabled: boolean; serverSecretKeyFile?: string; allowedClientKeys: string[]; allowedClientKeysDir?: string }, ctx: z.RefinementCtx): void {
   if (!c.enabled) return;
   if (c.serverSecretKeyFile === undefined) ctx.addIssue({ code: "custom", path: ["serverSecretKeyFile"], message: "is required when bus.curve.enabled is true" });
-  if (c.allowedClientKeys.length === 0) ctx.addIssue({ code: "custom", path: ["allowedClientKeys"], message: "must list at least one subscriber key when bus.curve.enabled is true (nobody could connect)" });
+  if (c.allowedClientKeys.length === 0 && c.allowedClientKeysDir === undefined)
+    ctx.addIssue({ code: "custom", path: ["allowedClientKeys"], message: "must list at least one subscriber key (or name allowedClientKeysDir) when bus.curve.enabled is true (nobody could connect)" });
 }
 
 // Defensive about shapes: with `when` above this also sees cameras that failed validation.

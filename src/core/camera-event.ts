@@ -6,6 +6,8 @@ export type CameraEvent =
   | { type: "running"; camera: string; sourceWidth: number; sourceHeight: number }
   | { type: "eos"; camera: string }
   | { type: "loop"; camera: string; loops: number; method: "seek" | "rebuild" }
+  /** A replayed file's first pass ended well before the length its container declares (a file cut short). */
+  | { type: "truncated"; camera: string; path: string; playedS: number; declaredS: number; frames: number }
   /** `message` names the camera, the source and, for GStreamer errors, the element. */
   | { type: "error"; camera: string; message: string }
   /** `attempt` counts consecutive restarts since the last healthy run, from 1. */

@@ -6,6 +6,7 @@
 import type { Logger } from "pino";
 import { BusPublisher } from "../bus/publisher.ts";
 import { warmUpBus } from "../bus/warmup.ts";
+import { chooseModel, modelProviderMismatch } from "../config/model-choice.ts";
 import type { Config } from "../config/schema.ts";
 import { planReload } from "../config/reload.ts";
 import { InferencePool, resolveReplayWorkers } from "../infer/inference-pool.ts";
@@ -123,7 +124,8 @@ export class Daemon {
 
     const manifestPath = config.model.manifest ?? DEFAULT_MANIFEST_PATH;
     const manifest = await readManifest(manifestPath);
-    const model = resolveModel(manifest, manifestPath, config.model.name);
+    const choice = chooseModel(config);
+    const model = resolveModel(manifest, manifestPath, choice.name);
     await readVerifiedModel(model);
     const settings = detectSettings(config, model);
 
@@ -232,6 +234,8 @@ export class Daemon {
       const notice = providerOptionsNotice(worker.providerOptions, config.inference.executionProviders);
       log[notice.level]({ providerOptions: worker.providerOptions }, notice.message);
       for (const w of worker.warnings) log.warn(w);
+      const mismatch = modelProviderMismatch(choice, worker.provider);
+      if (mismatch !== null) log.warn({ model: model.name, chosenFor: choice.provider, provider: worker.provider }, mismatch);
       log.info(
         {
           provider: worker.provider,
@@ -279,7 +283,8 @@ export class Daemon {
   }
 
   health(): Health {
-    return { status: this.supervisor.state, details: { model: this.model.name, cameras: this.status().cameras } };
+    const snap = this.supervisor.snapshot();
+    return { status: snap.state, details: { reasons: snap.reasons.map(describeReason), model: this.model.name, cameras: this.status().cameras } };
   }
 
   /**
@@ -406,8 +411,16 @@ export class Daemon {
   }
 
   private onCameraEvent(camera: string, e: CameraEvent, log: Logger): void {
-    const level = e.type === "error" ? "warn" : "info";
-    log[level]({ event: e }, `camera ${camera}: ${e.type}`);
+    if (e.type === "truncated") {
+      log.warn(
+        { event: e },
+        `camera ${camera}: ${e.path} ended after ${e.playedS.toFixed(1)} s (${e.frames} frames) of the ${e.declaredS.toFixed(1)} s its container declares; the file is cut short`,
+      );
+      this.metrics.replaysTruncated.inc({ camera });
+    } else {
+      const level = e.type === "error" ? "warn" : "info";
+      log[level]({ event: e }, `camera ${camera}: ${e.type}`);
+    }
     this.supervisor.cameraEvent(e);
     if (e.type === "restart") this.metrics.cameraRestarts.inc({ camera });
     if (e.type === "running") this.metrics.cameraUp.set({ camera }, 1);

@@ -104,7 +104,9 @@ export class CameraStallMonitor {
       case "error":
       case "eos":
       case "loop":
-        // error/eos are followed by restart or ended; a loop keeps frames coming.
+      case "truncated":
+        // error/eos are followed by restart or ended; a loop keeps frames coming; a cut file
+        // is the replay's content, logged and counted, not the daemon's health.
         return;
     }
   }

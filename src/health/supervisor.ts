@@ -145,6 +145,11 @@ export class HealthSupervisor {
     return this.machine.state;
   }
 
+  /** The state and its active reasons now. */
+  snapshot(): HealthSnapshot {
+    return this.machine.snapshot();
+  }
+
   /** Null until attachInference(). */
   get hang(): InferenceHangMonitor | null {
     return this.hangMonitor;

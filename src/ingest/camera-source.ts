@@ -37,6 +37,7 @@ import { readProbe } from "./gst/probe.ts";
 import { GstRunner, packRgb, parseFramerate, reserveGstThreads, type RunnerSample } from "./gst/pipeline-runner.ts";
 import { THREADS_PER_CAMERA, requiredThreadpoolSize } from "./threadpool.ts";
 import { faultTriggerName, faultTriggersFromEnv } from "../util/fault-trigger.ts";
+import { aviDeclaredFramesOf, replayEndedEarly } from "./replay-length.ts";
 
 export type CameraState = "starting" | "running" | "restarting" | "ended" | "stopped";
 
@@ -93,6 +94,10 @@ class Run {
   transform: LetterboxTransform | null = null;
   /** Frame index since the pipeline (re)started or looped: pts for every-frame sources. */
   indexInPass = 0;
+  /** nominal frame rate of the last frame's caps */
+  fps: number | null = null;
+  /** when this pass's first frame came (nowMs clock); a seek to the start begins a new pass */
+  passStartMs: number | null = null;
   readonly startedMs: number;
   firstFrameMs: number | null = null;
   lastFrameMs: number | null = null;
@@ -373,6 +378,8 @@ export class CameraSource {
     // Transferred to the inference worker, so the pixels must own their ArrayBuffer.
     const pixels = packRgb(sample.buf, width, height, `${this.where}: frame ${seq}`, true);
     const fps = parseFramerate(caps.framerate);
+    run.fps = fps;
+    if (run.indexInPass === 0) run.passStartMs = this.nowMs();
     // Without buffer timestamps from the binding, pts is only known where no frame can be
     // dropped: index / nominal rate.
     const ptsNs = this.desc.everyFrame && fps !== null ? Math.round((run.indexInPass * 1e9) / fps) : null;
@@ -409,6 +416,7 @@ export class CameraSource {
       run.terminalTimer = null;
     }
     const source = this.camera.source;
+    if (source.type === "file" && this.loops === 0) this.checkReplayLength(run, source.path, source.realtime);
     if (source.type === "file" && source.loop) {
       if (run.indexInPass === 0) {
         // Looping a file that yields nothing would spin forever.
@@ -435,6 +443,19 @@ export class CameraSource {
     if (this.ended()) return;
     if (this.desc.restartOnEos) this.scheduleRestart();
     else this.end("eos");
+  }
+
+  /** At the end of a file's first pass: a "truncated" event when it ended short of its container's length. */
+  private checkReplayLength(run: Run, path: string, paced: boolean): void {
+    const runner = run.runner as GstRunner;
+    const early = replayEndedEarly({
+      frames: run.indexInPass,
+      fps: run.fps,
+      pacedSpanS: paced && run.passStartMs !== null && run.lastFrameMs !== null ? (run.lastFrameMs - run.passStartMs) / 1000 : null,
+      durationS: runner.durationSeconds(),
+      aviFrames: aviDeclaredFramesOf(path),
+    });
+    if (early !== null) this.emit({ type: "truncated", camera: this.id, path, frames: run.indexInPass, ...early });
   }
 
   private fail(run: Run, message: string): void {

@@ -249,6 +249,14 @@ export function describePipeline(source: SourceSpec, target: TargetSize): Pipeli
   return { description: `${head} ! ${tail(target, paced, everyFrame, afterTee)}`, live, restartOnEos, properties, paced, everyFrame };
 }
 
+/**
+ * Text with the user and password of every RTSP URL in it replaced by *** (for logs, the bus,
+ * metrics and --check-config): a URL of its own, or one inside an expert pipeline.
+ */
+export function maskRtspCredentials(text: string): string {
+  return text.replace(/(rtsps?:\/\/)[^@/\s"']*@/g, "$1***@");
+}
+
 /** How a source appears in messages; RTSP credentials are masked. */
 export function describeSource(source: SourceSpec): string {
   switch (source.type) {
@@ -259,11 +267,13 @@ export function describeSource(source: SourceSpec): string {
     case "csi":
       return `csi sensor-id=${source.sensorId}`;
     case "rtsp":
-      return `rtsp ${source.url.replace(/^(rtsps?:\/\/)[^@/]*@/, "$1***@")}`;
+      return `rtsp ${maskRtspCredentials(source.url)}`;
     case "testsrc":
       return `videotestsrc ${source.pattern}`;
-    case "pipeline":
-      return `pipeline "${source.pipeline.length > 60 ? `${source.pipeline.slice(0, 57)}...` : source.pipeline}"`;
+    case "pipeline": {
+      const p = maskRtspCredentials(source.pipeline);
+      return `pipeline "${p.length > 60 ? `${p.slice(0, 57)}...` : p}"`;
+    }
     default: {
       const unknown: never = source;
       return String((unknown as { type?: unknown }).type);

@@ -96,6 +96,7 @@ export interface Metrics {
   readonly framesDropped: Counter<"camera" | "reason">;
   readonly detections: Counter<"camera" | "class">;
   readonly cameraRestarts: Counter<"camera">;
+  readonly replaysTruncated: Counter<"camera">;
   readonly cameraUp: Gauge<"camera">;
   readonly modelInfo: Gauge<"model" | "execution_provider" | "providers_tried" | "provider_options">;
   readonly busMessagesSent: Counter<"topic">;
@@ -147,6 +148,7 @@ export function createMetrics(opts: CreateMetricsOptions): Metrics {
   const framesDropped = counter("perceptd_frames_dropped_total", `Frames ingested but never processed, per camera and reason (${FRAME_DROP_REASONS.join(", ")})`, ["camera", "reason"]);
   const detections = counter("perceptd_detections_total", "Detections published, per camera and class label", ["camera", "class"]);
   const cameraRestarts = counter("perceptd_camera_restarts_total", "Restarts of a camera's source pipeline after an error or end of stream", ["camera"]);
+  const replaysTruncated = counter("perceptd_replay_truncated_total", "Replayed files whose first pass ended well before the length their container declares (a file cut short)", ["camera"]);
   const cameraUp = gauge("perceptd_camera_up", "1 while the camera's source pipeline is delivering frames, 0 while it is starting or backing off", ["camera"]);
   const modelInfo = gauge("perceptd_model_info", "The loaded model and the execution provider that runs it (value always 1)", ["model", "execution_provider", "providers_tried", "provider_options"]);
   const busMessagesSent = counter("perceptd_bus_messages_sent_total", "Messages accepted by the ZeroMQ PUB socket, per topic (ZeroMQ's own per-subscriber drops beyond the high-water mark are invisible here)", ["topic"]);
@@ -183,6 +185,7 @@ export function createMetrics(opts: CreateMetricsOptions): Metrics {
     framesDropped,
     detections,
     cameraRestarts,
+    replaysTruncated,
     cameraUp,
     modelInfo,
     busMessagesSent,
@@ -204,6 +207,7 @@ export function createMetrics(opts: CreateMetricsOptions): Metrics {
       framesProcessed.inc({ camera }, 0);
       for (const reason of FRAME_DROP_REASONS) framesDropped.inc({ camera, reason }, 0);
       cameraRestarts.inc({ camera }, 0);
+      replaysTruncated.inc({ camera }, 0);
       cameraUp.set({ camera }, 0);
       inferenceOverruns.inc({ camera }, 0);
       detectionsStale.inc({ camera }, 0);

@@ -6,6 +6,7 @@ import { BusClient, type BusEvent } from "../../src/bus/client/index.ts";
 import { BusEncoder, type DetectionsBody, type HealthBody } from "../../src/bus/codec.ts";
 import { BusPublisher } from "../../src/bus/publisher.ts";
 import { TOPICS, type TopicName } from "../../src/bus/topics.ts";
+import { Publisher } from "zeromq";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -117,6 +118,24 @@ describe("bus client", () => {
       ["ERROR", expect.stringMatching(/^layout: frame starts with 0x7b/)],
       ["ERROR", expect.stringMatching(/^data_id: data_id 3 on topic health/)],
     ]);
+  });
+
+  it("reports ERROR (unknown topic) for a frame on topic healthz, which ZeroMQ's prefix match delivers to a health subscriber", async () => {
+    // A raw socket: BusPublisher only publishes declared topics.
+    const raw = new Publisher({ linger: 0 });
+    cleanups.push(() => raw.close());
+    await raw.bind("tcp://127.0.0.1:0");
+    const enc = new BusEncoder();
+    const health = enc.encode("health", { state: "STATE_OK", reasons: [], cameras: [], uptimeS: 1, fps: 0, latencyE2eP50Ms: 0, latencyE2eP99Ms: 0, latencyInferenceP50Ms: 0, framesIngested: 0n, framesProcessed: 0n, framesDropped: 0n, model: "", executionProvider: "" });
+    const client = new BusClient({ endpoints: raw.lastEndpoint!, topics: ["health", "alerts"] });
+    const events = consume(client);
+    await join(() => void raw.send(["alerts", enc.encode("alerts", { alerts: [] })]), events);
+    await raw.send(["healthz", health]);
+    await vi.waitFor(() => expect(on(events, "health").length).toBe(1));
+    const [ev] = on(events, "health");
+    expect(ev).toMatchObject({ kind: "error", topic: "health", e2e: "ERROR" });
+    expect(ev.detail).toMatch(/^unknown topic "healthz" \(delivered by ZeroMQ's prefix match on the subscription "health"\)/);
+    expect(client.state("health")).toBe("ERROR");
   });
 
   it("reports NO_NEW_DATA when a topic stays silent past its staleness timeout, though nothing arrives", async () => {

@@ -227,6 +227,12 @@ describe("faults, as a bus subscriber sees them", () => {
         expect(Number(last?.cameras[0].framesProcessed), "frames processed of those decoded").toBe(ingested);
         expect(logHas(d, (l) => l.msg === "camera cam0: ended" && (l.event as { reason?: string }).reason === "eos")).toBe(true);
         expect(logHas(d, msgIs("camera cam0: error")), "the cut is not reported as an error").toBe(false);
+        // ...but it is reported: the header declares 795 frames (79.5 s).
+        const cut = d.logs.filter((l) => (l.event as { type?: string } | undefined)?.type === "truncated");
+        expect(cut.length, "one warning for the cut").toBe(1);
+        expect(cut[0].level).toBe("warn");
+        expect(cut[0].event).toMatchObject({ camera: "cam0", path: truncated, frames: ingested, declaredS: 79.5 });
+        expect(String(cut[0].msg)).toMatch(/ended after \d+\.\d s \(\d+ frames\) of the 79\.5 s its container declares; the file is cut short$/);
         expect(logHas(d, (l) => l.msg === PHASE_LOG.stopping && l.reason === "end-of-stream")).toBe(true);
       }
 
@@ -255,6 +261,33 @@ describe("faults, as a bus subscriber sees them", () => {
       }
     },
   );
+
+  it.skipIf(!existsSync(VTEST) || !gstLaunch)("a truncated file on a loop: warned once, counted on /metrics (perceptd_replay_truncated_total); a whole file: neither", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "perceptd-faults-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const truncated = join(dir, "truncated.avi");
+    await writeFile(truncated, (await readFile(VTEST)).subarray(0, 500_000)); // about 45 of 795 frames
+    const port = await freePort();
+    const d = await startDaemon(baseConfig(port, { type: "file", path: truncated, realtime: false, loop: true }, { health: QUIET_HOST }));
+    const ready = await d.ready();
+    await d.waitForLog((l) => l.msg === "camera cam0: loop", 60_000);
+    const metric = async (): Promise<string | undefined> => {
+      const text = await (await fetch(`${ready.metricsUrl}/metrics`)).text();
+      return text.split("\n").find((l) => l.startsWith('perceptd_replay_truncated_total{camera="cam0"}'));
+    };
+    expect(await metric()).toBe('perceptd_replay_truncated_total{camera="cam0"} 1');
+    await d.waitForLog((l) => l.msg === "camera cam0: loop" && (l.event as { loops: number }).loops === 2, 60_000);
+    expect(d.logs.filter((l) => (l.event as { type?: string } | undefined)?.type === "truncated").length, "warned for the first pass only").toBe(1);
+    expect(await d.stop()).toBe(0);
+
+    // A whole file (40 frames of vtest.avi, muxed complete) played to its end: no warning.
+    const complete = join(dir, "complete.avi");
+    spawnSync("gst-launch-1.0", ["-q", "filesrc", `location=${VTEST}`, "!", "decodebin", "!", "videoconvert", "!", "identity", "eos-after=40", "!", "jpegenc", "!", "avimux", "!", "filesink", `location=${complete}`]);
+    const whole = await startDaemon(baseConfig(await freePort(), { type: "file", path: complete, realtime: false }, { health: QUIET_HOST }));
+    expect(await whole.exited).toBe(0);
+    expect(whole.logs.filter((l) => l.msg === "camera cam0: ended").length, "played to its end").toBe(1);
+    expect(whole.logs.some((l) => (l.event as { type?: string } | undefined)?.type === "truncated")).toBe(false);
+  });
 
   it("inference hang (test hook): FAULT (inference_hang) on the bus once a frame outlasts the hang limit, the worker is replaced, then OK and detections resume", async () => {
     const port = await freePort();

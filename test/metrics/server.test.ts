@@ -166,7 +166,7 @@ describe("metrics server", () => {
     expect(s.url).toBe(`http://127.0.0.1:${s.port}`);
   });
 
-  it("answers /healthz with 200 when ok, 503 otherwise, 500 when the check throws", async () => {
+  it("answers /healthz with 200 when ok or degraded, 503 when starting, failed or stopping, 500 when the check throws", async () => {
     let health: Health = { status: "starting", details: { cameras: { front: "connecting" } } };
     let fail = false;
     const s = await serve(createMetrics({ labels: LABELS, defaultMetrics: false }), async () => {
@@ -184,8 +184,18 @@ describe("metrics server", () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: "ok", details: {} });
 
+    // Still publishing: a 503 would have a balancer or orchestrator take away what is left.
     health = { status: "degraded", details: { front: "restarting" } };
-    expect((await fetch(`${s.url}/healthz`)).status).toBe(503);
+    res = await fetch(`${s.url}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "degraded", details: { front: "restarting" } });
+
+    for (const status of ["fault", "stopping"] as const) {
+      health = { status };
+      res = await fetch(`${s.url}/healthz`);
+      expect(res.status, status).toBe(503);
+      expect(await res.json()).toEqual({ status, details: {} });
+    }
 
     fail = true;
     res = await fetch(`${s.url}/healthz`);

@@ -7,6 +7,8 @@ import { ConfigError, describeConfig, loadConfig } from "../../config/load.ts";
 import { Daemon, EXIT_FATAL, EXIT_SOURCE_FAILED } from "../../daemon/daemon.ts";
 import { PHASE_LOG } from "../../daemon/log-messages.ts";
 import { formatStatus } from "../../daemon/status-line.ts";
+import type { Config } from "../../config/schema.ts";
+import { maskRtspCredentials } from "../../ingest/pipeline-description.ts";
 import { createLogger } from "../../util/logger.ts";
 
 export const EX_CONFIG = 78;
@@ -56,11 +58,23 @@ export function register(program: Command): void {
         throw e;
       }
       if (opts.checkConfig) {
-        process.stdout.write(JSON.stringify(loaded.config, null, 2) + "\n");
+        process.stdout.write(JSON.stringify(withMaskedCredentials(loaded.config), null, 2) + "\n");
         return;
       }
       await runDaemon(loaded.config, loaded.sources, opts);
     });
+}
+
+/** The config as --check-config prints it: RTSP user and password masked as the logs mask them (the output lands in terminals, tickets and CI logs). */
+function withMaskedCredentials(config: Config): Config {
+  return {
+    ...config,
+    cameras: config.cameras.map((c) => {
+      if (c.source.type === "rtsp") return { ...c, source: { ...c.source, url: maskRtspCredentials(c.source.url) } };
+      if (c.source.type === "pipeline") return { ...c, source: { ...c.source, pipeline: maskRtspCredentials(c.source.pipeline) } };
+      return c;
+    }),
+  };
 }
 
 async function runDaemon(config: Parameters<typeof Daemon.start>[0]["config"], sources: string[], opts: RunOptions): Promise<void> {
