@@ -37,7 +37,7 @@ export interface Decoder {
   readonly kind: DecoderKind;
   /** ONNX output names this decoder reads, e.g. to fetch only those from a session. */
   readonly outputNames: readonly string[];
-  /** Candidates in model-input pixels; map with toSourceDetections, run nms as needed. */
+  /** Candidates in model-input pixels; src/infer/frame-processor.ts takes them on (map back, NMS, cap). */
   decode(outputs: Readonly<Record<string, RawTensor>>, opts: DecodeOptions): Detection[];
 }
 
