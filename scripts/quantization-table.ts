@@ -21,7 +21,7 @@ import { AGREEMENT_CLASSES } from "../src/model/eval/agreement.ts";
 import { BAR, judgeBar } from "../src/model/eval/bar.ts";
 import { resolveModelArg } from "../src/model/eval/model-arg.ts";
 import { evaluateOnSets, type SetAgreement } from "../src/model/eval/set-agreement.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, type ResolvedModel } from "../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, type ResolvedModel } from "../src/infer/manifest.ts";
 import { decodeModel } from "../src/model/onnx/serialize.ts";
 import { measureSideBySide, type LatencyResult } from "../src/model/prune/latency.ts";
 import { writeFileAtomic } from "../src/util/atomic-write.ts";

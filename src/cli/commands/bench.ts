@@ -6,7 +6,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import type { BenchProgress, ModelBenchOptions } from "../bench/model-bench.ts";
 import type { PipelineBenchOptions } from "../bench/pipeline-bench.ts";
 import { DEFAULT_PIPELINE_FRAMES, DEFAULT_PIPELINE_WARMUP } from "../bench/pipeline-defaults.ts";
-import { EXECUTION_PROVIDERS, type ExecutionProvider } from "../../infer/session.ts";
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from "../../core/providers.ts";
 
 function providerOption(value: string): ExecutionProvider {
   const p = EXECUTION_PROVIDERS.find((known) => known === value);

@@ -1,7 +1,7 @@
 // `perceptd models ...`: build the shipped ONNX models from their pinned upstream package,
 // list what the manifest holds, and verify files against their checksums.
 import { InvalidArgumentError, type Command } from "commander";
-import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../../model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../../infer/manifest.ts";
 
 export function register(program: Command): void {
   const models = program.command("models").description("build, list and verify the ONNX models in models/");

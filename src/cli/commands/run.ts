@@ -5,6 +5,7 @@
 import type { Command } from "commander";
 import { ConfigError, describeConfig, loadConfig } from "../../config/load.ts";
 import { Daemon, EXIT_FATAL, EXIT_SOURCE_FAILED } from "../../daemon/daemon.ts";
+import { PHASE_LOG } from "../../daemon/log-messages.ts";
 import { formatStatus } from "../../daemon/status-line.ts";
 import type { Config } from "../../config/schema.ts";
 import { maskRtspCredentials } from "../../ingest/pipeline-description.ts";
@@ -102,9 +103,10 @@ async function runDaemon(config: Parameters<typeof Daemon.start>[0]["config"], s
     loadConfig(opts.config, { set: opts.set })
       .then((next) => {
         const r = daemon.reload(next.config);
-        logger.info({ applied: r.applied, needsRestart: r.needsRestart }, "SIGHUP: configuration reloaded");
+        logger.info({ applied: r.applied, needsRestart: r.needsRestart }, PHASE_LOG.reloaded);
+        if (r.needsRestart.length > 0) logger.warn({ keys: r.needsRestart }, `SIGHUP: ${r.needsRestart.join(", ")} changed but take effect only after a restart`);
       })
-      .catch((e: unknown) => logger.error({ err: e instanceof Error ? e.message : String(e) }, "SIGHUP: new configuration rejected; keeping the running one"));
+      .catch((e: unknown) => logger.error({ err: e instanceof Error ? e.message : String(e) }, PHASE_LOG.reloadRejected));
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

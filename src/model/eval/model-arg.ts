@@ -5,7 +5,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import { decodeModel } from "../onnx/serialize.ts";
-import { resolveModel, sha256Hex, type Manifest, type ModelEntry, type ResolvedModel } from "../manifest.ts";
+import { resolveModel, sha256Hex, type Manifest, type ModelEntry, type ResolvedModel } from "../../infer/manifest.ts";
 
 function decoderOutputs(entry: ModelEntry): string[] {
   const d = entry.decoder;

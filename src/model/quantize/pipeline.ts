@@ -14,7 +14,7 @@ import { prepareFrames } from "../data/build.ts";
 import { PREDICTION_SCORE_FLOOR } from "../eval/agreement.ts";
 import { resolveModelArg } from "../eval/model-arg.ts";
 import { detectOnCache, REFERENCE_THRESHOLD, setAgreementMetrics, type SetAgreement } from "../eval/set-agreement.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, sha256Hex, type ResolvedModel } from "../manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, sha256Hex, type ResolvedModel } from "../../infer/manifest.ts";
 import { checkOnnx } from "../onnx-checker.ts";
 import type { OnnxGraph } from "../onnx/ir.ts";
 import { decodeModel, encodeModel } from "../onnx/serialize.ts";

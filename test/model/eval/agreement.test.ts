@@ -6,13 +6,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Detector } from "../../../src/infer/detector.ts";
-import type { Detection } from "../../../src/infer/types.ts";
+import type { Detection } from "../../../src/core/types.ts";
 import { writePng } from "../../../src/ingest/image-file.ts";
 import { agreementMetrics, evaluateAgainstLabels, evaluateAgreement } from "../../../src/model/eval/agreement.ts";
 import { readCocoLabels } from "../../../src/model/eval/coco-json.ts";
 import { readFramesAt } from "../../../src/model/eval/frames.ts";
 import { resolveModelArg } from "../../../src/model/eval/model-arg.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type Manifest } from "../../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type Manifest } from "../../../src/infer/manifest.ts";
 import { perceptd } from "../../cli/run-cli.ts";
 
 const ROOT = resolve(import.meta.dirname, "../../..");

@@ -6,7 +6,7 @@ import { prepareFrames } from "../../../src/model/data/build.ts";
 import { DEFAULT_EVAL_VIDEO } from "../../../src/model/eval/frames.ts";
 import { detectOnCache, REFERENCE_THRESHOLD, setAgreementMetrics } from "../../../src/model/eval/set-agreement.ts";
 import { PREDICTION_SCORE_FLOOR } from "../../../src/model/eval/agreement.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../../src/infer/manifest.ts";
 import { checkOnnx } from "../../../src/model/onnx-checker.ts";
 import { QUANTIZED_VARIANTS } from "../../../src/model/quantized-variants.ts";
 
