@@ -10,7 +10,7 @@
 import { parseArgs } from "node:util";
 import { formatFixed, formatRatio, markdownTable } from "../src/cli/bench/table.ts";
 import { resolveModelArg } from "../src/model/eval/model-arg.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel } from "../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel } from "../src/infer/manifest.ts";
 import { attr, topoSort, type OnnxGraph } from "../src/model/onnx/ir.ts";
 import { decodeModel } from "../src/model/onnx/serialize.ts";
 import { floatTensor, int64Tensor } from "../src/model/onnx/tensor.ts";
