@@ -55,6 +55,19 @@ export interface DaemonOptions {
   logger: Logger;
   /** default true; tests that run several daemons turn off the process metrics */
   defaultMetrics?: boolean;
+  /**
+   * Aborts the start (a SIGINT/SIGTERM during start-up): what has started is closed, a
+   * STOPPING health message goes out if the bus was bound, and start() rejects with
+   * StartAborted. Checked between the steps; a warm-up ends at its next run.
+   */
+  signal?: AbortSignal;
+  /** Called once when the orderly stop begins, whatever began it. */
+  onStopping?: (reason: StopReason) => void;
+}
+
+/** Daemon.start() was aborted through its signal: a clean stop during start-up, not a failure. */
+export class StartAborted extends Error {
+  override readonly name = "StartAborted";
 }
 
 interface CameraState {
@@ -97,6 +110,7 @@ export class Daemon {
     private readonly server: MetricsServer | null,
     private pool: InferencePool | null,
     readonly supervisor: HealthSupervisor,
+    private readonly onStopping?: (reason: StopReason) => void,
   ) {
     this.log = logger;
     this.model = model;
@@ -108,8 +122,11 @@ export class Daemon {
   }
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const { config, logger } = opts;
+    const { config, logger, signal } = opts;
     const log = logger.child({ component: "daemon" });
+    const checkAborted = (): void => {
+      if (signal?.aborted) throw new StartAborted("stopped during start-up");
+    };
     const pool = threadpoolSize();
     const needed = requiredThreadpoolSize(config.cameras.length);
     if (pool < needed)
@@ -119,6 +136,7 @@ export class Daemon {
     const manifest = await readManifest(manifestPath);
     const model = resolveModel(manifest, manifestPath, config.model.name);
     await readVerifiedModel(model);
+    checkAborted();
     const settings = detectSettings(config, model);
 
     const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? true });
@@ -156,8 +174,10 @@ export class Daemon {
       : null;
     let bus: BusPublisher | undefined;
     try {
+      checkAborted();
       // Before the first frame, so the first minute's messages go out as fast as later ones.
       const busWarmup = await warmUpBus();
+      checkAborted();
       bus = await BusPublisher.bind(config.bus.endpoints, {
         sendHighWaterMark: config.bus.sendHighWaterMark,
         curve: config.bus.curve,
@@ -175,13 +195,15 @@ export class Daemon {
         { endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name, busWarmupMs: Math.round(busWarmup.ms) },
         "bus bound; loading model",
       );
-      const d = new Daemon(config, logger, model, metrics, bus, server, null, supervisor);
+      const d = new Daemon(config, logger, model, metrics, bus, server, null, supervisor, opts.onStopping);
       daemon = d;
       // From here on, so the alerts topic says "not valid" while the model loads rather than
       // staying silent.
       d.hazard.start();
       d.view = await ViewStage.start({ config, metrics, logger, alerts: () => d.hazard.current(supervisor.state === "ok") });
+      checkAborted();
       d.pool = await InferencePool.start({
+        workerOptions: { signal: signal === undefined ? undefined : abortAs(signal, () => new StartAborted("stopped during start-up")) },
         init: {
           modelPath: model.path,
           modelName: model.name,
@@ -206,6 +228,7 @@ export class Daemon {
           supervisor.inferenceError(e);
         },
       });
+      checkAborted();
       const pool = d.pool;
       const workers = pool.stats().workers;
       supervisor.attachInference({
@@ -243,12 +266,21 @@ export class Daemon {
       metrics.setReady(true);
       return d;
     } catch (e) {
+      const aborted = e instanceof StartAborted || signal?.aborted === true;
+      if (aborted) log.info("stopping during start-up");
+      // Subscribers that saw STARTING learn that the silence to come is intended.
+      if (aborted && daemon !== undefined && bus !== undefined) {
+        supervisor.markStopping("signal");
+        supervisor.publishNow();
+        await bus.flush(300);
+      }
       daemon?.hazard.dispose();
+      await daemon?.pool?.close(1000);
       await daemon?.view?.close();
       supervisor.close();
       await bus?.close();
       await server?.close();
-      throw e;
+      throw aborted && !(e instanceof StartAborted) ? new StartAborted("stopped during start-up", { cause: e }) : e;
     }
   }
 
@@ -340,6 +372,7 @@ export class Daemon {
    */
   stop(reason: StopReason = "signal"): Promise<void> {
     this.stopping ??= (async () => {
+      this.onStopping?.(reason);
       this.supervisor.markStopping(reason);
       this.metrics.setReady(false);
       this.log.info({ reason }, "stopping");
@@ -477,6 +510,14 @@ export class Daemon {
     void r;
     return { width: 0, height: 0 };
   }
+}
+
+/** A signal that aborts with `reason()` when `signal` aborts, whatever reason that one carries. */
+function abortAs(signal: AbortSignal, reason: () => Error): AbortSignal {
+  const c = new AbortController();
+  if (signal.aborted) c.abort(reason());
+  else signal.addEventListener("abort", () => c.abort(reason()), { once: true });
+  return c.signal;
 }
 
 /** The decode settings the config asks for, checked against the model's labels. */
