@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // libuv reads UV_THREADPOOL_SIZE once, when its pool first starts, so it is set here before
 // anything uses the pool. Each camera parks two pool threads in GStreamer (bus poll and
-// appsink pull); 16 leaves room for six cameras plus fs/dns/zlib. See src/ingest/threadpool.ts.
-process.env.UV_THREADPOOL_SIZE ??= "16";
+// appsink pull): `run` gets 36, enough for the 16 cameras a config may list at most plus
+// fs/dns/zlib (RUN_THREADPOOL_SIZE in src/ingest/threadpool.ts); the offline commands run a
+// pipeline or two and keep 16. A smaller value set in the environment is the user's; `run`
+// refuses a config it is too small for (exit 78) instead of stalling.
+process.env.UV_THREADPOOL_SIZE ??= process.argv[2] === "run" ? "36" : "16";
 
 // A reader that closed our stdout early (`perceptd run --help | head`) wants no more output:
 // end quietly, as a C tool does on SIGPIPE, instead of printing an EPIPE stack trace.

@@ -11,6 +11,13 @@ import { Z85_KEY_PATTERN } from "../bus/z85.ts";
 import { AlertsSchema, CorridorSchema, GeometrySchema, TrackingSchema } from "./hazard-schema.ts";
 import { CUDA_ARENA_EXTEND_STRATEGY, CUDA_CONV_ALGO_SEARCH } from "../infer/provider-options.ts";
 
+/**
+ * Most cameras one daemon runs: a Jetson AGX Orin takes up to 16 CSI cameras (virtual
+ * channels). bin/perceptd.js sizes the libuv threadpool for this many before node's pool
+ * starts (src/ingest/threadpool.ts), so any valid config has the threads it needs.
+ */
+export const MAX_CAMERAS = 16;
+
 /** Most inference workers one unpaced replay may run side by side. */
 export const MAX_REPLAY_WORKERS = 16;
 
@@ -268,11 +275,12 @@ export const ConfigSchema = z
     cameras: z
       .array(CameraSchema)
       .min(1)
+      .max(MAX_CAMERAS)
       // Runs even when some camera is invalid otherwise, so a duplicate id is reported
       // together with the other problems instead of after they are fixed. (zod still skips
       // it after an aborting issue inside cameras, such as 1.5 where an integer belongs.)
       .superRefine(uniqueCameraIds, { when: (payload) => Array.isArray(payload.value) })
-      .describe("one entry per camera; ids must be unique"),
+      .describe(`one entry per camera (at most ${MAX_CAMERAS}, as many as a Jetson Orin's CSI virtual channels); ids must be unique`),
     bus: z
       .object({
         endpoints: z

@@ -274,6 +274,9 @@ export class Daemon {
         supervisor.publishNow();
         await bus.flush(300);
       }
+      // Cameras first: a camera that failed to start (its source, the threadpool) must not
+      // leave the others running, and restarting, in a process whose bus is gone.
+      if (daemon !== undefined) await Promise.all([...daemon.cameras.values()].map((c) => c.source.stop()));
       daemon?.hazard.dispose();
       await daemon?.pool?.close(1000);
       await daemon?.view?.close();

@@ -10,6 +10,7 @@ import { DaemonSignals } from "../../daemon/signals.ts";
 import { formatStatus } from "../../daemon/status-line.ts";
 import type { Config } from "../../config/schema.ts";
 import { maskRtspCredentials } from "../../ingest/pipeline-description.ts";
+import { threadpoolRefusal } from "../../ingest/threadpool.ts";
 import { createLogger } from "../../util/logger.ts";
 
 export const EX_CONFIG = 78;
@@ -59,6 +60,10 @@ export function register(program: Command): void {
         if (e instanceof ConfigError) throw new ExitError(e.message, EX_CONFIG);
         throw e;
       }
+      // Before anything starts: with too few pool threads camera N+1 fails to start and the
+      // daemon would run half its cameras (the threadpool is sized in bin/ before node's starts).
+      const poolTooSmall = threadpoolRefusal(loaded.config.cameras.length);
+      if (poolTooSmall !== null) throw new ExitError(`${loaded.path}: ${poolTooSmall}`, EX_CONFIG);
       if (opts.checkConfig) {
         process.stdout.write(JSON.stringify(withMaskedCredentials(loaded.config), null, 2) + "\n");
         return;
