@@ -101,7 +101,7 @@ async function runDaemon(config: Config, sources: string[], opts: RunOptions): P
   // default action (src/daemon/signals.ts has the table).
   const signals = new DaemonSignals({ logger, reload });
   signals.install();
-  logger.info({ sources }, "perceptd starting");
+  logger.info({ sources, node: process.version }, "perceptd starting");
   try {
     daemon = await Daemon.start({ config, logger, signal: signals.startSignal, onStopping: () => signals.stopping() });
   } catch (e) {
