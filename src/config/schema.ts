@@ -16,6 +16,12 @@ import { EXECUTION_PROVIDERS } from "../core/providers.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../util/logger.ts";
 import { MAX_REPLAY_WORKERS } from "../infer/worker-protocol.ts";
 
+/**
+ * Most cameras one daemon runs: a Jetson AGX Orin takes up to 16 CSI cameras (virtual
+ * channels). bin/perceptd.js sizes the libuv threadpool for this many before node's pool
+ * starts (src/ingest/threadpool.ts), so any valid config has the threads it needs.
+ */
+export const MAX_CAMERAS = 16;
 
 /** Keys whose value is a filesystem path; a relative one is resolved against the folder of the config file it came from (see load.ts). */
 export const filePathKeys = z.registry();
@@ -309,11 +315,12 @@ export const ConfigSchema = z
     cameras: z
       .array(CameraSchema)
       .min(1)
+      .max(MAX_CAMERAS)
       // Runs even when some camera is invalid otherwise, so a duplicate id is reported
       // together with the other problems instead of after they are fixed. (zod still skips
       // it after an aborting issue inside cameras, such as 1.5 where an integer belongs.)
       .superRefine(uniqueCameraIds, { when: (payload) => Array.isArray(payload.value) })
-      .describe("one entry per camera; ids must be unique"),
+      .describe(`one entry per camera (at most ${MAX_CAMERAS}, as many as a Jetson Orin's CSI virtual channels); ids must be unique`),
     bus: z
       .object({
         endpoints: z

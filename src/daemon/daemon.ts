@@ -62,6 +62,19 @@ export interface DaemonOptions {
   logger: Logger;
   /** default true; tests that run several daemons turn off the process metrics */
   defaultMetrics?: boolean;
+  /**
+   * Aborts the start (a SIGINT/SIGTERM during start-up): what has started is closed, a
+   * STOPPING health message goes out if the bus was bound, and start() rejects with
+   * StartAborted. Checked between the steps; a warm-up ends at its next run.
+   */
+  signal?: AbortSignal;
+  /** Called once when the orderly stop begins, whatever began it. */
+  onStopping?: (reason: StopReason) => void;
+}
+
+/** Daemon.start() was aborted through its signal: a clean stop during start-up, not a failure. */
+export class StartAborted extends Error {
+  override readonly name = "StartAborted";
 }
 
 interface CameraState {
@@ -104,6 +117,7 @@ export class Daemon {
     private readonly server: MetricsServer | null,
     private pool: InferencePool | null,
     readonly supervisor: HealthSupervisor,
+    private readonly onStopping?: (reason: StopReason) => void,
   ) {
     this.log = logger;
     this.model = model;
@@ -115,8 +129,11 @@ export class Daemon {
   }
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const { config, logger } = opts;
+    const { config, logger, signal } = opts;
     const log = logger.child({ component: "daemon" });
+    const checkAborted = (): void => {
+      if (signal?.aborted) throw new StartAborted("stopped during start-up");
+    };
     const pool = threadpoolSize();
     const needed = requiredThreadpoolSize(config.cameras.length);
     if (pool < needed)
@@ -127,6 +144,7 @@ export class Daemon {
     const choice = chooseModel(config);
     const model = resolveModel(manifest, manifestPath, choice.name);
     await readVerifiedModel(model);
+    checkAborted();
     const settings = detectSettings(config, model);
 
     const metrics = createMetrics({
@@ -167,8 +185,10 @@ export class Daemon {
       : null;
     let bus: BusPublisher | undefined;
     try {
+      checkAborted();
       // Before the first frame, so the first minute's messages go out as fast as later ones.
       const busWarmup = await warmUpBus();
+      checkAborted();
       bus = await BusPublisher.bind(config.bus.endpoints, {
         sendHighWaterMark: config.bus.sendHighWaterMark,
         curve: config.bus.curve,
@@ -186,13 +206,15 @@ export class Daemon {
         { endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name, busWarmupMs: Math.round(busWarmup.ms) },
         PHASE_LOG.busBound,
       );
-      const d = new Daemon(config, logger, model, metrics, bus, server, null, supervisor);
+      const d = new Daemon(config, logger, model, metrics, bus, server, null, supervisor, opts.onStopping);
       daemon = d;
       // From here on, so the alerts topic says "not valid" while the model loads rather than
       // staying silent.
       d.hazard.start();
       d.view = await ViewStage.start({ config, metrics, logger, alerts: () => d.hazard.current(supervisor.state === "ok") });
+      checkAborted();
       d.pool = await InferencePool.start({
+        workerOptions: { signal: signal === undefined ? undefined : abortAs(signal, () => new StartAborted("stopped during start-up")) },
         init: {
           modelPath: model.path,
           modelName: model.name,
@@ -217,6 +239,7 @@ export class Daemon {
           supervisor.inferenceError(e);
         },
       });
+      checkAborted();
       const pool = d.pool;
       const workers = pool.stats().workers;
       supervisor.attachInference({
@@ -256,12 +279,24 @@ export class Daemon {
       metrics.setReady(true);
       return d;
     } catch (e) {
+      const aborted = e instanceof StartAborted || signal?.aborted === true;
+      if (aborted) log.info("stopping during start-up");
+      // Subscribers that saw STARTING learn that the silence to come is intended.
+      if (aborted && daemon !== undefined && bus !== undefined) {
+        supervisor.markStopping("signal");
+        supervisor.publishNow();
+        await bus.flush(300);
+      }
+      // Cameras first: a camera that failed to start (its source, the threadpool) must not
+      // leave the others running, and restarting, in a process whose bus is gone.
+      if (daemon !== undefined) await Promise.all([...daemon.cameras.values()].map((c) => c.source.stop()));
       daemon?.hazard.dispose();
+      await daemon?.pool?.close(1000);
       await daemon?.view?.close();
       supervisor.close();
       await bus?.close();
       await server?.close();
-      throw e;
+      throw aborted && !(e instanceof StartAborted) ? new StartAborted("stopped during start-up", { cause: e }) : e;
     }
   }
 
@@ -353,6 +388,7 @@ export class Daemon {
    */
   stop(reason: StopReason = "signal"): Promise<void> {
     this.stopping ??= (async () => {
+      this.onStopping?.(reason);
       this.supervisor.markStopping(reason);
       this.metrics.setReady(false);
       this.log.info({ reason }, PHASE_LOG.stopping);
@@ -490,6 +526,14 @@ export class Daemon {
     void r;
     return { width: 0, height: 0 };
   }
+}
+
+/** A signal that aborts with `reason()` when `signal` aborts, whatever reason that one carries. */
+function abortAs(signal: AbortSignal, reason: () => Error): AbortSignal {
+  const c = new AbortController();
+  if (signal.aborted) c.abort(reason());
+  else signal.addEventListener("abort", () => c.abort(reason()), { once: true });
+  return c.signal;
 }
 
 /** The decode settings the config asks for, checked against the model's labels. */

@@ -66,6 +66,12 @@ export interface InferenceWorkerOptions {
    * main thread. Only for frames that cannot go stale meanwhile (see frame-slot.ts).
    */
   depth?: 1 | 2;
+  /**
+   * Aborts the start: the worker is asked to close (it ends its warm-up at the next run;
+   * session creation, native code, runs to its end first) and start() rejects with the
+   * signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 interface Pending {
@@ -205,6 +211,17 @@ export class InferenceWorker {
           timedOut = true;
           reject(new Error(`${where} not ready after ${timeoutMs} ms (session creation or warm-up hangs)`));
         }, timeoutMs);
+        const signal = opts.signal;
+        if (signal !== undefined) {
+          const onAbort = (): void => {
+            // Like a timeout: native code may be running, so the worker is asked, not killed.
+            timedOut = true;
+            reject(signal.reason instanceof Error ? signal.reason : new Error(`${where}: start aborted`));
+          };
+          if (signal.aborted) onAbort();
+          signal.addEventListener("abort", onAbort, { once: true });
+          cleanup.push(() => signal.removeEventListener("abort", onAbort));
+        }
         const msg: MainToWorker = { type: "init", init, settings };
         worker.postMessage(msg);
       });

@@ -147,7 +147,9 @@ async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> 
     checkSession(model, created.session, decoder);
     const { width, height } = init.entry.input;
     const identity = computeLetterbox(width, height, width, height, "stretch");
-    for (let i = 0; i < init.warmupRuns; i++) {
+    // A close asked for during start-up (the daemon stopped while warming up) ends the
+    // warm-up at the next run instead of after all of them.
+    for (let i = 0; i < init.warmupRuns && !closeAsked; i++) {
       // A blank frame: first runs allocate arenas and (on TensorRT) build engines, which
       // would otherwise land on the first camera frame as a latency spike.
       const t0 = performance.now();
@@ -222,6 +224,9 @@ async function handle(msg: MainToWorker): Promise<void> {
 // inside a request; chaining makes each message wait for the one before, so a `close` or
 // `settings` never lands in the middle of an inference.
 let queue: Promise<void> = Promise.resolve();
+/** Set as soon as a close arrives, before the queue reaches it: the warm-up loop reads it. */
+let closeAsked = false;
 port.on("message", (msg: MainToWorker) => {
+  if (msg.type === "close") closeAsked = true;
   queue = queue.then(() => handle(msg));
 });

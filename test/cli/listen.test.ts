@@ -1,5 +1,6 @@
 // `perceptd listen` against the real daemon (test/daemon/harness.ts): what an integrator
 // sees on the command line, plain and with CURVE.
+import { PERCEPTD_ARGV } from "../../src/soak/daemon-process.ts";
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmod, copyFile, mkdir, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -18,7 +19,7 @@ interface Cli {
 }
 
 function perceptd(args: string[]): Cli {
-  const child = spawn(process.execPath, [join(REPO, "bin/perceptd.js"), ...args], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(PERCEPTD_ARGV[0], [...PERCEPTD_ARGV.slice(1), ...args], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
   const lines: string[] = [];
   let buf = "";
   let err = "";

@@ -1,0 +1,106 @@
+// Signals at every stage of the real daemon's life (src/daemon/signals.ts has the table):
+// during start-up a stop is clean (exit 0, STOPPING on the bus) and SIGHUP is not fatal; a
+// second signal during the stop exits at once with 128 + its number, and says so.
+import { afterEach, describe, expect, it } from "vitest";
+import { BusClient } from "../../src/bus/client/index.ts";
+import type { WireHealthState } from "../../src/bus/codec.ts";
+import { baseConfig, freePort, removeConfig, runDaemon, until, writeConfig, type RunningDaemon } from "./harness.ts";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const QUIET_HOST = { inferenceDeadlineMs: 10_000, latencyBudgetMs: 10_000, eventLoopLagMs: 2000, cameraStallMs: 5000 };
+const testsrc = { type: "testsrc", pattern: "ball", width: 320, height: 240, framerate: 15 };
+
+async function start(port: number, extra: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> {
+  const path = await writeConfig(baseConfig(port, testsrc, { health: QUIET_HOST, ...extra }));
+  cleanups.push(() => removeConfig(path));
+  const d = runDaemon(["run", "--config", path], env);
+  cleanups.push(() => d.kill());
+  return d;
+}
+
+/** Health states a subscriber sees on the bus, in order of arrival. */
+function watchHealth(endpoint: string): WireHealthState[] {
+  const client = new BusClient({ endpoints: endpoint, topics: ["health"] });
+  cleanups.push(() => client.close());
+  const states: WireHealthState[] = [];
+  void (async () => {
+    for await (const ev of client) if (ev.kind === "message" && ev.topic === "health") states.push(ev.body.state);
+  })();
+  return states;
+}
+
+describe("signals during start-up", () => {
+  it.each(["SIGTERM", "SIGINT"] as const)("%s while the model warms up: exit 0 promptly, STOPPING on the bus, no default action", async (sig) => {
+    const port = await freePort();
+    const health = watchHealth(`tcp://127.0.0.1:${port}`);
+    const d = await start(port, { inference: { warmupRuns: 100 } });
+    await d.waitForLog((l) => l.msg === "bus bound; loading model");
+    // The subscriber has joined once it hears STARTING.
+    await until(() => (health.includes("STATE_STARTING") ? true : undefined), 20_000, () => `STARTING on the bus; seen ${health.join(" ")}`);
+    const t0 = performance.now();
+    d.child.kill(sig);
+    const code = await d.exited;
+    const tookMs = performance.now() - t0;
+    expect(code, `exit; stderr: ${d.stderr()}`).toBe(0);
+    // 100 warm-up runs would take 5-20 s here; the stop ends the warm-up at the next run.
+    expect(tookMs, "signal -> exit (ms)").toBeLessThan(5000);
+    expect(d.logs.some((l) => l.msg === "signal received during start-up: closing what has started, then exiting" && l.signal === sig)).toBe(true);
+    expect(d.logs.some((l) => l.msg === "model warm"), "never became ready").toBe(false);
+    await until(() => (health.at(-1) === "STATE_STOPPING" ? true : undefined), 2000, () => `STOPPING last on the bus; seen ${health.join(" ")}`);
+  });
+
+  it("SIGHUP while the model warms up is ignored with a log line; the daemon then runs and reloads on the next one", async () => {
+    const port = await freePort();
+    const d = await start(port, { inference: { warmupRuns: 30 } });
+    await d.waitForLog((l) => l.msg === "bus bound; loading model");
+    d.child.kill("SIGHUP");
+    await d.waitForLog((l) => l.msg === "SIGHUP while starting: ignored (a reload applies only to a running daemon)", 10_000);
+    await d.ready();
+    d.child.kill("SIGHUP");
+    await d.waitForLog((l) => l.msg === "SIGHUP: configuration reloaded", 10_000);
+    expect(await d.stop(), `exit; stderr: ${d.stderr()}`).toBe(0);
+  });
+});
+
+describe("a second signal during the stop", () => {
+  it.each([
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const)("%s twice: the second exits at once with %i, and the log says that code", async (sig, forced) => {
+    const port = await freePort();
+    // Every frame after the fifth blocks the worker for 3 s, so the orderly stop waits on it
+    // (pool.close gives it 1 s): the second signal lands inside the stop.
+    const d = await start(port, {}, { PERCEPTD_TEST_INFER_STALL_MS: "3000", PERCEPTD_TEST_INFER_STALL_AFTER: "5", PERCEPTD_TEST_INFER_STALL_EVERY: "1" });
+    await d.ready();
+    await d.waitForLog((l) => l.msg === "camera cam0: running");
+    await new Promise((r) => setTimeout(r, 1500));
+    d.child.kill(sig);
+    await d.waitForLog((l) => l.msg === "stopping", 5000);
+    d.child.kill(sig);
+    const code = await d.exited;
+    const second = d.logs.find((l) => typeof l.msg === "string" && l.msg.startsWith("second signal"));
+    expect(second, `logs: ${JSON.stringify(d.logs.slice(-4))}`).toMatchObject({ level: "warn", signal: sig, exitCode: forced, msg: `second signal (${sig}) during the stop: exiting now with ${forced}, the stop unfinished` });
+    expect(code, "exit code matches the log").toBe(forced);
+    expect(d.logs.some((l) => l.msg === "stopped"), "the stop was cut short").toBe(false);
+  });
+
+  it("SIGINT twice, 0 and 50 ms apart, with a quick stop: the exit code is the one the log names", async () => {
+    for (const gapMs of [0, 50]) {
+      const d = await start(await freePort(), {});
+      await d.ready();
+      d.child.kill("SIGINT");
+      if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+      d.child.kill("SIGINT");
+      const code = await d.exited;
+      const forced = d.logs.some((l) => l.msg === "second signal (SIGINT) during the stop: exiting now with 130, the stop unfinished");
+      const stopped = d.logs.some((l) => l.msg === "stopped");
+      // Either the second signal cut the stop short (130, and said so) or the stop had
+      // completed (0); before, a stop that completed still ended with 130 (Node's default action).
+      expect({ gapMs, code, forced, stopped }).toEqual(forced ? { gapMs, code: 130, forced, stopped: false } : { gapMs, code: 0, forced, stopped: true });
+    }
+  });
+});
