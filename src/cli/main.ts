@@ -12,6 +12,7 @@ import { register as registerKeys } from "./commands/keys.ts";
 import { register as registerListen } from "./commands/listen.ts";
 import { register as registerModels } from "./commands/models.ts";
 import { register as registerPrune } from "./commands/prune.ts";
+import { register as registerQuantize } from "./commands/quantize.ts";
 import { register as registerSoak } from "./commands/soak.ts";
 import { ExitError, register as registerRun } from "./commands/run.ts";
 
@@ -58,6 +59,7 @@ export function buildProgram(): Command {
   registerDetect(program);
   registerEval(program);
   registerPrune(program);
+  registerQuantize(program);
   registerData(program);
   registerListen(program);
   registerKeys(program);

@@ -7,9 +7,14 @@
 // field defaults; .prefault({}) parses {} and so takes every default from the fields.
 import { z } from "zod";
 import { parseBindEndpoint } from "../bus/endpoint.ts";
+import { TOPICS, fixedRateHz, minFreshHz } from "../bus/topics.ts";
 import { Z85_KEY_PATTERN } from "../bus/z85.ts";
 import { AlertsSchema, CorridorSchema, GeometrySchema, TrackingSchema } from "./hazard-schema.ts";
 import { CUDA_ARENA_EXTEND_STRATEGY, CUDA_CONV_ALGO_SEARCH } from "../infer/provider-options.ts";
+import { DEFAULT_IOU_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD } from "../core/postprocess.ts";
+import { EXECUTION_PROVIDERS } from "../core/providers.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "../util/logger.ts";
+import { MAX_REPLAY_WORKERS } from "../infer/worker-protocol.ts";
 
 /**
  * Most cameras one daemon runs: a Jetson AGX Orin takes up to 16 CSI cameras (virtual
@@ -18,11 +23,27 @@ import { CUDA_ARENA_EXTEND_STRATEGY, CUDA_CONV_ALGO_SEARCH } from "../infer/prov
  */
 export const MAX_CAMERAS = 16;
 
-/** Most inference workers one unpaced replay may run side by side. */
-export const MAX_REPLAY_WORKERS = 16;
-
 /** Keys whose value is a filesystem path; a relative one is resolved against the folder of the config file it came from (see load.ts). */
 export const filePathKeys = z.registry();
+
+/**
+ * What SIGHUP does with a key (src/config/reload.ts): "apply" takes effect in the running
+ * daemon; "ignore" is a key the daemon does not use (the soak section). A key with no mark
+ * needs a restart: SIGHUP reports it changed and leaves it as it was.
+ */
+export const reloadKeys = z.registry<{ onReload: "apply" | "ignore" }>();
+
+/** Marks a field the running daemon applies on SIGHUP (the daemon's reload() must then apply it). */
+const reloadable = <T extends z.ZodType>(field: T): T => {
+  reloadKeys.add(field, { onReload: "apply" });
+  return field;
+};
+
+/** Marks a section the daemon does not read: SIGHUP neither applies nor reports it. */
+const ignoredByDaemon = <T extends z.ZodType>(field: T): T => {
+  reloadKeys.add(field, { onReload: "ignore" });
+  return field;
+};
 
 const filePath = (what: string) => {
   const s = z.string().min(1).describe(what);
@@ -128,7 +149,7 @@ function groundCorridorHasGeometry(c: { geometry?: unknown; corridor?: { type: s
     ctx.addIssue({ code: "custom", path: ["corridor", "type"], message: "a ground corridor needs the camera's geometry (or use type: image with a polygon)" });
 }
 
-export const ExecutionProviderSchema = z.enum(["tensorrt", "cuda", "cpu"]);
+export const ExecutionProviderSchema = z.enum(EXECUTION_PROVIDERS);
 
 // The thresholds behind the daemon's health state (src/health/): which conditions make it
 // DEGRADED (still publishing, some of it late or missing) or FAULT (systemd restarts it).
@@ -159,10 +180,10 @@ export const HealthSchema = z
     latencyBudgetMs: ms(200, 1, 60_000, "detections older than this at publish (ingest -> publish) go out flagged valid=false; sustained, they make the daemon DEGRADED"),
     publishHz: z
       .number()
-      .min(4)
+      .min(minFreshHz("health"))
       .max(100)
-      .default(10)
-      .describe("rate of the health message on the bus; at least 4 Hz so subscribers (health staleAfterMs 300 ms) never see it stale"),
+      .default(fixedRateHz("health"))
+      .describe(`rate of the health message on the bus; at least ${minFreshHz("health")} Hz so subscribers (health staleAfterMs ${TOPICS.health.staleAfterMs} ms) never see it stale`),
     systemdWatchdog: z
       .enum(["auto", "off"])
       .default("auto")
@@ -201,8 +222,8 @@ export const ConfigSchema = z
   .object({
     log: z
       .object({
-        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info").describe("least severe level written"),
-        format: z.enum(["auto", "json", "pretty"]).default("auto").describe("auto: readable lines on a terminal, JSON otherwise (journald)"),
+        level: reloadable(z.enum(LOG_LEVELS).default("info").describe("least severe level written (SIGHUP applies a change)")),
+        format: z.enum(LOG_FORMATS).default("auto").describe("auto: readable lines on a terminal, JSON otherwise (journald)"),
       })
       .strict()
       .prefault({})
@@ -210,11 +231,30 @@ export const ConfigSchema = z
     model: z
       .object({
         name: z.string().optional().describe("manifest name of the model (default: the manifest's default)"),
+        byProvider: z
+          .object({ tensorrt: z.string().min(1).optional(), cuda: z.string().min(1).optional(), cpu: z.string().min(1).optional() })
+          .strict()
+          .default({})
+          .describe(
+            "a model per execution provider (manifest names), e.g. { cpu: nanodet-int8-cpu, tensorrt: nanodet-u8 }: the daemon runs the model named " +
+              "for the first provider in inference.executionProviders, else model.name (see src/config/model-choice.ts)",
+          ),
         manifest: filePath("path to manifest.json (default: the repository's models/manifest.json)").optional(),
-        scoreThreshold: z.number().min(0).max(1).default(0.35).describe("detections below this score are dropped"),
-        iouThreshold: z.number().min(0).max(1).default(0.5).describe("class-aware NMS overlap threshold"),
-        classes: z.array(z.string()).default([]).describe("labels to report (empty: all)"),
-        maxDetections: z.number().int().min(1).max(1000).default(100).describe("per frame, after NMS"),
+        scoreThreshold: reloadable(
+          z.number().min(0).max(1).default(DEFAULT_SCORE_THRESHOLD).describe("detections scoring at or below this are dropped (SIGHUP applies a change)"),
+        ),
+        iouThreshold: reloadable(
+          z
+            .number()
+            .min(0)
+            .max(1)
+            .default(DEFAULT_IOU_THRESHOLD)
+            .describe("class-aware NMS: a box overlapping a better one of its class by more than this IoU is dropped (SIGHUP applies a change)"),
+        ),
+        classes: reloadable(z.array(z.string()).default([]).describe("labels to report (empty: all; SIGHUP applies a change)")),
+        maxDetections: reloadable(
+          z.number().int().min(1).max(1000).default(DEFAULT_MAX_DETECTIONS).describe("per frame, after NMS, best score first (SIGHUP applies a change)"),
+        ),
       })
       .strict()
       .prefault({})
@@ -343,7 +383,7 @@ export const ConfigSchema = z
       .strict()
       .prefault({})
       .describe("human-readable status line"),
-    soak: SoakSchema.prefault({}),
+    soak: ignoredByDaemon(SoakSchema.prefault({})),
   })
   .strict();
 
@@ -376,6 +416,5 @@ function uniqueCameraIds(cameras: CameraConfig[], ctx: z.RefinementCtx): void {
 export type Config = z.infer<typeof ConfigSchema>;
 export type CameraConfig = z.infer<typeof CameraSchema>;
 export type SourceConfig = z.infer<typeof SourceSchema>;
-export type ExecutionProvider = z.infer<typeof ExecutionProviderSchema>;
 export type HealthConfig = z.infer<typeof HealthSchema>;
 export type SoakConfig = z.infer<typeof SoakSchema>;

@@ -6,25 +6,32 @@
 import type { Logger } from "pino";
 import { BusPublisher } from "../bus/publisher.ts";
 import { warmUpBus } from "../bus/warmup.ts";
+import { chooseModel, modelProviderMismatch } from "../config/model-choice.ts";
 import type { Config } from "../config/schema.ts";
+import { planReload } from "../config/reload.ts";
 import { InferencePool, resolveReplayWorkers } from "../infer/inference-pool.ts";
 import { classIdsForLabels, type InferResult } from "../infer/inference-worker.ts";
 import { providerOptionsNotice } from "../infer/provider-options.ts";
 import type { DetectSettings } from "../infer/worker-protocol.ts";
-import { CameraSource, type CameraEvent } from "../ingest/camera-source.ts";
+import { CameraSource } from "../ingest/camera-source.ts";
+import type { CameraEvent } from "../core/camera-event.ts";
 import { waitsForConsumer } from "../ingest/pipeline-description.ts";
-import type { Frame } from "../ingest/frame.ts";
+import type { Frame } from "../core/frame.ts";
 import { requiredThreadpoolSize, threadpoolSize } from "../ingest/threadpool.ts";
 import { createMetrics, type Metrics } from "../metrics/metrics.ts";
 import { startMetricsServer, type Health, type MetricsServer } from "../metrics/server.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel, type ResolvedModel } from "../model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel, type ResolvedModel } from "../infer/manifest.ts";
 import { HealthSupervisor, EXIT_HEALTH_GAVE_UP } from "../health/supervisor.ts";
 import { READY_FIELDS } from "../health/systemd.ts";
-import { busHealthState, describeReason, toHealthStatus, type HealthSnapshot } from "../health/state.ts";
-import type { CameraHealthState } from "../bus/codec.ts";
+import { describeReason, type HealthSnapshot } from "../health/state.ts";
+import { toWireHealthState, type CameraHealthState } from "../bus/codec.ts";
+import { TOPIC_NAMES } from "../bus/topics.ts";
+import { ALERT_KIND_NAMES, ALERT_LEVEL_NAMES } from "../perception/alerts.ts";
 import { LatencyWindow, RateMeter } from "./latency-window.ts";
 import { HazardStage } from "./hazard-stage.ts";
 import { ViewStage } from "./view-stage.ts";
+import { PHASE_LOG } from "./log-messages.ts";
+import { HEALTH_STATES } from "../core/health.ts";
 
 /** "source-failed": every camera ended and at least one ended on an error (an unreadable replay). */
 export type StopReason = "signal" | "end-of-stream" | "source-failed" | "fatal";
@@ -102,7 +109,7 @@ export class Daemon {
   private view: ViewStage | null = null;
 
   private constructor(
-    private readonly config: Config,
+    private config: Config,
     logger: Logger,
     model: ResolvedModel,
     metrics: Metrics,
@@ -134,12 +141,16 @@ export class Daemon {
 
     const manifestPath = config.model.manifest ?? DEFAULT_MANIFEST_PATH;
     const manifest = await readManifest(manifestPath);
-    const model = resolveModel(manifest, manifestPath, config.model.name);
+    const choice = chooseModel(config);
+    const model = resolveModel(manifest, manifestPath, choice.name);
     await readVerifiedModel(model);
     checkAborted();
     const settings = detectSettings(config, model);
 
-    const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? true });
+    const metrics = createMetrics({
+      labels: { topics: TOPIC_NAMES, alertKinds: ALERT_KIND_NAMES, alertLevels: ALERT_LEVEL_NAMES },
+      defaultMetrics: opts.defaultMetrics ?? true,
+    });
     for (const c of config.cameras) metrics.initCamera(c.id);
 
     let daemon: Daemon | undefined;
@@ -155,7 +166,7 @@ export class Daemon {
         const level = t.to === "fault" ? "error" : t.to === "degraded" ? "warn" : "info";
         log[level]({ from: t.from, to: t.to, reasons: t.reasons.map(describeReason) }, `health: ${t.from} -> ${t.to}`);
         metrics.healthTransitions.inc({ from: t.from, to: t.to });
-        for (const st of ["starting", "ok", "degraded", "fault", "stopping"]) metrics.healthState.set({ state: st }, st === t.to ? 1 : 0);
+        for (const st of HEALTH_STATES) metrics.healthState.set({ state: st }, st === t.to ? 1 : 0);
       },
       onReasonChange: (c) => log.info({ change: c.change, state: c.state }, `health: ${c.change.kind} ${c.change.reason}`),
       onPublish: (snap) => daemon?.publishHealth(snap),
@@ -186,14 +197,14 @@ export class Daemon {
             ? log.info({ client: a.clientKey, address: a.address }, "bus: subscriber admitted")
             : log.warn({ client: a.clientKey, address: a.address, reason: a.reason, suppressed: a.suppressed }, "bus: subscriber refused"),
         onSent: metrics.busHooks().onSent,
-        onDrop: (topic, reason) => {
-          metrics.busHooks().onDrop(topic, reason);
+        onDrop: (topic) => {
+          metrics.busHooks().onDrop(topic);
           supervisor.busDropped(topic);
         },
       });
       log.info(
         { endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name, busWarmupMs: Math.round(busWarmup.ms) },
-        "bus bound; loading model",
+        PHASE_LOG.busBound,
       );
       const d = new Daemon(config, logger, model, metrics, bus, server, null, supervisor, opts.onStopping);
       daemon = d;
@@ -246,6 +257,8 @@ export class Daemon {
       const notice = providerOptionsNotice(worker.providerOptions, config.inference.executionProviders);
       log[notice.level]({ providerOptions: worker.providerOptions }, notice.message);
       for (const w of worker.warnings) log.warn(w);
+      const mismatch = modelProviderMismatch(choice, worker.provider);
+      if (mismatch !== null) log.warn({ model: model.name, chosenFor: choice.provider, provider: worker.provider }, mismatch);
       log.info(
         {
           provider: worker.provider,
@@ -254,7 +267,7 @@ export class Daemon {
           layout: d.pool.layout,
           workers: workers.map((w) => ({ name: w.name, cameras: w.cameras, intraOpThreads: w.intraOpThreads })),
         },
-        "model warm",
+        PHASE_LOG.modelWarm,
       );
       d.startCameras();
       supervisor.camerasStarted();
@@ -306,22 +319,22 @@ export class Daemon {
 
   health(): Health {
     const snap = this.supervisor.snapshot();
-    return { status: toHealthStatus(snap.state), details: { reasons: snap.reasons.map(describeReason), model: this.model.name, cameras: this.status().cameras } };
+    return { status: snap.state, details: { reasons: snap.reasons.map(describeReason), model: this.model.name, cameras: this.status().cameras } };
   }
 
   /**
-   * SIGHUP: applies what may change at run time (score and IoU thresholds, class filter,
-   * max detections, log level). Everything else needs a restart and is reported, not applied.
-   * Throws (and changes nothing) when the new settings are invalid for this model.
+   * SIGHUP: takes up the changed keys the schema marks reloadable (src/config/reload.ts:
+   * the model's post-processing and the log level) and reports the changed keys that need
+   * a restart, which keep their running values. Throws, and changes nothing, when the new
+   * settings are invalid for this model (a class it does not have).
    */
   reload(next: Config): { applied: string[]; needsRestart: string[] } {
-    const settings = detectSettings(next, this.model);
+    const plan = planReload(this.config, next);
+    const settings = detectSettings(plan.next, this.model);
     this.pool?.setSettings(settings);
-    this.log.level = next.log.level;
-    const changed = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
-    const needsRestart = (["cameras", "bus", "metrics", "inference", "health", "tracking", "alerts", "view"] as const).filter((k) => changed(this.config[k], next[k]));
-    if (next.model.name !== this.config.model.name || next.model.manifest !== this.config.model.manifest) needsRestart.push("model" as never);
-    return { applied: ["model.scoreThreshold", "model.iouThreshold", "model.classes", "model.maxDetections", "log.level"], needsRestart };
+    this.log.level = plan.next.log.level;
+    this.config = plan.next;
+    return { applied: plan.applied, needsRestart: plan.needsRestart };
   }
 
   /** The health message, at health.publishHz, whatever the frames do. */
@@ -337,7 +350,7 @@ export class Daemon {
     };
     try {
       const body = {
-        state: busHealthState(snap.state),
+        state: toWireHealthState(snap.state),
         reasons: snap.reasons.map(describeReason),
         cameras: s.cameras.map((c) => {
           const st = this.cameras.get(c.id)!.source.stats();
@@ -378,7 +391,7 @@ export class Daemon {
       this.onStopping?.(reason);
       this.supervisor.markStopping(reason);
       this.metrics.setReady(false);
-      this.log.info({ reason }, "stopping");
+      this.log.info({ reason }, PHASE_LOG.stopping);
       await Promise.all([...this.cameras.values()].map((c) => c.source.stop()));
       // Every replay ended: its last frames are part of the run (a signal does not wait).
       if (reason === "end-of-stream") await this.pool?.settle(2000);
@@ -393,7 +406,7 @@ export class Daemon {
       await this.bus.close();
       await this.view?.close();
       await this.server?.close();
-      this.log.info({ ...this.counts }, "stopped");
+      this.log.info({ ...this.counts }, PHASE_LOG.stopped);
       this.resolveStopped(reason);
     })();
     return this.stopping;

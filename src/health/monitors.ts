@@ -5,7 +5,7 @@
 // milliseconds, so tests drive them with a fake one; only EventLoopLagMonitor.start() and
 // LoopDelayProbe touch real timers.
 import { createHistogram, type RecordableHistogram } from "node:perf_hooks";
-import type { CameraEvent } from "../ingest/camera-source.ts";
+import type { CameraEvent } from "../core/camera-event.ts";
 import type { ReasonSink } from "./state.ts";
 
 /** Monotonic milliseconds. */

@@ -19,10 +19,11 @@
 // ratio; the probe is then switched off so it holds no buffer. One uniform way for every
 // source type (RTSP and expert pipelines have no configured size, v4l2 may not), no second
 // pipeline and no extra threadpool pull. Size changes in mid-stream are not followed.
-import type { CameraConfig } from "../config/schema.ts";
-import type { LetterboxTransform } from "../infer/types.ts";
+import type { CameraSpec } from "./source-spec.ts";
+import type { CameraEvent } from "../core/camera-event.ts";
+import type { LetterboxTransform } from "../core/types.ts";
 import { nextBackoffMs } from "./backoff.ts";
-import type { Frame } from "./frame.ts";
+import type { Frame } from "../core/frame.ts";
 import {
   ELEMENTS,
   describePipeline,
@@ -39,20 +40,6 @@ import { faultTriggerName, faultTriggersFromEnv } from "../util/fault-trigger.ts
 import { aviDeclaredFramesOf, replayEndedEarly } from "./replay-length.ts";
 
 export type CameraState = "starting" | "running" | "restarting" | "ended" | "stopped";
-
-export type CameraEvent =
-  /** First frame of a (re)started pipeline, with the source size it found. */
-  | { type: "running"; camera: string; sourceWidth: number; sourceHeight: number }
-  | { type: "eos"; camera: string }
-  | { type: "loop"; camera: string; loops: number; method: "seek" | "rebuild" }
-  /** A replayed file's first pass ended well before the length its container declares (a file cut short). */
-  | { type: "truncated"; camera: string; path: string; playedS: number; declaredS: number; frames: number }
-  /** `message` names the camera, the source and, for GStreamer errors, the element. */
-  | { type: "error"; camera: string; message: string }
-  /** `attempt` counts consecutive restarts since the last healthy run, from 1. */
-  | { type: "restart"; camera: string; attempt: number; delayMs: number }
-  /** `detail`: for reason "error", the error that ended it (the same words as the "error" event). */
-  | { type: "ended"; camera: string; reason: "eos" | "error"; detail?: string };
 
 export interface CameraStats {
   /** Frames handed over by the appsink since start(), over all restarts and loops. */
@@ -144,7 +131,7 @@ function errorText(err: unknown): string {
 
 export class CameraSource {
   readonly id: string;
-  private readonly camera: CameraConfig;
+  private readonly camera: CameraSpec;
   private readonly target: TargetSize;
   private readonly opts: CameraSourceOptions;
   private readonly clock: () => bigint;
@@ -173,7 +160,7 @@ export class CameraSource {
   private stalledUntilMs = 0;
 
   /** Throws (RangeError) when the source cannot be described, e.g. a bad testsrc pattern. */
-  constructor(camera: CameraConfig, target: TargetSize, opts: CameraSourceOptions) {
+  constructor(camera: CameraSpec, target: TargetSize, opts: CameraSourceOptions) {
     this.id = camera.id;
     this.camera = camera;
     this.target = { width: target.width, height: target.height, resize: target.resize };

@@ -3,9 +3,8 @@
 // network is not a place to expose process internals by default.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
+import type { HealthState } from "../core/health.ts";
 import { listenOn } from "../util/http-listen.ts";
-
-export type HealthStatus = "ok" | "starting" | "degraded" | "stopping" | "failed";
 
 /**
  * What /healthz answers in each state. DEGRADED answers 200: the daemon still publishes (some
@@ -16,17 +15,17 @@ export type HealthStatus = "ok" | "starting" | "degraded" | "stopping" | "failed
  * trustworthy is published then. systemd's own watchdog follows the same line (fed unless
  * FAULT; src/health/systemd.ts).
  */
-export const HEALTHZ_STATUS_CODE: Readonly<Record<HealthStatus, 200 | 503>> = {
+export const HEALTHZ_STATUS_CODE: Readonly<Record<HealthState, 200 | 503>> = {
   starting: 503,
   ok: 200,
   degraded: 200,
-  failed: 503,
+  fault: 503,
   stopping: 503,
 };
 
 export interface Health {
-  /** the answer's status code follows HEALTHZ_STATUS_CODE */
-  status: HealthStatus;
+  /** the daemon's health state in its own words (src/core/health.ts); the answer's status code follows HEALTHZ_STATUS_CODE */
+  status: HealthState;
   details?: Record<string, unknown>;
 }
 

@@ -10,7 +10,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.ts";
-import { DEFAULT_MANIFEST_PATH, formatZodIssues, ManifestSchema, readManifest, sha256Hex, type Manifest, type ModelEntry } from "./manifest.ts";
+import { DEFAULT_MANIFEST_PATH, formatZodIssues, ManifestSchema, readManifest, sha256Hex, type Manifest, type ModelEntry } from "../infer/manifest.ts";
 import { encodeModel } from "./onnx/serialize.ts";
 import { graphStats } from "./onnx/shape-inference.ts";
 import type { OnnxGraph } from "./onnx/ir.ts";

@@ -5,7 +5,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { HEALTHZ_STATUS_CODE, type HealthStatus } from "../../src/metrics/server.ts";
+import { HEALTHZ_STATUS_CODE } from "../../src/metrics/server.ts";
+import type { HealthState } from "../../src/core/health.ts";
+import { PHASE_LOG } from "../../src/daemon/log-messages.ts";
 import { baseConfig, freePort, removeConfig, runDaemon, until, writeConfig } from "./harness.ts";
 
 const cleanups: (() => unknown)[] = [];
@@ -15,7 +17,7 @@ afterEach(async () => {
 
 interface Answer {
   code: number;
-  status: HealthStatus;
+  status: HealthState;
   reasons: string[];
 }
 
@@ -28,7 +30,7 @@ function pollHealthz(url: string): { answers: Answer[]; failures: string[]; stop
     while (running) {
       try {
         const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
-        const body = (await res.json()) as { status: HealthStatus; details?: { reasons?: string[] } };
+        const body = (await res.json()) as { status: HealthState; details?: { reasons?: string[] } };
         answers.push({ code: res.status, status: body.status, reasons: body.details?.reasons ?? [] });
       } catch (e) {
         // not listening (yet, or any more)
@@ -63,10 +65,10 @@ describe("/healthz of the running daemon", () => {
     cleanups.push(() => d.kill());
 
     // The metrics server is up before the model loads; its URL is in this line.
-    const bound = await d.waitForLog((l) => l.msg === "bus bound; loading model");
+    const bound = await d.waitForLog((l) => l.msg === PHASE_LOG.busBound);
     const poll = pollHealthz(String(bound.metrics));
     cleanups.push(() => poll.stop());
-    const seen = (status: HealthStatus) => () => (poll.answers.some((a) => a.status === status) ? true : undefined);
+    const seen = (status: HealthState) => () => (poll.answers.some((a) => a.status === status) ? true : undefined);
     const what = () => `${poll.answers.length} answers so far, the last: ${JSON.stringify(poll.answers.slice(-3))}; failures: ${poll.failures.slice(-3).join("; ")}`;
 
     await d.ready();
@@ -80,17 +82,17 @@ describe("/healthz of the running daemon", () => {
     await until(() => (poll.answers.slice(okAgain).some((a) => a.status === "ok") ? true : undefined), 30_000, what);
 
     await writeFile(join(faults, "inference-hang"), "3000");
-    await until(seen("failed"), 30_000, what);
-    const failed = poll.answers.find((a) => a.status === "failed");
-    expect(failed?.reasons.some((r) => r.startsWith("inference_hang")), JSON.stringify(failed)).toBe(true);
+    await until(seen("fault"), 30_000, what);
+    const fault = poll.answers.find((a) => a.status === "fault");
+    expect(fault?.reasons.some((r) => r.startsWith("inference_hang")), JSON.stringify(fault)).toBe(true);
 
     expect(await d.stop(10_000), `exit code; stderr: ${d.stderr()}`).toBe(0);
     await poll.stop();
 
     const states = new Set(poll.answers.map((a) => a.status));
-    for (const s of ["starting", "ok", "degraded", "failed"] as const) expect(states.has(s), `${s} was seen`).toBe(true);
+    for (const s of ["starting", "ok", "degraded", "fault"] as const) expect(states.has(s), `${s} was seen`).toBe(true);
     // Every answer, in every state (stopping too, when a poll caught it), with its state's code.
     for (const a of poll.answers) expect(a.code, `/healthz while ${a.status}`).toBe(HEALTHZ_STATUS_CODE[a.status]);
-    expect(HEALTHZ_STATUS_CODE).toEqual({ starting: 503, ok: 200, degraded: 200, failed: 503, stopping: 503 });
+    expect(HEALTHZ_STATUS_CODE).toEqual({ starting: 503, ok: 200, degraded: 200, fault: 503, stopping: 503 });
   });
 });

@@ -3,7 +3,7 @@
 // second signal during the stop exits at once with 128 + its number, and says so.
 import { afterEach, describe, expect, it } from "vitest";
 import { BusClient } from "../../src/bus/client/index.ts";
-import type { HealthState } from "../../src/bus/codec.ts";
+import type { WireHealthState } from "../../src/bus/codec.ts";
 import { baseConfig, freePort, removeConfig, runDaemon, until, writeConfig, type RunningDaemon } from "./harness.ts";
 
 const cleanups: (() => unknown)[] = [];
@@ -23,10 +23,10 @@ async function start(port: number, extra: Record<string, unknown>, env: NodeJS.P
 }
 
 /** Health states a subscriber sees on the bus, in order of arrival. */
-function watchHealth(endpoint: string): HealthState[] {
+function watchHealth(endpoint: string): WireHealthState[] {
   const client = new BusClient({ endpoints: endpoint, topics: ["health"] });
   cleanups.push(() => client.close());
-  const states: HealthState[] = [];
+  const states: WireHealthState[] = [];
   void (async () => {
     for await (const ev of client) if (ev.kind === "message" && ev.topic === "health") states.push(ev.body.state);
   })();

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Detector } from "../../src/infer/detector.ts";
 import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
-import type { RgbImage } from "../../src/ingest/rgb-image.ts";
-import { DEFAULT_MANIFEST_PATH, MODELS_DIR, readManifest, resolveModel, type Manifest } from "../../src/model/manifest.ts";
+import type { RgbImage } from "../../src/core/rgb-image.ts";
+import { DEFAULT_MANIFEST_PATH, MODELS_DIR, readManifest, resolveModel, type Manifest } from "../../src/infer/manifest.ts";
 import { buildPrunedVariants, PRUNED_VARIANTS } from "../../src/model/pruned-variants.ts";
 
 const VIDEO = ".cache/fixtures/vtest.avi";

@@ -7,6 +7,7 @@
 import type { Command } from "commander";
 import { ConfigError, describeConfig, loadConfig } from "../../config/load.ts";
 import { Daemon, EXIT_FATAL, EXIT_SOURCE_FAILED, StartAborted } from "../../daemon/daemon.ts";
+import { PHASE_LOG } from "../../daemon/log-messages.ts";
 import { DaemonSignals } from "../../daemon/signals.ts";
 import { formatStatus } from "../../daemon/status-line.ts";
 import type { Config } from "../../config/schema.ts";
@@ -94,9 +95,11 @@ async function runDaemon(config: Config, sources: string[], opts: RunOptions): P
     loadConfig(opts.config, { set: opts.set })
       .then((next) => {
         const r = daemon?.reload(next.config);
-        if (r) logger.info({ applied: r.applied, needsRestart: r.needsRestart }, "SIGHUP: configuration reloaded");
+        if (!r) return;
+        logger.info({ applied: r.applied, needsRestart: r.needsRestart }, PHASE_LOG.reloaded);
+        if (r.needsRestart.length > 0) logger.warn({ keys: r.needsRestart }, `SIGHUP: ${r.needsRestart.join(", ")} changed but take effect only after a restart`);
       })
-      .catch((e: unknown) => logger.error({ err: e instanceof Error ? e.message : String(e) }, "SIGHUP: new configuration rejected; keeping the running one"));
+      .catch((e: unknown) => logger.error({ err: e instanceof Error ? e.message : String(e) }, PHASE_LOG.reloadRejected));
   };
   // Before anything slow: a signal during the model load or warm-up must not meet Node's
   // default action (src/daemon/signals.ts has the table).
