@@ -144,6 +144,10 @@ describe.skipIf(!existsSync(VIDEO))("agreement on vtest.avi", () => {
     const m = await resolveModelArg(copy, manifest, DEFAULT_MANIFEST_PATH);
     expect(m.entry.parent).toBe("nanodet");
     expect(m.path).toBe(copy);
+    // a uint8-input file runs like nanodet-u8, not like one of its pruned or INT8 variants with the same input
+    const u8 = join(dir, "nanodet-u8-copy.onnx");
+    await copyFile(resolveModel(manifest, DEFAULT_MANIFEST_PATH, "nanodet-u8").path, u8);
+    expect((await resolveModelArg(u8, manifest, DEFAULT_MANIFEST_PATH)).entry.parent).toBe("nanodet-u8");
     const junk = join(dir, "junk.onnx");
     await writeFile(junk, "this is not a model");
     await expect(resolveModelArg(junk, manifest, DEFAULT_MANIFEST_PATH)).rejects.toThrow(/junk\.onnx is not a readable ONNX model/);
