@@ -30,10 +30,4 @@ process.stdout.on("error", (err) => {
 const { register } = await import("tsx/esm/api");
 register();
 const { main } = await import("../src/cli/main.ts");
-const code = await main(process.argv.slice(2));
-// Exit now rather than when the event loop drains: the native modules' threads (GStreamer's
-// bus polls, ONNX Runtime's pools) take a while to wind down, and a signal that arrives
-// while Node tears down meets the default action (`perceptd run` stopped cleanly, then
-// killed by a late SIGINT: exit 130). stdout and stderr are synchronous on Linux (files,
-// pipes, terminals), so nothing written is lost.
-process.exit(code);
+process.exitCode = await main(process.argv.slice(2));

@@ -1,7 +1,7 @@
-// The `perceptd` command line. bin/perceptd.js awaits main() and exits with its return
-// value, so nothing here calls process.exit: everything written is out by then and an
+// The `perceptd` command line. bin/perceptd.js awaits main() and uses its return value as
+// the exit code, so nothing here calls process.exit: buffered stdout still drains and an
 // embedding caller (the tests) can run main() in-process. (A second stop signal during
-// `perceptd run`'s stop is the one exception, src/daemon/signals.ts.)
+// `perceptd run`'s stop ends the process by that signal, src/daemon/signals.ts.)
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { register as registerBench } from "./commands/bench.ts";

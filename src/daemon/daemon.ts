@@ -6,7 +6,7 @@
 import type { Logger } from "pino";
 import { BusPublisher } from "../bus/publisher.ts";
 import { warmUpBus } from "../bus/warmup.ts";
-import { chooseModel, modelProviderMismatch } from "../config/model-choice.ts";
+import { chooseModel, modelProviderMismatch, type ModelChoice } from "../config/model-choice.ts";
 import type { Config } from "../config/schema.ts";
 import { planReload } from "../config/reload.ts";
 import { InferencePool, resolveReplayWorkers } from "../infer/inference-pool.ts";
@@ -128,22 +128,21 @@ export class Daemon {
     this.hazard = new HazardStage({ config, bus, metrics, logger, health: () => supervisor.state });
   }
 
+  /**
+   * Start-up, in its steps: load and verify the model, create the metrics and the health
+   * supervisor (first, so systemd's watchdog is fed while a long model load runs), serve
+   * /metrics, bind the bus, start hazard assessment and the live view, start and warm the
+   * inference workers, then the cameras, and report READY. An abort (SIGINT/SIGTERM) or a
+   * failure on the way closes what has started.
+   */
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const { config, logger, signal } = opts;
     const log = logger.child({ component: "daemon" });
     const checkAborted = (): void => {
       if (signal?.aborted) throw new StartAborted("stopped during start-up");
     };
-    const pool = threadpoolSize();
-    const needed = requiredThreadpoolSize(config.cameras.length);
-    if (pool < needed)
-      log.warn({ UV_THREADPOOL_SIZE: pool, recommended: needed }, `UV_THREADPOOL_SIZE=${pool} is below the ${needed} recommended for ${config.cameras.length} camera(s); GStreamer may stall`);
-
-    const manifestPath = config.model.manifest ?? DEFAULT_MANIFEST_PATH;
-    const manifest = await readManifest(manifestPath);
-    const choice = chooseModel(config);
-    const model = resolveModel(manifest, manifestPath, choice.name);
-    await readVerifiedModel(model);
+    warnIfThreadpoolSmall(config, log);
+    const { model, choice } = await loadModel(config);
     checkAborted();
     const settings = detectSettings(config, model);
 
@@ -154,27 +153,7 @@ export class Daemon {
     for (const c of config.cameras) metrics.initCamera(c.id);
 
     let daemon: Daemon | undefined;
-    // First, so systemd's watchdog is fed while a long model load (a TensorRT engine build) runs.
-    const supervisor = new HealthSupervisor({
-      config: config.health,
-      cameras: config.cameras.map((c) => c.id),
-      onGiveUp: (why) => {
-        log.fatal({ why }, "health: giving up; exiting so the service manager restarts perceptd");
-        void daemon?.stop("fatal");
-      },
-      onTransition: (t) => {
-        const level = t.to === "fault" ? "error" : t.to === "degraded" ? "warn" : "info";
-        log[level]({ from: t.from, to: t.to, reasons: t.reasons.map(describeReason) }, `health: ${t.from} -> ${t.to}`);
-        metrics.healthTransitions.inc({ from: t.from, to: t.to });
-        for (const st of HEALTH_STATES) metrics.healthState.set({ state: st }, st === t.to ? 1 : 0);
-      },
-      onReasonChange: (c) => log.info({ change: c.change, state: c.state }, `health: ${c.change.kind} ${c.change.reason}`),
-      onPublish: (snap) => daemon?.publishHealth(snap),
-      onReplacement: (e) => {
-        log.warn({ replacement: e }, `inference worker ${e.name}: replacement ${e.outcome}`);
-        metrics.workerReplacements.inc({ worker: e.name, outcome: e.outcome });
-      },
-    });
+    const supervisor = Daemon.createSupervisor(config, log, metrics, () => daemon);
     supervisor.start();
     const server = config.metrics.enabled
       ? await startMetricsServer(metrics, {
@@ -186,26 +165,9 @@ export class Daemon {
     let bus: BusPublisher | undefined;
     try {
       checkAborted();
-      // Before the first frame, so the first minute's messages go out as fast as later ones.
-      const busWarmup = await warmUpBus();
-      checkAborted();
-      bus = await BusPublisher.bind(config.bus.endpoints, {
-        sendHighWaterMark: config.bus.sendHighWaterMark,
-        curve: config.bus.curve,
-        onAuth: (a) =>
-          a.allowed
-            ? log.info({ client: a.clientKey, address: a.address }, "bus: subscriber admitted")
-            : log.warn({ client: a.clientKey, address: a.address, reason: a.reason, suppressed: a.suppressed }, "bus: subscriber refused"),
-        onSent: metrics.busHooks().onSent,
-        onDrop: (topic) => {
-          metrics.busHooks().onDrop(topic);
-          supervisor.busDropped(topic);
-        },
-      });
-      log.info(
-        { endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name, busWarmupMs: Math.round(busWarmup.ms) },
-        PHASE_LOG.busBound,
-      );
+      const bound = await bindBus(config, log, metrics, supervisor, checkAborted);
+      bus = bound.bus;
+      log.info({ endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name, busWarmupMs: Math.round(bound.warmupMs) }, PHASE_LOG.busBound);
       const d = new Daemon(config, logger, model, metrics, bus, server, null, supervisor, opts.onStopping);
       daemon = d;
       // From here on, so the alerts topic says "not valid" while the model loads rather than
@@ -213,62 +175,9 @@ export class Daemon {
       d.hazard.start();
       d.view = await ViewStage.start({ config, metrics, logger, alerts: () => d.hazard.current(supervisor.state === "ok") });
       checkAborted();
-      d.pool = await InferencePool.start({
-        workerOptions: { signal: signal === undefined ? undefined : abortAs(signal, () => new StartAborted("stopped during start-up")) },
-        init: {
-          modelPath: model.path,
-          modelName: model.name,
-          entry: model.entry,
-          executionProviders: config.inference.executionProviders,
-          intraOpThreads: config.inference.intraOpThreads,
-          interOpThreads: config.inference.interOpThreads,
-          allowSpinning: config.inference.allowSpinning,
-          tuning: config.inference,
-          warmupRuns: config.inference.warmupRuns,
-        },
-        settings,
-        cameras: config.cameras.map((c) => c.id),
-        // Replays that wait for us lose nothing by queueing their next frame in the worker.
-        queueAhead: config.cameras.filter((c) => waitsForConsumer(c.source)).map((c) => c.id),
-        workers: config.inference.workers,
-        replayWorkers: resolveReplayWorkers(config.inference.replayWorkers, config.inference.executionProviders),
-        onResult: (r, worker) => d.onResult(r, worker),
-        onDrop: (f, reason) => d.onDrop(f, reason),
-        onError: (e) => {
-          d.log.error({ err: e.error, fatal: e.fatal, camera: e.camera, seq: e.seq }, "inference failed");
-          supervisor.inferenceError(e);
-        },
-      });
+      await d.startInference(settings, signal);
       checkAborted();
-      const pool = d.pool;
-      const workers = pool.stats().workers;
-      supervisor.attachInference({
-        workers,
-        busy: () => pool.stats().workers.map((w) => w.busy),
-        replaceWorker: (i) => pool.replaceWorker(i),
-      });
-      const worker = d.pool.workers[0];
-      metrics.setModelInfo({
-        model: model.name,
-        executionProvider: worker.provider,
-        providersTried: worker.tried.map((t) => t.provider),
-        providerOptions: worker.providerOptions,
-      });
-      const notice = providerOptionsNotice(worker.providerOptions, config.inference.executionProviders);
-      log[notice.level]({ providerOptions: worker.providerOptions }, notice.message);
-      for (const w of worker.warnings) log.warn(w);
-      const mismatch = modelProviderMismatch(choice, worker.provider);
-      if (mismatch !== null) log.warn({ model: model.name, chosenFor: choice.provider, provider: worker.provider }, mismatch);
-      log.info(
-        {
-          provider: worker.provider,
-          tried: worker.tried,
-          warmupMs: worker.warmupMs,
-          layout: d.pool.layout,
-          workers: workers.map((w) => ({ name: w.name, cameras: w.cameras, intraOpThreads: w.intraOpThreads })),
-        },
-        PHASE_LOG.modelWarm,
-      );
+      d.attachInference(choice, log);
       d.startCameras();
       supervisor.camerasStarted();
       supervisor.markReady({
@@ -281,24 +190,129 @@ export class Daemon {
     } catch (e) {
       const aborted = e instanceof StartAborted || signal?.aborted === true;
       if (aborted) log.info("stopping during start-up");
-      // Subscribers that saw STARTING learn that the silence to come is intended.
-      if (aborted && daemon !== undefined && bus !== undefined) {
-        supervisor.markStopping("signal");
-        supervisor.publishNow();
-        await bus.flush(300);
-      }
-      // Cameras first: a camera that failed to start (its source, the threadpool) must not
-      // leave the others running, and restarting, in a process whose bus is gone.
-      if (daemon !== undefined) await Promise.all([...daemon.cameras.values()].map((c) => c.source.stop()));
-      daemon?.hazard.dispose();
-      await daemon?.pool?.close(1000);
-      await daemon?.view?.close();
-      supervisor.close();
-      await bus?.close();
-      await server?.close();
+      await Daemon.closeAfterFailedStart({ daemon, supervisor, bus, server, aborted });
       throw aborted && !(e instanceof StartAborted) ? new StartAborted("stopped during start-up", { cause: e }) : e;
     }
   }
+
+  /** The health supervisor, logging and counting what it sees; `daemon` is there once the bus is bound. */
+  private static createSupervisor(config: Config, log: Logger, metrics: Metrics, daemon: () => Daemon | undefined): HealthSupervisor {
+    return new HealthSupervisor({
+      config: config.health,
+      cameras: config.cameras.map((c) => c.id),
+      onGiveUp: (why) => {
+        log.fatal({ why }, "health: giving up; exiting so the service manager restarts perceptd");
+        void daemon()?.stop("fatal");
+      },
+      onTransition: (t) => {
+        const level = t.to === "fault" ? "error" : t.to === "degraded" ? "warn" : "info";
+        log[level]({ from: t.from, to: t.to, reasons: t.reasons.map(describeReason) }, `health: ${t.from} -> ${t.to}`);
+        metrics.healthTransitions.inc({ from: t.from, to: t.to });
+        for (const st of HEALTH_STATES) metrics.healthState.set({ state: st }, st === t.to ? 1 : 0);
+      },
+      onReasonChange: (c) => log.info({ change: c.change, state: c.state }, `health: ${c.change.kind} ${c.change.reason}`),
+      onPublish: (snap) => daemon()?.publishHealth(snap),
+      onReplacement: (e) => {
+        log.warn({ replacement: e }, `inference worker ${e.name}: replacement ${e.outcome}`);
+        metrics.workerReplacements.inc({ worker: e.name, outcome: e.outcome });
+      },
+    });
+  }
+
+  /** Starts and warms the inference workers (an abort ends a warm-up at its next run). */
+  private async startInference(settings: DetectSettings, signal: AbortSignal | undefined): Promise<void> {
+    const { config, model, supervisor } = this;
+    const pool = await InferencePool.start({
+      workerOptions: { signal: signal === undefined ? undefined : abortAs(signal, () => new StartAborted("stopped during start-up")) },
+      init: {
+        modelPath: model.path,
+        modelName: model.name,
+        entry: model.entry,
+        executionProviders: config.inference.executionProviders,
+        intraOpThreads: config.inference.intraOpThreads,
+        interOpThreads: config.inference.interOpThreads,
+        allowSpinning: config.inference.allowSpinning,
+        tuning: config.inference,
+        warmupRuns: config.inference.warmupRuns,
+      },
+      settings,
+      cameras: config.cameras.map((c) => c.id),
+      // Replays that wait for us lose nothing by queueing their next frame in the worker.
+      queueAhead: config.cameras.filter((c) => waitsForConsumer(c.source)).map((c) => c.id),
+      workers: config.inference.workers,
+      replayWorkers: resolveReplayWorkers(config.inference.replayWorkers, config.inference.executionProviders),
+      onResult: (r, worker) => this.onResult(r, worker),
+      onDrop: (f, reason) => this.onDrop(f, reason),
+      onError: (e) => {
+        this.log.error({ err: e.error, fatal: e.fatal, camera: e.camera, seq: e.seq }, "inference failed");
+        supervisor.inferenceError(e);
+      },
+    });
+    this.pool = pool;
+  }
+
+  /**
+   * The warm workers handed to the supervisor's hang watch, and what runs the model in the
+   * metrics and the log: the provider, its options, and the model-warm line.
+   */
+  private attachInference(choice: ModelChoice, log: Logger): void {
+    const pool = this.pool!;
+    const workers = pool.stats().workers;
+    this.supervisor.attachInference({
+      workers,
+      busy: () => pool.stats().workers.map((w) => w.busy),
+      replaceWorker: (i) => pool.replaceWorker(i),
+    });
+    const worker = pool.workers[0];
+    this.metrics.setModelInfo({
+      model: this.model.name,
+      executionProvider: worker.provider,
+      providersTried: worker.tried.map((t) => t.provider),
+      providerOptions: worker.providerOptions,
+    });
+    const notice = providerOptionsNotice(worker.providerOptions, this.config.inference.executionProviders);
+    log[notice.level]({ providerOptions: worker.providerOptions }, notice.message);
+    for (const w of worker.warnings) log.warn(w);
+    const mismatch = modelProviderMismatch(choice, worker.provider);
+    if (mismatch !== null) log.warn({ model: this.model.name, chosenFor: choice.provider, provider: worker.provider }, mismatch);
+    log.info(
+      {
+        provider: worker.provider,
+        tried: worker.tried,
+        warmupMs: worker.warmupMs,
+        layout: pool.layout,
+        workers: workers.map((w) => ({ name: w.name, cameras: w.cameras, intraOpThreads: w.intraOpThreads })),
+      },
+      PHASE_LOG.modelWarm,
+    );
+  }
+
+  /** Closes what a start that failed or was aborted had started, cameras first. */
+  private static async closeAfterFailedStart(s: {
+    daemon: Daemon | undefined;
+    supervisor: HealthSupervisor;
+    bus: BusPublisher | undefined;
+    server: MetricsServer | null;
+    aborted: boolean;
+  }): Promise<void> {
+    const { daemon, supervisor, bus, server, aborted } = s;
+    // Subscribers that saw STARTING learn that the silence to come is intended.
+    if (aborted && daemon !== undefined && bus !== undefined) {
+      supervisor.markStopping("signal");
+      supervisor.publishNow();
+      await bus.flush(300);
+    }
+    // Cameras first: a camera that failed to start (its source, the threadpool) must not
+    // leave the others running, and restarting, in a process whose bus is gone.
+    if (daemon !== undefined) await Promise.all([...daemon.cameras.values()].map((c) => c.source.stop()));
+    daemon?.hazard.dispose();
+    await daemon?.pool?.close(1000);
+    await daemon?.view?.close();
+    supervisor.close();
+    await bus?.close();
+    await server?.close();
+  }
+
 
   /** The live figures behind the status line and the health message. */
   status(): DaemonStatus {
@@ -526,6 +540,44 @@ export class Daemon {
     void r;
     return { width: 0, height: 0 };
   }
+}
+
+/** GStreamer needs libuv threads per camera; too few stall it, which is worth a warning at start. */
+function warnIfThreadpoolSmall(config: Config, log: Logger): void {
+  const pool = threadpoolSize();
+  const needed = requiredThreadpoolSize(config.cameras.length);
+  if (pool < needed)
+    log.warn({ UV_THREADPOOL_SIZE: pool, recommended: needed }, `UV_THREADPOOL_SIZE=${pool} is below the ${needed} recommended for ${config.cameras.length} camera(s); GStreamer may stall`);
+}
+
+/** The model the config chooses for its provider chain, resolved in its manifest and checked against its checksum. */
+async function loadModel(config: Config): Promise<{ model: ResolvedModel; choice: ModelChoice }> {
+  const manifestPath = config.model.manifest ?? DEFAULT_MANIFEST_PATH;
+  const manifest = await readManifest(manifestPath);
+  const choice = chooseModel(config);
+  const model = resolveModel(manifest, manifestPath, choice.name);
+  await readVerifiedModel(model);
+  return { model, choice };
+}
+
+/** The bus, bound after a warm-up (so the first minute's messages go out as fast as later ones), its counters and drops wired. */
+async function bindBus(config: Config, log: Logger, metrics: Metrics, supervisor: HealthSupervisor, checkAborted: () => void): Promise<{ bus: BusPublisher; warmupMs: number }> {
+  const busWarmup = await warmUpBus();
+  checkAborted();
+  const bus = await BusPublisher.bind(config.bus.endpoints, {
+    sendHighWaterMark: config.bus.sendHighWaterMark,
+    curve: config.bus.curve,
+    onAuth: (a) =>
+      a.allowed
+        ? log.info({ client: a.clientKey, address: a.address }, "bus: subscriber admitted")
+        : log.warn({ client: a.clientKey, address: a.address, reason: a.reason, suppressed: a.suppressed }, "bus: subscriber refused"),
+    onSent: metrics.busHooks().onSent,
+    onDrop: (topic) => {
+      metrics.busHooks().onDrop(topic);
+      supervisor.busDropped(topic);
+    },
+  });
+  return { bus, warmupMs: busWarmup.ms };
 }
 
 /** A signal that aborts with `reason()` when `signal` aborts, whatever reason that one carries. */

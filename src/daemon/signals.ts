@@ -1,35 +1,43 @@
 // What SIGINT, SIGTERM and SIGHUP do to `perceptd run`, in every phase of its life. The
 // handlers are installed before anything slow (the model load, its warm-up) and stay until
-// the process exits, so no signal ever meets Node's default action (which kills the
+// the process exits, so no first signal ever meets Node's default action (which kills the
 // process: exit 130, 143, or 129 "Hangup" for SIGHUP).
 //
-//   phase      SIGINT / SIGTERM                                SIGHUP
-//   starting   stop: what has started is closed, exit 0         ignored, logged
-//   running    orderly stop (frame in flight published,         reload the config
-//              bus flushed), exit 0
-//   stopping   second signal: exit at once with 128 + the       ignored, logged
-//              signal's number (130 SIGINT, 143 SIGTERM),
-//              the stop left unfinished
-//   stopped    ignored, logged (the process is exiting)         ignored, logged
+//   phase              SIGINT / SIGTERM                               SIGHUP
+//   starting           stop: what has started is closed, exit 0        ignored, logged
+//   running            orderly stop (frame in flight published,        reload the config
+//                      bus flushed), exit 0
+//   stopping, stopped  a second one ends the process by that signal    ignored, logged
+//                      at once (a shell reports 128 + its number:
+//                      130 SIGINT, 143 SIGTERM), logged first
 //
-// 128 + the signal number is what a shell reports for a process a signal ended: the stop
-// did not complete, and a service manager or script can tell that from an orderly exit.
+// Why the signal itself rather than process.exit(130): exit() runs Node's teardown, which
+// waits on (or aborts in) the native threads still winding down (GStreamer, ONNX Runtime)
+// and is exactly what the second signal asks to skip. It is also what a signal arriving in
+// the process's last milliseconds, after JavaScript has finished, does anyway, so the
+// status is the same wherever the second signal lands.
 import { constants } from "node:os";
 import type { Logger } from "pino";
 
 export type DaemonPhase = "starting" | "running" | "stopping" | "stopped";
 
-/** The exit status of a stop forced by a second signal. */
+/** The exit status a shell reports for a stop forced by a second signal. */
 export function forcedExitCode(signal: NodeJS.Signals): number {
   return 128 + constants.signals[signal];
+}
+
+/** Ends the process by `sig`'s default action, now. */
+function dieBy(sig: NodeJS.Signals): void {
+  process.removeAllListeners(sig);
+  process.kill(process.pid, sig);
 }
 
 export interface DaemonSignalsOptions {
   logger: Logger;
   /** SIGHUP while running. */
   reload: () => void;
-  /** Ends the process now with this code (a forced stop cannot wait for the event loop to drain). */
-  exit?: (code: number) => void;
+  /** Ends the process by this signal (default: its default action, now). */
+  die?: (sig: NodeJS.Signals) => void;
 }
 
 export class DaemonSignals {
@@ -38,7 +46,7 @@ export class DaemonSignals {
   private stop: (() => void) | null = null;
   private readonly log: Logger;
   private readonly reload: () => void;
-  private readonly exit: (code: number) => void;
+  private readonly die: (sig: NodeJS.Signals) => void;
   private readonly onStop = (sig: NodeJS.Signals): void => this.stopSignal(sig);
   private readonly onHangup = (): void => this.hangup();
 
@@ -47,7 +55,7 @@ export class DaemonSignals {
     this.reload = opts.reload;
     // The one place `perceptd run` ends the process itself: a forced stop must not wait for
     // the work still in flight that it is abandoning.
-    this.exit = opts.exit ?? ((code) => process.exit(code));
+    this.die = opts.die ?? dieBy;
   }
 
   /** Aborted by a stop signal during start-up: pass to Daemon.start(). */
@@ -101,15 +109,14 @@ export class DaemonSignals {
         this.log.info({ signal: sig }, "signal received");
         this.stop?.();
         return;
-      case "stopping": {
+      case "stopping":
+      case "stopped": {
         const code = forcedExitCode(sig);
-        this.log.warn({ signal: sig, exitCode: code }, `second signal (${sig}) during the stop: exiting now with ${code}, the stop unfinished`);
-        this.exit(code);
+        const what = this.phaseNow === "stopping" ? "during the stop" : "after the stop";
+        this.log.warn({ signal: sig, exitCode: code }, `second signal (${sig}) ${what}: ending now by ${sig} (status ${code})`);
+        this.die(sig);
         return;
       }
-      case "stopped":
-        this.log.info({ signal: sig }, "signal received after the stop: already exiting");
-        return;
     }
   }
 

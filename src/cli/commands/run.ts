@@ -2,7 +2,8 @@
 // status line on a terminal, and stops cleanly on SIGINT/SIGTERM or when a replayed file
 // ends. Exit codes: 0 clean stop, 1 start-up failure, 66 (EX_NOINPUT) a replay could not be
 // read, 70 (EX_SOFTWARE) the health monitors gave up, 78 (EX_CONFIG) invalid configuration,
-// 128 + the signal number (130, 143) a second SIGINT/SIGTERM cut the stop short (signals.ts).
+// or ended by SIGINT/SIGTERM itself (a shell's 130, 143) when a second one cut the stop short
+// (src/daemon/signals.ts).
 import type { Command } from "commander";
 import { ConfigError, describeConfig, loadConfig } from "../../config/load.ts";
 import { Daemon, EXIT_FATAL, EXIT_SOURCE_FAILED, StartAborted } from "../../daemon/daemon.ts";
@@ -45,7 +46,7 @@ export function register(program: Command): void {
       "after",
       "\nEnvironment: PERCEPTD_<SECTION>__<KEY>=value overrides a key (e.g. PERCEPTD_METRICS__PORT=0);\n" +
         "order: file < environment < --set. SIGINT/SIGTERM stop cleanly (exit 0), during start-up too; a second\n" +
-        "one during the stop exits at once with 128 + its number (130, 143). SIGHUP reloads (ignored unless running).\n" +
+        "one ends the process at once by that signal (status 130, 143). SIGHUP reloads (ignored unless running).\n" +
         "Exit codes: 0 stopped or every replay ended, 1 start-up failure, 66 a replay could not be read,\n" +
         "70 the health monitors gave up (systemd restarts), 78 invalid configuration.",
     )
