@@ -19,6 +19,27 @@ const ARCH = { x64: "x64", arm64: "arm64" };
 /** Signals passed on to the child; SIGUSR1 is not (it is what --disable-sigusr1 is for). */
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR2", "SIGWINCH"];
 
+/** Set for the child: the wrapper's pid, which the child watches (stopWhenWrapperDies). */
+const WRAPPER_PID = "PERCEPTD_WRAPPER_PID";
+
+/**
+ * In a child started by the wrapper below: its own process group means a SIGKILL of the
+ * wrapper (a test runner's timeout, an OOM kill) reaches nobody else, and the daemon would
+ * live on, orphaned, holding its ports. When the wrapper is gone (we were re-parented), stop
+ * as if asked to: SIGTERM to ourselves runs the orderly stop.
+ */
+function stopWhenWrapperDies() {
+  const wrapper = Number(process.env[WRAPPER_PID]);
+  delete process.env[WRAPPER_PID];
+  if (!Number.isInteger(wrapper) || wrapper <= 0) return;
+  const timer = setInterval(() => {
+    if (process.ppid === wrapper) return;
+    clearInterval(timer);
+    process.kill(process.pid, "SIGTERM");
+  }, 500);
+  timer.unref();
+}
+
 /** The project's runtime under `root`, or null (another platform, or not installed). */
 export function projectRuntime(root) {
   const arch = ARCH[process.arch];
@@ -47,12 +68,15 @@ export async function reexecOnRuntime(binUrl) {
   // A JavaScript listener keeps Node from starting its inspector on SIGUSR1 as well; on a
   // node without --disable-sigusr1 (Node 20, when the runtime is missing) it is the guard.
   process.on("SIGUSR1", () => undefined);
-  if (onTarget && (disabled || !hasDisableSigusr1())) return;
+  if (onTarget && (disabled || !hasDisableSigusr1())) {
+    stopWhenWrapperDies();
+    return;
+  }
 
   const args = ["--disable-sigusr1", ...process.execArgv.filter((a) => a !== "--disable-sigusr1"), bin, ...process.argv.slice(2)];
   // A process group of its own: a Ctrl-C at the terminal reaches this process only, which
   // passes it on once (the daemon takes a second SIGINT as "exit now").
-  const child = spawn(target, args, { stdio: "inherit", detached: true });
+  const child = spawn(target, args, { stdio: "inherit", detached: true, env: { ...process.env, [WRAPPER_PID]: String(process.pid) } });
   const forward = (sig) => child.kill(sig);
   for (const sig of FORWARDED) process.on(sig, forward);
   const { code, signal } = await new Promise((resolve, reject) => {

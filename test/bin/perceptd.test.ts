@@ -122,6 +122,31 @@ describe("the runtime bin/perceptd.js runs on", () => {
   });
 });
 
+describe("the daemon started through the wrapper", () => {
+  it.skipIf(SYSTEM_NODE === undefined)("stops by itself when the wrapper is SIGKILLed, instead of living on orphaned with its ports", async () => {
+    const config = await demoConfig();
+    cleanups.push(() => removeConfig(config));
+    const d = startCli(SYSTEM_NODE!, [join(REPO, "bin/perceptd.js"), "run", "--config", config], { UV_THREADPOOL_SIZE: undefined });
+    await waitFor(() => d.logs.some((l) => l.msg === "camera cam0: running"), 90_000, () => `camera running; stderr: ${d.stderr()}`);
+    const daemons = pidsOf(d.child.pid!).filter((p) => p !== d.child.pid);
+    expect(daemons.length, "bin/ ran the daemon in a child of the wrapper").toBeGreaterThan(0);
+    cleanups.push(() => daemons.forEach((p) => alive(p) && process.kill(p, "SIGKILL")));
+
+    d.child.kill("SIGKILL");
+    await waitFor(() => !daemons.some(alive), 30_000, () => `daemon processes ${daemons.filter(alive).join(", ")} still running after their wrapper was killed`);
+    expect(d.logs.some((l) => l.msg === "stopped"), "an orderly stop, not a crash").toBe(true);
+  });
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The process and its descendants (bin/ may run the daemon in a child). */
 function pidsOf(pid: number): number[] {
   const out = spawnSync("ps", ["-e", "-o", "pid=,ppid="], { encoding: "utf8" }).stdout;
