@@ -1,4 +1,5 @@
 import tseslint from "typescript-eslint";
+import { layersPlugin } from "./eslint/layers.js";
 
 export default tseslint.config(
   { ignores: ["node_modules/", "dist/", ".cache/", "models/", "coverage/"] },
@@ -8,5 +9,11 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/no-explicit-any": "error",
     },
+  },
+  {
+    // src/'s folders stay in their layers: see eslint/layers.js.
+    files: ["src/**/*.ts", "src/**/*.mjs"],
+    plugins: { perceptd: layersPlugin },
+    rules: { "perceptd/layers": "error" },
   },
 );

@@ -28,7 +28,7 @@ import { freePort, REPO_ROOT, removeConfig, runDaemon, writeConfig } from "../sr
 import { loadConfig } from "../src/config/load.ts";
 import { hazardConfigOf } from "../src/daemon/hazard-stage.ts";
 import { COCO_LABELS } from "../src/infer/coco-labels.ts";
-import type { Box, Detection } from "../src/infer/types.ts";
+import type { Box, Detection } from "../src/core/types.ts";
 import { CameraModel } from "../src/perception/camera-model.ts";
 import { HazardAssessor, type HazardConfig, type HazardResult } from "../src/perception/hazard.ts";
 

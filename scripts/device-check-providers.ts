@@ -3,8 +3,9 @@
 // what the binding does with GPU provider options. Prints one JSON object.
 import * as ort from "onnxruntime-node";
 import { detectProviderOptionSupport } from "../src/infer/provider-options.ts";
-import { createSession, EXECUTION_PROVIDERS } from "../src/infer/session.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../src/model/manifest.ts";
+import { createSession } from "../src/infer/session.ts";
+import { EXECUTION_PROVIDERS } from "../src/core/providers.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../src/infer/manifest.ts";
 
 // Each failed provider load is one line here; ORT would print it again on stderr.
 ort.env.logLevel = "fatal";

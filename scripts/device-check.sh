@@ -90,20 +90,16 @@ if ((${#gpu_providers[@]})); then
   if ! node bin/perceptd.js bench model --help 2>/dev/null | grep -q -- '--provider'; then
     note "perceptd bench model has no --provider option in this version: GPU timings not taken"
   else
-    manifest_has() { node -e 'process.exit(require("./models/manifest.json").models[process.argv[1]] ? 0 : 1)' "$1"; }
-    # dense, pruned, quantized (QDQ INT8)
-    for model in nanodet nanodet-p40 nanodet-u8; do
-      if ! manifest_has "$model"; then
-        note "model $model: not in models/manifest.json yet, skipped"
-        continue
-      fi
+    # every NanoDet model of the manifest: dense, pruned and quantized (QDQ INT8) alike
+    mapfile -t models < <(node -e 'for (const n of Object.keys(require("./models/manifest.json").models)) if (n.startsWith("nanodet")) console.log(n)')
+    for model in "${models[@]}"; do
       for p in "${gpu_providers[@]}"; do
         modes=(default)
         [[ $p == tensorrt ]] && modes=(fp32 fp16 int8)
         for mode in "${modes[@]}"; do
-          [[ $mode == int8 && $model != *-u8 ]] && continue # INT8 needs the QDQ model's scales
+          [[ $mode == int8 && $model != *-int8* ]] && continue # INT8 needs a QDQ model's scales
           sets=()
-          [[ $p == tensorrt ]] && sets=(--set "inference.trtFp16=$([[ $mode == fp16 ]] && echo true || echo false)" --set "inference.trtInt8=$([[ $mode == int8 ]] && echo true || echo false)")
+          [[ $p == tensorrt ]] && sets=(--set "inference.trtFp16=$([[ $mode == fp16 ]] && echo true || echo false)" --set "inference.trtInt8=$([[ $mode == int8 ]] && echo true || echo false)" --set "inference.trtCacheDir=$out/trt-cache")
           name="bench-$model-$p-$mode"
           if node bin/perceptd.js bench model --models "$model" --provider "$p" --no-tfjs --json "${sets[@]}" >"$out/$name.json" 2>"$out/$name.err"; then
             note "bench $model on $p ($mode): $out/$name.json"
@@ -116,7 +112,9 @@ if ((${#gpu_providers[@]})); then
     done
   fi
   if node bin/perceptd.js soak --help >"$out/soak-help.txt" 2>&1; then
-    if node bin/perceptd.js soak --duration 60s --out "$out/soak" >"$out/soak.log" 2>&1; then
+    # the bench soak config, on the first GPU provider that loads (CPU behind it, as on a vehicle)
+    if node bin/perceptd.js soak --config config/bench-soak.yaml --duration 60s --out "$out/soak" \
+      --set "inference.executionProviders=[${gpu_providers[0]},cpu]" --set "inference.trtCacheDir=$out/trt-cache" >"$out/soak.log" 2>&1; then
       note "soak, 60 s: $out/soak"
     else
       note "soak failed: $(tail -n 1 "$out/soak.log")"

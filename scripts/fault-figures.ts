@@ -24,7 +24,7 @@ import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BusClient } from "../src/bus/client/index.ts";
-import type { HealthState } from "../src/bus/codec.ts";
+import type { WireHealthState } from "../src/bus/codec.ts";
 import { REPO_ROOT, freePort, freeUdpPort, killAllDaemons, removeConfig, runDaemon, writeConfig, type LogLine, type RunningDaemon } from "../src/soak/daemon-process.ts";
 
 const VTEST = join(REPO_ROOT, ".cache/fixtures/vtest.avi");
@@ -36,7 +36,7 @@ const QUIET_HOST = { inferenceDeadlineMs: 10_000, latencyBudgetMs: 10_000, event
 interface HealthSeen {
   /** Unix ms when this process received it (performance.timeOrigin + now: comparable with the daemon's log `time`) */
   wallMs: number;
-  state: HealthState;
+  state: WireHealthState;
   reasons: string[];
 }
 

@@ -9,14 +9,14 @@
 import * as ort from "onnxruntime-node";
 import { COCO_LABELS } from "../src/infer/coco-labels.ts";
 import { createDecoder } from "../src/infer/decode/index.ts";
-import { computeLetterbox, toSourceDetections } from "../src/infer/letterbox.ts";
+import { computeLetterbox, toSourceDetections } from "../src/core/letterbox.ts";
 import { nms } from "../src/infer/nms.ts";
-import type { Detection, RawTensor, ResizeMode } from "../src/infer/types.ts";
+import type { Detection, RawTensor, ResizeMode } from "../src/core/types.ts";
 import { readVideoFrames } from "../src/ingest/gst/video-file.ts";
-import { resizeToModel, toNchwFloat, toNhwcFloat, type Triple } from "../src/ingest/resize.ts";
-import type { RgbImage } from "../src/ingest/rgb-image.ts";
+import { resizeToModel, toNchwFloat, toNhwcFloat, type Triple } from "../src/infer/resize.ts";
+import type { RgbImage } from "../src/core/rgb-image.ts";
 import { averagePrecision } from "../src/model/eval/map.ts";
-import { readManifest, resolveModel, DEFAULT_MANIFEST_PATH } from "../src/model/manifest.ts";
+import { readManifest, resolveModel, DEFAULT_MANIFEST_PATH } from "../src/infer/manifest.ts";
 
 interface Candidate {
   label: string;

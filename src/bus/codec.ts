@@ -11,7 +11,8 @@
 // its TypeScript declaration here (test/bus/codec.test.ts fails until it has one).
 import protobuf from "protobufjs";
 import type { Field, Type } from "protobufjs";
-import type { Detection } from "../infer/types.ts";
+import type { HealthState } from "../core/health.ts";
+import type { Detection } from "../core/types.ts";
 import { crc32c } from "./crc32c.ts";
 import { HeaderType, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, TOPIC_TYPES } from "./proto.ts";
 import { TOPIC_NAMES, TOPICS, topicOfDataId, type TopicName } from "./topics.ts";
@@ -68,8 +69,14 @@ export interface PublishedDetection extends Detection {
   inCorridor?: boolean;
 }
 
-export const HEALTH_STATES = ["STATE_UNSPECIFIED", "STATE_STARTING", "STATE_OK", "STATE_DEGRADED", "STATE_FAULT", "STATE_STOPPING"] as const;
-export type HealthState = (typeof HEALTH_STATES)[number];
+/** Health.State on the wire (proto/perceptd.proto): the daemon's HealthState (src/core/health.ts), spelled as the enum. */
+export const WIRE_HEALTH_STATES = ["STATE_UNSPECIFIED", "STATE_STARTING", "STATE_OK", "STATE_DEGRADED", "STATE_FAULT", "STATE_STOPPING"] as const;
+export type WireHealthState = (typeof WIRE_HEALTH_STATES)[number];
+
+/** The one mapping from the daemon's health state to the wire enum. */
+export function toWireHealthState(state: HealthState): WireHealthState {
+  return `STATE_${state.toUpperCase() as Uppercase<HealthState>}`;
+}
 
 export const CAMERA_HEALTH_STATES = ["STATE_UNSPECIFIED", "STATE_STARTING", "STATE_RUNNING", "STATE_RESTARTING", "STATE_ENDED", "STATE_STOPPED"] as const;
 export type CameraHealthState = (typeof CAMERA_HEALTH_STATES)[number];
@@ -86,7 +93,7 @@ export interface CameraHealth {
 }
 
 export interface HealthBody {
-  state: HealthState;
+  state: WireHealthState;
   /** why the state is not STATE_OK; empty when it is */
   reasons: string[];
   cameras: CameraHealth[];

@@ -15,7 +15,7 @@
 // The inproc endpoint is per context, so each CURVE publisher gets a context of its own:
 // two publishers in one process (tests, embedding) then cannot answer for each other.
 import { constants } from "node:fs";
-import { link, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { link, open, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { Router, curveKeyPair, type Context } from "zeromq";
 import { isZ85Key, z85Encode } from "./z85.ts";
@@ -113,6 +113,28 @@ export async function readPublicKey(keyOrFile: string, what = "CURVE public key"
   // A file holding just the key, as some tools write it
   if (isZ85Key(text.trim())) return text.trim();
   throw new Error(`${what} file ${trimmed} has no public-key line`);
+}
+
+/**
+ * The public keys of a folder of subscriber certificates: every NAME.key file in it (a
+ * NAME.key_secret there is refused: a secret has no business on the daemon's side). Sorted
+ * by file name, so the log and errors read the same every time.
+ */
+export async function readPublicKeysDir(dir: string, what = "bus.curve.allowedClientKeysDir"): Promise<{ file: string; publicKey: string }[]> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).sort();
+  } catch (e) {
+    throw new Error(`${what} ${dir}: cannot read the folder (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
+  }
+  const secret = names.find((n) => n.endsWith(SECRET_KEY_SUFFIX));
+  if (secret !== undefined) throw new Error(`${what} ${dir}: holds a secret key file (${secret}); it takes subscribers' public ${PUBLIC_KEY_SUFFIX} files only`);
+  const keys: { file: string; publicKey: string }[] = [];
+  for (const n of names.filter((f) => f.endsWith(PUBLIC_KEY_SUFFIX))) {
+    const file = join(dir, n);
+    keys.push({ file, publicKey: await readPublicKey(file, what) });
+  }
+  return keys;
 }
 
 export interface WrittenKeyPair {

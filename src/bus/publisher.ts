@@ -28,8 +28,9 @@ import { mkdir, stat, unlink } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { dirname } from "node:path";
 import { Context, Publisher, capability, type Observer } from "zeromq";
+import { parseBindEndpoint } from "./endpoint.ts";
 import { BusEncoder, type BodyOf, type HeaderSource } from "./codec.ts";
-import { ZAP_DOMAIN, ZapHandler, readSecretKeyFile, type ZapDecision } from "./curve.ts";
+import { ZAP_DOMAIN, ZapHandler, readPublicKeysDir, readSecretKeyFile, type ZapDecision } from "./curve.ts";
 import { TOPIC_NAMES, type TopicName } from "./topics.ts";
 import { isZ85Key } from "./z85.ts";
 
@@ -46,6 +47,8 @@ export interface CurveServerConfig {
   enabled: boolean;
   serverSecretKeyFile?: string;
   allowedClientKeys: readonly string[];
+  /** a folder of subscribers' NAME.key files, admitted besides allowedClientKeys */
+  allowedClientKeysDir?: string;
 }
 
 export interface BusPublisherOptions {
@@ -101,8 +104,6 @@ interface Queued {
 const DEFAULT_QUEUE_CAPACITY = 64;
 const DEFAULT_LINGER_MS = 500;
 const IPC_PROBE_TIMEOUT_MS = 1000;
-// sizeof(sockaddr_un.sun_path) on Linux, less the terminating NUL
-const MAX_IPC_PATH_BYTES = 107;
 // libzmq closes listeners in its reaper thread, after socket.close() returns; close() waits
 // for that (so the port is free when it resolves), but not forever.
 const LISTENER_CLOSE_TIMEOUT_MS = 2000;
@@ -329,13 +330,20 @@ const AUTH_REPORT_INTERVAL_MS = 60_000;
 async function setUpCurve(cfg: CurveServerConfig, onAuth: BusPublisherOptions["onAuth"], onError: (e: Error) => void): Promise<CurveSetup> {
   if (!capability.curve) throw new Error("bus: bus.curve.enabled is true, but this build of zeromq has no CURVE support (libsodium)");
   if (!cfg.serverSecretKeyFile) throw new Error("bus: bus.curve.enabled is true, but bus.curve.serverSecretKeyFile is not set");
-  // An empty list would admit nobody: a configuration mistake, not a policy.
-  if (cfg.allowedClientKeys.length === 0) throw new Error("bus: bus.curve.enabled is true, but bus.curve.allowedClientKeys is empty: no subscriber could connect");
   for (const k of cfg.allowedClientKeys) if (!isZ85Key(k)) throw new Error(`bus: bus.curve.allowedClientKeys: "${k}" is not a Z85 CURVE public key (40 characters)`);
+  const fromDir = cfg.allowedClientKeysDir === undefined ? [] : await readPublicKeysDir(cfg.allowedClientKeysDir);
+  const allowed = [...cfg.allowedClientKeys, ...fromDir.map((k) => k.publicKey)];
+  // An empty list would admit nobody: a configuration mistake, not a policy.
+  if (allowed.length === 0)
+    throw new Error(
+      cfg.allowedClientKeysDir === undefined
+        ? "bus: bus.curve.enabled is true, but bus.curve.allowedClientKeys is empty: no subscriber could connect"
+        : `bus: bus.curve.enabled is true, but bus.curve.allowedClientKeys is empty and bus.curve.allowedClientKeysDir (${cfg.allowedClientKeysDir}) holds no NAME.key file: no subscriber could connect (copy each subscriber's public NAME.key from \`perceptd keys\` there)`,
+    );
   const keys = await readSecretKeyFile(cfg.serverSecretKeyFile, "bus.curve.serverSecretKeyFile");
   // ZAP is per context (see curve.ts): a context of our own keeps this handler ours.
   const context = new Context();
-  const zap = await ZapHandler.start(context, cfg.allowedClientKeys, { onDecision: onAuth ? authReporter(onAuth) : undefined, onError });
+  const zap = await ZapHandler.start(context, allowed, { onDecision: onAuth ? authReporter(onAuth) : undefined, onError });
   // zapEnforceDomain: were the handler ever missing, libzmq would admit every CURVE client;
   // with it, the handshake fails instead.
   return { zap, publicKey: keys.publicKey, socketOptions: { context, curveServer: true, curveSecretKey: keys.secretKey, zapDomain: ZAP_DOMAIN, zapEnforceDomain: true } };
@@ -360,9 +368,10 @@ function authReporter(onAuth: NonNullable<BusPublisherOptions["onAuth"]>): (d: Z
 }
 
 async function bindOne(socket: Publisher, endpoint: string): Promise<string> {
-  const m = /^(tcp|ipc):\/\/(.+)$/.exec(endpoint);
-  if (!m) throw new Error(`bus: endpoint "${endpoint}" must be tcp://host:port or ipc://path`);
-  if (m[1] === "ipc") await prepareIpc(endpoint, m[2]);
+  // The config schema checked this already; BusPublisher is also used without a config.
+  const parsed = parseBindEndpoint(endpoint);
+  if (typeof parsed === "string") throw new Error(`bus: endpoint "${endpoint}": ${parsed}`);
+  if (parsed.transport === "ipc") await prepareIpc(endpoint, parsed.path);
   try {
     await socket.bind(endpoint);
   } catch (e) {
@@ -391,9 +400,6 @@ function explainBindError(e: unknown): string {
 // has a folder to create or a file to check.
 async function prepareIpc(endpoint: string, path: string): Promise<void> {
   if (path.startsWith("@") || path === "*") return;
-  // Checked here because libzmq's own error for it varies (ENAMETOOLONG, or a bare EAGAIN).
-  const bytes = Buffer.byteLength(path);
-  if (bytes > MAX_IPC_PATH_BYTES) throw new Error(`bus: cannot bind ${endpoint}: path is ${bytes} bytes, a Unix socket path has at most ${MAX_IPC_PATH_BYTES}`);
   try {
     await mkdir(dirname(path), { recursive: true });
   } catch (e) {

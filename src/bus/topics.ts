@@ -75,6 +75,21 @@ export function topicSpec(name: TopicName): TopicSpec {
   return table[name];
 }
 
+/** The nominal rate of a topic published at a fixed rate, in Hz (the default of its publishHz key). */
+export function fixedRateHz(name: TopicName): number {
+  const rate: TopicRate = table[name].rate;
+  if (rate === "per-frame") throw new RangeError(`topic ${name} is published per frame, not at a fixed rate`);
+  return rate.hz;
+}
+
+/**
+ * The lowest whole publish rate whose period is shorter than the topic's staleAfterMs, so a
+ * subscriber never sees it stale between two messages: the floor of its publishHz key.
+ */
+export function minFreshHz(name: TopicName): number {
+  return Math.floor(1000 / table[name].staleAfterMs) + 1;
+}
+
 /** The topic whose messages carry this Header.data_id, or null. */
 export function topicOfDataId(dataId: number): TopicName | null {
   for (const name of TOPIC_NAMES) if (table[name].dataId === dataId) return name;

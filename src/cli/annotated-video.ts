@@ -7,7 +7,7 @@ import type { Alert } from "../bus/codec.ts";
 import { overlayAlerts, overlayObjects } from "../daemon/view-scene.ts";
 import { probeVideo, readVideoFrames } from "../ingest/gst/video-file.ts";
 import { VideoWriter, type VideoWriteSummary } from "../ingest/gst/video-writer.ts";
-import type { RgbImage } from "../ingest/rgb-image.ts";
+import type { RgbImage } from "../core/rgb-image.ts";
 import { drawScene, type OverlayAlert, type OverlayObject, type OverlayScene } from "../view/overlay.ts";
 
 /** Opens the writer on the first frame, when the size is known. */

@@ -1,6 +1,7 @@
 // The `perceptd` command line. bin/perceptd.js awaits main() and uses its return value as
 // the exit code, so nothing here calls process.exit: buffered stdout still drains and an
-// embedding caller (the tests) can run main() in-process.
+// embedding caller (the tests) can run main() in-process. (A second stop signal during
+// `perceptd run`'s stop ends the process by that signal, src/daemon/signals.ts.)
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { register as registerBench } from "./commands/bench.ts";
@@ -12,6 +13,7 @@ import { register as registerKeys } from "./commands/keys.ts";
 import { register as registerListen } from "./commands/listen.ts";
 import { register as registerModels } from "./commands/models.ts";
 import { register as registerPrune } from "./commands/prune.ts";
+import { register as registerQuantize } from "./commands/quantize.ts";
 import { register as registerSoak } from "./commands/soak.ts";
 import { ExitError, register as registerRun } from "./commands/run.ts";
 
@@ -59,6 +61,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerPrune(program);
   registerFinetune(program);
+  registerQuantize(program);
   registerData(program);
   registerListen(program);
   registerKeys(program);

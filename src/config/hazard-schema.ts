@@ -6,7 +6,7 @@
 // horizon above the bottom of the image, thresholds ordered by severity) run the same code
 // as the perception modules, so the config cannot accept what the daemon would refuse.
 import { z } from "zod";
-import { TOPICS } from "../bus/topics.ts";
+import { TOPICS, fixedRateHz, minFreshHz } from "../bus/topics.ts";
 import { ALERT_KIND_NAMES, levelOrderIssue, type AlertKindName, type KindRules, type LevelThresholds } from "../perception/alerts.ts";
 import { cameraModelIssues } from "../perception/camera-model.ts";
 import { DEFAULT_TRACKER_CONFIG } from "../perception/tracker.ts";
@@ -100,17 +100,14 @@ export const DEFAULT_KIND_RULES: Record<AlertKindName, KindRules> = {
   obstacle: { classes: [], info: { rangeM: 30 }, warning: { ttcS: 4, rangeM: 10 }, critical: { ttcS: 2, rangeM: 4 } },
 };
 
-const alertsRate = TOPICS.alerts.rate;
-const DEFAULT_ALERTS_HZ = alertsRate === "per-frame" ? 5 : alertsRate.hz;
-
 export const AlertsSchema = z
   .object({
     publishHz: z
       .number()
-      .min(2)
+      .min(minFreshHz("alerts"))
       .max(50)
-      .default(DEFAULT_ALERTS_HZ)
-      .describe(`rate at which the active alert set is re-sent (it also goes out at once on any change); above 1 Hz so subscribers (alerts staleAfterMs ${TOPICS.alerts.staleAfterMs} ms) never see it stale`),
+      .default(fixedRateHz("alerts"))
+      .describe(`rate at which the active alert set is re-sent (it also goes out at once on any change); at least ${minFreshHz("alerts")} Hz so subscribers (alerts staleAfterMs ${TOPICS.alerts.staleAfterMs} ms) never see it stale`),
     raiseFrames: z.number().int().min(1).max(30).default(2).describe("consecutive processed frames that ask for an alert (or a higher level) before it is raised: the most an alert lags"),
     clearFrames: z.number().int().min(1).max(30).default(4).describe("consecutive processed frames below its thresholds before an alert is lowered or cleared: the most a clear lags"),
     hysteresis: z.number().min(0).max(1).default(0.15).describe("a level held is kept until the object is beyond its thresholds by this fraction (0.15: a 12 m threshold is left beyond 13.8 m)"),

@@ -441,13 +441,37 @@ interface NumberBounds {
   maxInclusive?: boolean;
 }
 
+/** The parts of a leaf's JSON Schema that messages and describeConfig() quote. */
+interface LeafJsonSchema {
+  type?: string;
+  minimum?: number;
+  exclusiveMinimum?: number;
+  maximum?: number;
+  exclusiveMaximum?: number;
+  pattern?: string;
+  minItems?: number;
+}
+
+/**
+ * A leaf schema's constraints through zod's public z.toJSONSchema, not its internals
+ * (`_zod.def`), which a minor release of the caret range may rearrange. "any" stands in
+ * for what JSON Schema cannot say (a refinement), which no message quotes anyway.
+ */
+function leafJsonSchema(schema: z.core.$ZodType): LeafJsonSchema {
+  return z.toJSONSchema(schema, { unrepresentable: "any" }) as LeafJsonSchema;
+}
+
 function numberBounds(schema: z.core.$ZodType | undefined): NumberBounds {
+  if (schema === undefined) return {};
+  const j = leafJsonSchema(unwrap(schema));
+  // z.int() states the safe-integer range in JSON Schema; it is no bound of ours to quote.
+  if (j.minimum === Number.MIN_SAFE_INTEGER) delete j.minimum;
+  if (j.maximum === Number.MAX_SAFE_INTEGER) delete j.maximum;
   const b: NumberBounds = {};
-  for (const c of schema ? (unwrap(schema)._zod.def.checks ?? []) : []) {
-    const def = c._zod.def;
-    if (def.check === "greater_than" && "value" in def && "inclusive" in def) [b.min, b.minInclusive] = [Number(def.value), Boolean(def.inclusive)];
-    if (def.check === "less_than" && "value" in def && "inclusive" in def) [b.max, b.maxInclusive] = [Number(def.value), Boolean(def.inclusive)];
-  }
+  if (j.minimum !== undefined) [b.min, b.minInclusive] = [j.minimum, true];
+  else if (j.exclusiveMinimum !== undefined) [b.min, b.minInclusive] = [j.exclusiveMinimum, false];
+  if (j.maximum !== undefined) [b.max, b.maxInclusive] = [j.maximum, true];
+  else if (j.exclusiveMaximum !== undefined) [b.max, b.maxInclusive] = [j.exclusiveMaximum, false];
   return b;
 }
 
@@ -653,17 +677,17 @@ function typeText(schema: z.core.$ZodType): string {
   if (s instanceof z.ZodEnum) return s.options.map(String).join("|");
   if (s instanceof z.ZodLiteral) return [...s.values].map(String).join("|");
   if (s instanceof z.ZodString) {
-    const pattern = (s._zod.def.checks ?? []).map((c) => c._zod.def).find((d) => d.check === "string_format" && "pattern" in d);
-    const re = pattern && "pattern" in pattern && pattern.pattern instanceof RegExp ? ` matching ${pattern.pattern.source}` : "";
+    const { pattern } = leafJsonSchema(s);
+    const re = pattern !== undefined ? ` matching ${pattern}` : "";
     return filePathKeys.has(s) ? "path" : `string${re}`;
   }
   if (s instanceof z.ZodArray) return `list of ${typeText(s.element)}${lengthText(s)}`;
-  return s._zod.def.type;
+  return s instanceof z.ZodType ? s.def.type : "value";
 }
 
 function lengthText(s: z.ZodArray): string {
-  const min = (s._zod.def.checks ?? []).map((c) => c._zod.def).find((d) => d.check === "min_length");
-  return min && "minimum" in min ? `, at least ${String(min.minimum)}` : "";
+  const { minItems } = leafJsonSchema(s);
+  return minItems !== undefined ? `, at least ${minItems}` : "";
 }
 
 function requiredText(schema: z.core.$ZodType): string {

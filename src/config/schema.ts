@@ -6,15 +6,44 @@
 // value as is, so a spelled-out section default would be a second, drift-prone copy of the
 // field defaults; .prefault({}) parses {} and so takes every default from the fields.
 import { z } from "zod";
+import { parseBindEndpoint } from "../bus/endpoint.ts";
+import { TOPICS, fixedRateHz, minFreshHz } from "../bus/topics.ts";
 import { Z85_KEY_PATTERN } from "../bus/z85.ts";
 import { AlertsSchema, CorridorSchema, GeometrySchema, TrackingSchema } from "./hazard-schema.ts";
 import { CUDA_ARENA_EXTEND_STRATEGY, CUDA_CONV_ALGO_SEARCH } from "../infer/provider-options.ts";
+import { DEFAULT_IOU_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD } from "../core/postprocess.ts";
+import { EXECUTION_PROVIDERS } from "../core/providers.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "../util/logger.ts";
+import { MAX_REPLAY_WORKERS } from "../infer/worker-protocol.ts";
 
-/** Most inference workers one unpaced replay may run side by side. */
-export const MAX_REPLAY_WORKERS = 16;
+/**
+ * Most cameras one daemon runs: a Jetson AGX Orin takes up to 16 CSI cameras (virtual
+ * channels). bin/perceptd.js sizes the libuv threadpool for this many before node's pool
+ * starts (src/ingest/threadpool.ts), so any valid config has the threads it needs.
+ */
+export const MAX_CAMERAS = 16;
 
 /** Keys whose value is a filesystem path; a relative one is resolved against the folder of the config file it came from (see load.ts). */
 export const filePathKeys = z.registry();
+
+/**
+ * What SIGHUP does with a key (src/config/reload.ts): "apply" takes effect in the running
+ * daemon; "ignore" is a key the daemon does not use (the soak section). A key with no mark
+ * needs a restart: SIGHUP reports it changed and leaves it as it was.
+ */
+export const reloadKeys = z.registry<{ onReload: "apply" | "ignore" }>();
+
+/** Marks a field the running daemon applies on SIGHUP (the daemon's reload() must then apply it). */
+const reloadable = <T extends z.ZodType>(field: T): T => {
+  reloadKeys.add(field, { onReload: "apply" });
+  return field;
+};
+
+/** Marks a section the daemon does not read: SIGHUP neither applies nor reports it. */
+const ignoredByDaemon = <T extends z.ZodType>(field: T): T => {
+  reloadKeys.add(field, { onReload: "ignore" });
+  return field;
+};
 
 const filePath = (what: string) => {
   const s = z.string().min(1).describe(what);
@@ -120,7 +149,7 @@ function groundCorridorHasGeometry(c: { geometry?: unknown; corridor?: { type: s
     ctx.addIssue({ code: "custom", path: ["corridor", "type"], message: "a ground corridor needs the camera's geometry (or use type: image with a polygon)" });
 }
 
-export const ExecutionProviderSchema = z.enum(["tensorrt", "cuda", "cpu"]);
+export const ExecutionProviderSchema = z.enum(EXECUTION_PROVIDERS);
 
 // The thresholds behind the daemon's health state (src/health/): which conditions make it
 // DEGRADED (still publishing, some of it late or missing) or FAULT (systemd restarts it).
@@ -151,10 +180,10 @@ export const HealthSchema = z
     latencyBudgetMs: ms(200, 1, 60_000, "detections older than this at publish (ingest -> publish) go out flagged valid=false; sustained, they make the daemon DEGRADED"),
     publishHz: z
       .number()
-      .min(4)
+      .min(minFreshHz("health"))
       .max(100)
-      .default(10)
-      .describe("rate of the health message on the bus; at least 4 Hz so subscribers (health staleAfterMs 300 ms) never see it stale"),
+      .default(fixedRateHz("health"))
+      .describe(`rate of the health message on the bus; at least ${minFreshHz("health")} Hz so subscribers (health staleAfterMs ${TOPICS.health.staleAfterMs} ms) never see it stale`),
     systemdWatchdog: z
       .enum(["auto", "off"])
       .default("auto")
@@ -193,8 +222,8 @@ export const ConfigSchema = z
   .object({
     log: z
       .object({
-        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info").describe("least severe level written"),
-        format: z.enum(["auto", "json", "pretty"]).default("auto").describe("auto: readable lines on a terminal, JSON otherwise (journald)"),
+        level: reloadable(z.enum(LOG_LEVELS).default("info").describe("least severe level written (SIGHUP applies a change)")),
+        format: z.enum(LOG_FORMATS).default("auto").describe("auto: readable lines on a terminal, JSON otherwise (journald)"),
       })
       .strict()
       .prefault({})
@@ -202,11 +231,30 @@ export const ConfigSchema = z
     model: z
       .object({
         name: z.string().optional().describe("manifest name of the model (default: the manifest's default)"),
+        byProvider: z
+          .object({ tensorrt: z.string().min(1).optional(), cuda: z.string().min(1).optional(), cpu: z.string().min(1).optional() })
+          .strict()
+          .default({})
+          .describe(
+            "a model per execution provider (manifest names), e.g. { cpu: nanodet-int8-cpu, tensorrt: nanodet-u8 }: the daemon runs the model named " +
+              "for the first provider in inference.executionProviders, else model.name (see src/config/model-choice.ts)",
+          ),
         manifest: filePath("path to manifest.json (default: the repository's models/manifest.json)").optional(),
-        scoreThreshold: z.number().min(0).max(1).default(0.35).describe("detections below this score are dropped"),
-        iouThreshold: z.number().min(0).max(1).default(0.5).describe("class-aware NMS overlap threshold"),
-        classes: z.array(z.string()).default([]).describe("labels to report (empty: all)"),
-        maxDetections: z.number().int().min(1).max(1000).default(100).describe("per frame, after NMS"),
+        scoreThreshold: reloadable(
+          z.number().min(0).max(1).default(DEFAULT_SCORE_THRESHOLD).describe("detections scoring at or below this are dropped (SIGHUP applies a change)"),
+        ),
+        iouThreshold: reloadable(
+          z
+            .number()
+            .min(0)
+            .max(1)
+            .default(DEFAULT_IOU_THRESHOLD)
+            .describe("class-aware NMS: a box overlapping a better one of its class by more than this IoU is dropped (SIGHUP applies a change)"),
+        ),
+        classes: reloadable(z.array(z.string()).default([]).describe("labels to report (empty: all; SIGHUP applies a change)")),
+        maxDetections: reloadable(
+          z.number().int().min(1).max(1000).default(DEFAULT_MAX_DETECTIONS).describe("per frame, after NMS, best score first (SIGHUP applies a change)"),
+        ),
       })
       .strict()
       .prefault({})
@@ -267,18 +315,19 @@ export const ConfigSchema = z
     cameras: z
       .array(CameraSchema)
       .min(1)
+      .max(MAX_CAMERAS)
       // Runs even when some camera is invalid otherwise, so a duplicate id is reported
       // together with the other problems instead of after they are fixed. (zod still skips
       // it after an aborting issue inside cameras, such as 1.5 where an integer belongs.)
       .superRefine(uniqueCameraIds, { when: (payload) => Array.isArray(payload.value) })
-      .describe("one entry per camera; ids must be unique"),
+      .describe(`one entry per camera (at most ${MAX_CAMERAS}, as many as a Jetson Orin's CSI virtual channels); ids must be unique`),
     bus: z
       .object({
         endpoints: z
-          .array(z.string().regex(/^(tcp|ipc):\/\//, "must be tcp://host:port or ipc://path"))
+          .array(z.string().superRefine(bindableEndpoint))
           .min(1)
           .default(["tcp://127.0.0.1:5555"])
-          .describe("ZeroMQ PUB endpoints to bind"),
+          .describe("ZeroMQ PUB endpoints to bind: tcp://HOST:PORT (HOST: *, an address such as 127.0.0.1 or [::1], or an interface name such as eth0; PORT 1-65535, or 0 or * for any free port) or ipc://PATH (or ipc://@name)"),
         sendHighWaterMark: z.number().int().min(1).max(1_000_000).default(1000).describe("ZMQ_SNDHWM: messages queued per subscriber before drops"),
         curve: z
           .object({
@@ -288,6 +337,9 @@ export const ConfigSchema = z
               .array(z.string().regex(Z85_KEY_PATTERN, "must be a Z85 CURVE public key: 40 characters (quote it in YAML)"))
               .default([])
               .describe("public keys (Z85) of the subscribers admitted; the public-key line of each subscriber's NAME.key"),
+            allowedClientKeysDir: filePath(
+              "a folder of subscribers' public NAME.key files (from `perceptd keys`), admitted besides allowedClientKeys; read at start, so adding a subscriber is a file copy and a restart",
+            ).optional(),
           })
           .strict()
           .superRefine(curveComplete)
@@ -331,15 +383,22 @@ export const ConfigSchema = z
       .strict()
       .prefault({})
       .describe("human-readable status line"),
-    soak: SoakSchema.prefault({}),
+    soak: ignoredByDaemon(SoakSchema.prefault({})),
   })
   .strict();
 
+// libzmq would bind 70000 as 4464 and drop "/extra" after a port; see src/bus/endpoint.ts.
+function bindableEndpoint(endpoint: string, ctx: z.RefinementCtx): void {
+  const parsed = parseBindEndpoint(endpoint);
+  if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: `${parsed} (got ${JSON.stringify(endpoint)})` });
+}
+
 // Enabled CURVE without a key, or with nobody admitted, would fail at start; say so with the config's line numbers.
-function curveComplete(c: { enabled: boolean; serverSecretKeyFile?: string; allowedClientKeys: string[] }, ctx: z.RefinementCtx): void {
+function curveComplete(c: { enabled: boolean; serverSecretKeyFile?: string; allowedClientKeys: string[]; allowedClientKeysDir?: string }, ctx: z.RefinementCtx): void {
   if (!c.enabled) return;
   if (c.serverSecretKeyFile === undefined) ctx.addIssue({ code: "custom", path: ["serverSecretKeyFile"], message: "is required when bus.curve.enabled is true" });
-  if (c.allowedClientKeys.length === 0) ctx.addIssue({ code: "custom", path: ["allowedClientKeys"], message: "must list at least one subscriber key when bus.curve.enabled is true (nobody could connect)" });
+  if (c.allowedClientKeys.length === 0 && c.allowedClientKeysDir === undefined)
+    ctx.addIssue({ code: "custom", path: ["allowedClientKeys"], message: "must list at least one subscriber key (or name allowedClientKeysDir) when bus.curve.enabled is true (nobody could connect)" });
 }
 
 // Defensive about shapes: with `when` above this also sees cameras that failed validation.
@@ -357,6 +416,5 @@ function uniqueCameraIds(cameras: CameraConfig[], ctx: z.RefinementCtx): void {
 export type Config = z.infer<typeof ConfigSchema>;
 export type CameraConfig = z.infer<typeof CameraSchema>;
 export type SourceConfig = z.infer<typeof SourceSchema>;
-export type ExecutionProvider = z.infer<typeof ExecutionProviderSchema>;
 export type HealthConfig = z.infer<typeof HealthSchema>;
 export type SoakConfig = z.infer<typeof SoakSchema>;

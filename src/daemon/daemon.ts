@@ -6,25 +6,32 @@
 import type { Logger } from "pino";
 import { BusPublisher } from "../bus/publisher.ts";
 import { warmUpBus } from "../bus/warmup.ts";
+import { chooseModel, modelProviderMismatch, type ModelChoice } from "../config/model-choice.ts";
 import type { Config } from "../config/schema.ts";
+import { planReload } from "../config/reload.ts";
 import { InferencePool, resolveReplayWorkers } from "../infer/inference-pool.ts";
 import { classIdsForLabels, type InferResult } from "../infer/inference-worker.ts";
 import { providerOptionsNotice } from "../infer/provider-options.ts";
 import type { DetectSettings } from "../infer/worker-protocol.ts";
-import { CameraSource, type CameraEvent } from "../ingest/camera-source.ts";
+import { CameraSource } from "../ingest/camera-source.ts";
+import type { CameraEvent } from "../core/camera-event.ts";
 import { waitsForConsumer } from "../ingest/pipeline-description.ts";
-import type { Frame } from "../ingest/frame.ts";
+import type { Frame } from "../core/frame.ts";
 import { requiredThreadpoolSize, threadpoolSize } from "../ingest/threadpool.ts";
 import { createMetrics, type Metrics } from "../metrics/metrics.ts";
 import { startMetricsServer, type Health, type MetricsServer } from "../metrics/server.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel, type ResolvedModel } from "../model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel, type ResolvedModel } from "../infer/manifest.ts";
 import { HealthSupervisor, EXIT_HEALTH_GAVE_UP } from "../health/supervisor.ts";
 import { READY_FIELDS } from "../health/systemd.ts";
-import { busHealthState, describeReason, toHealthStatus, type HealthSnapshot } from "../health/state.ts";
-import type { CameraHealthState } from "../bus/codec.ts";
+import { describeReason, type HealthSnapshot } from "../health/state.ts";
+import { toWireHealthState, type CameraHealthState } from "../bus/codec.ts";
+import { TOPIC_NAMES } from "../bus/topics.ts";
+import { ALERT_KIND_NAMES, ALERT_LEVEL_NAMES } from "../perception/alerts.ts";
 import { LatencyWindow, RateMeter } from "./latency-window.ts";
 import { HazardStage } from "./hazard-stage.ts";
 import { ViewStage } from "./view-stage.ts";
+import { PHASE_LOG } from "./log-messages.ts";
+import { HEALTH_STATES } from "../core/health.ts";
 
 /** "source-failed": every camera ended and at least one ended on an error (an unreadable replay). */
 export type StopReason = "signal" | "end-of-stream" | "source-failed" | "fatal";
@@ -55,6 +62,19 @@ export interface DaemonOptions {
   logger: Logger;
   /** default true; tests that run several daemons turn off the process metrics */
   defaultMetrics?: boolean;
+  /**
+   * Aborts the start (a SIGINT/SIGTERM during start-up): what has started is closed, a
+   * STOPPING health message goes out if the bus was bound, and start() rejects with
+   * StartAborted. Checked between the steps; a warm-up ends at its next run.
+   */
+  signal?: AbortSignal;
+  /** Called once when the orderly stop begins, whatever began it. */
+  onStopping?: (reason: StopReason) => void;
+}
+
+/** Daemon.start() was aborted through its signal: a clean stop during start-up, not a failure. */
+export class StartAborted extends Error {
+  override readonly name = "StartAborted";
 }
 
 interface CameraState {
@@ -89,7 +109,7 @@ export class Daemon {
   private view: ViewStage | null = null;
 
   private constructor(
-    private readonly config: Config,
+    private config: Config,
     logger: Logger,
     model: ResolvedModel,
     metrics: Metrics,
@@ -97,6 +117,7 @@ export class Daemon {
     private readonly server: MetricsServer | null,
     private pool: InferencePool | null,
     readonly supervisor: HealthSupervisor,
+    private readonly onStopping?: (reason: StopReason) => void,
   ) {
     this.log = logger;
     this.model = model;
@@ -107,45 +128,32 @@ export class Daemon {
     this.hazard = new HazardStage({ config, bus, metrics, logger, health: () => supervisor.state });
   }
 
+  /**
+   * Start-up, in its steps: load and verify the model, create the metrics and the health
+   * supervisor (first, so systemd's watchdog is fed while a long model load runs), serve
+   * /metrics, bind the bus, start hazard assessment and the live view, start and warm the
+   * inference workers, then the cameras, and report READY. An abort (SIGINT/SIGTERM) or a
+   * failure on the way closes what has started.
+   */
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const { config, logger } = opts;
+    const { config, logger, signal } = opts;
     const log = logger.child({ component: "daemon" });
-    const pool = threadpoolSize();
-    const needed = requiredThreadpoolSize(config.cameras.length);
-    if (pool < needed)
-      log.warn({ UV_THREADPOOL_SIZE: pool, recommended: needed }, `UV_THREADPOOL_SIZE=${pool} is below the ${needed} recommended for ${config.cameras.length} camera(s); GStreamer may stall`);
-
-    const manifestPath = config.model.manifest ?? DEFAULT_MANIFEST_PATH;
-    const manifest = await readManifest(manifestPath);
-    const model = resolveModel(manifest, manifestPath, config.model.name);
-    await readVerifiedModel(model);
+    const checkAborted = (): void => {
+      if (signal?.aborted) throw new StartAborted("stopped during start-up");
+    };
+    warnIfThreadpoolSmall(config, log);
+    const { model, choice } = await loadModel(config);
+    checkAborted();
     const settings = detectSettings(config, model);
 
-    const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? true });
+    const metrics = createMetrics({
+      labels: { topics: TOPIC_NAMES, alertKinds: ALERT_KIND_NAMES, alertLevels: ALERT_LEVEL_NAMES },
+      defaultMetrics: opts.defaultMetrics ?? true,
+    });
     for (const c of config.cameras) metrics.initCamera(c.id);
 
     let daemon: Daemon | undefined;
-    // First, so systemd's watchdog is fed while a long model load (a TensorRT engine build) runs.
-    const supervisor = new HealthSupervisor({
-      config: config.health,
-      cameras: config.cameras.map((c) => c.id),
-      onGiveUp: (why) => {
-        log.fatal({ why }, "health: giving up; exiting so the service manager restarts perceptd");
-        void daemon?.stop("fatal");
-      },
-      onTransition: (t) => {
-        const level = t.to === "fault" ? "error" : t.to === "degraded" ? "warn" : "info";
-        log[level]({ from: t.from, to: t.to, reasons: t.reasons.map(describeReason) }, `health: ${t.from} -> ${t.to}`);
-        metrics.healthTransitions.inc({ from: t.from, to: t.to });
-        for (const st of ["starting", "ok", "degraded", "fault", "stopping"]) metrics.healthState.set({ state: st }, st === t.to ? 1 : 0);
-      },
-      onReasonChange: (c) => log.info({ change: c.change, state: c.state }, `health: ${c.change.kind} ${c.change.reason}`),
-      onPublish: (snap) => daemon?.publishHealth(snap),
-      onReplacement: (e) => {
-        log.warn({ replacement: e }, `inference worker ${e.name}: replacement ${e.outcome}`);
-        metrics.workerReplacements.inc({ worker: e.name, outcome: e.outcome });
-      },
-    });
+    const supervisor = Daemon.createSupervisor(config, log, metrics, () => daemon);
     supervisor.start();
     const server = config.metrics.enabled
       ? await startMetricsServer(metrics, {
@@ -156,83 +164,20 @@ export class Daemon {
       : null;
     let bus: BusPublisher | undefined;
     try {
-      // Before the first frame, so the first minute's messages go out as fast as later ones.
-      const busWarmup = await warmUpBus();
-      bus = await BusPublisher.bind(config.bus.endpoints, {
-        sendHighWaterMark: config.bus.sendHighWaterMark,
-        curve: config.bus.curve,
-        onAuth: (a) =>
-          a.allowed
-            ? log.info({ client: a.clientKey, address: a.address }, "bus: subscriber admitted")
-            : log.warn({ client: a.clientKey, address: a.address, reason: a.reason, suppressed: a.suppressed }, "bus: subscriber refused"),
-        onSent: metrics.busHooks().onSent,
-        onDrop: (topic, reason) => {
-          metrics.busHooks().onDrop(topic, reason);
-          supervisor.busDropped(topic);
-        },
-      });
-      log.info(
-        { endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name, busWarmupMs: Math.round(busWarmup.ms) },
-        "bus bound; loading model",
-      );
-      const d = new Daemon(config, logger, model, metrics, bus, server, null, supervisor);
+      checkAborted();
+      const bound = await bindBus(config, log, metrics, supervisor, checkAborted);
+      bus = bound.bus;
+      log.info({ endpoints: bus.endpoints, metrics: server?.url ?? "off", model: model.name, busWarmupMs: Math.round(bound.warmupMs) }, PHASE_LOG.busBound);
+      const d = new Daemon(config, logger, model, metrics, bus, server, null, supervisor, opts.onStopping);
       daemon = d;
       // From here on, so the alerts topic says "not valid" while the model loads rather than
       // staying silent.
       d.hazard.start();
       d.view = await ViewStage.start({ config, metrics, logger, alerts: () => d.hazard.current(supervisor.state === "ok") });
-      d.pool = await InferencePool.start({
-        init: {
-          modelPath: model.path,
-          modelName: model.name,
-          entry: model.entry,
-          executionProviders: config.inference.executionProviders,
-          intraOpThreads: config.inference.intraOpThreads,
-          interOpThreads: config.inference.interOpThreads,
-          allowSpinning: config.inference.allowSpinning,
-          tuning: config.inference,
-          warmupRuns: config.inference.warmupRuns,
-        },
-        settings,
-        cameras: config.cameras.map((c) => c.id),
-        // Replays that wait for us lose nothing by queueing their next frame in the worker.
-        queueAhead: config.cameras.filter((c) => waitsForConsumer(c.source)).map((c) => c.id),
-        workers: config.inference.workers,
-        replayWorkers: resolveReplayWorkers(config.inference.replayWorkers, config.inference.executionProviders),
-        onResult: (r, worker) => d.onResult(r, worker),
-        onDrop: (f, reason) => d.onDrop(f, reason),
-        onError: (e) => {
-          d.log.error({ err: e.error, fatal: e.fatal, camera: e.camera, seq: e.seq }, "inference failed");
-          supervisor.inferenceError(e);
-        },
-      });
-      const pool = d.pool;
-      const workers = pool.stats().workers;
-      supervisor.attachInference({
-        workers,
-        busy: () => pool.stats().workers.map((w) => w.busy),
-        replaceWorker: (i) => pool.replaceWorker(i),
-      });
-      const worker = d.pool.workers[0];
-      metrics.setModelInfo({
-        model: model.name,
-        executionProvider: worker.provider,
-        providersTried: worker.tried.map((t) => t.provider),
-        providerOptions: worker.providerOptions,
-      });
-      const notice = providerOptionsNotice(worker.providerOptions, config.inference.executionProviders);
-      log[notice.level]({ providerOptions: worker.providerOptions }, notice.message);
-      for (const w of worker.warnings) log.warn(w);
-      log.info(
-        {
-          provider: worker.provider,
-          tried: worker.tried,
-          warmupMs: worker.warmupMs,
-          layout: d.pool.layout,
-          workers: workers.map((w) => ({ name: w.name, cameras: w.cameras, intraOpThreads: w.intraOpThreads })),
-        },
-        "model warm",
-      );
+      checkAborted();
+      await d.startInference(settings, signal);
+      checkAborted();
+      d.attachInference(choice, log);
       d.startCameras();
       supervisor.camerasStarted();
       supervisor.markReady({
@@ -243,14 +188,131 @@ export class Daemon {
       metrics.setReady(true);
       return d;
     } catch (e) {
-      daemon?.hazard.dispose();
-      await daemon?.view?.close();
-      supervisor.close();
-      await bus?.close();
-      await server?.close();
-      throw e;
+      const aborted = e instanceof StartAborted || signal?.aborted === true;
+      if (aborted) log.info("stopping during start-up");
+      await Daemon.closeAfterFailedStart({ daemon, supervisor, bus, server, aborted });
+      throw aborted && !(e instanceof StartAborted) ? new StartAborted("stopped during start-up", { cause: e }) : e;
     }
   }
+
+  /** The health supervisor, logging and counting what it sees; `daemon` is there once the bus is bound. */
+  private static createSupervisor(config: Config, log: Logger, metrics: Metrics, daemon: () => Daemon | undefined): HealthSupervisor {
+    return new HealthSupervisor({
+      config: config.health,
+      cameras: config.cameras.map((c) => c.id),
+      onGiveUp: (why) => {
+        log.fatal({ why }, "health: giving up; exiting so the service manager restarts perceptd");
+        void daemon()?.stop("fatal");
+      },
+      onTransition: (t) => {
+        const level = t.to === "fault" ? "error" : t.to === "degraded" ? "warn" : "info";
+        log[level]({ from: t.from, to: t.to, reasons: t.reasons.map(describeReason) }, `health: ${t.from} -> ${t.to}`);
+        metrics.healthTransitions.inc({ from: t.from, to: t.to });
+        for (const st of HEALTH_STATES) metrics.healthState.set({ state: st }, st === t.to ? 1 : 0);
+      },
+      onReasonChange: (c) => log.info({ change: c.change, state: c.state }, `health: ${c.change.kind} ${c.change.reason}`),
+      onPublish: (snap) => daemon()?.publishHealth(snap),
+      onReplacement: (e) => {
+        log.warn({ replacement: e }, `inference worker ${e.name}: replacement ${e.outcome}`);
+        metrics.workerReplacements.inc({ worker: e.name, outcome: e.outcome });
+      },
+    });
+  }
+
+  /** Starts and warms the inference workers (an abort ends a warm-up at its next run). */
+  private async startInference(settings: DetectSettings, signal: AbortSignal | undefined): Promise<void> {
+    const { config, model, supervisor } = this;
+    const pool = await InferencePool.start({
+      workerOptions: { signal: signal === undefined ? undefined : abortAs(signal, () => new StartAborted("stopped during start-up")) },
+      init: {
+        modelPath: model.path,
+        modelName: model.name,
+        entry: model.entry,
+        executionProviders: config.inference.executionProviders,
+        intraOpThreads: config.inference.intraOpThreads,
+        interOpThreads: config.inference.interOpThreads,
+        allowSpinning: config.inference.allowSpinning,
+        tuning: config.inference,
+        warmupRuns: config.inference.warmupRuns,
+      },
+      settings,
+      cameras: config.cameras.map((c) => c.id),
+      // Replays that wait for us lose nothing by queueing their next frame in the worker.
+      queueAhead: config.cameras.filter((c) => waitsForConsumer(c.source)).map((c) => c.id),
+      workers: config.inference.workers,
+      replayWorkers: resolveReplayWorkers(config.inference.replayWorkers, config.inference.executionProviders),
+      onResult: (r, worker) => this.onResult(r, worker),
+      onDrop: (f, reason) => this.onDrop(f, reason),
+      onError: (e) => {
+        this.log.error({ err: e.error, fatal: e.fatal, camera: e.camera, seq: e.seq }, "inference failed");
+        supervisor.inferenceError(e);
+      },
+    });
+    this.pool = pool;
+  }
+
+  /**
+   * The warm workers handed to the supervisor's hang watch, and what runs the model in the
+   * metrics and the log: the provider, its options, and the model-warm line.
+   */
+  private attachInference(choice: ModelChoice, log: Logger): void {
+    const pool = this.pool!;
+    const workers = pool.stats().workers;
+    this.supervisor.attachInference({
+      workers,
+      busy: () => pool.stats().workers.map((w) => w.busy),
+      replaceWorker: (i) => pool.replaceWorker(i),
+    });
+    const worker = pool.workers[0];
+    this.metrics.setModelInfo({
+      model: this.model.name,
+      executionProvider: worker.provider,
+      providersTried: worker.tried.map((t) => t.provider),
+      providerOptions: worker.providerOptions,
+    });
+    const notice = providerOptionsNotice(worker.providerOptions, this.config.inference.executionProviders);
+    log[notice.level]({ providerOptions: worker.providerOptions }, notice.message);
+    for (const w of worker.warnings) log.warn(w);
+    const mismatch = modelProviderMismatch(choice, worker.provider);
+    if (mismatch !== null) log.warn({ model: this.model.name, chosenFor: choice.provider, provider: worker.provider }, mismatch);
+    log.info(
+      {
+        provider: worker.provider,
+        tried: worker.tried,
+        warmupMs: worker.warmupMs,
+        layout: pool.layout,
+        workers: workers.map((w) => ({ name: w.name, cameras: w.cameras, intraOpThreads: w.intraOpThreads })),
+      },
+      PHASE_LOG.modelWarm,
+    );
+  }
+
+  /** Closes what a start that failed or was aborted had started, cameras first. */
+  private static async closeAfterFailedStart(s: {
+    daemon: Daemon | undefined;
+    supervisor: HealthSupervisor;
+    bus: BusPublisher | undefined;
+    server: MetricsServer | null;
+    aborted: boolean;
+  }): Promise<void> {
+    const { daemon, supervisor, bus, server, aborted } = s;
+    // Subscribers that saw STARTING learn that the silence to come is intended.
+    if (aborted && daemon !== undefined && bus !== undefined) {
+      supervisor.markStopping("signal");
+      supervisor.publishNow();
+      await bus.flush(300);
+    }
+    // Cameras first: a camera that failed to start (its source, the threadpool) must not
+    // leave the others running, and restarting, in a process whose bus is gone.
+    if (daemon !== undefined) await Promise.all([...daemon.cameras.values()].map((c) => c.source.stop()));
+    daemon?.hazard.dispose();
+    await daemon?.pool?.close(1000);
+    await daemon?.view?.close();
+    supervisor.close();
+    await bus?.close();
+    await server?.close();
+  }
+
 
   /** The live figures behind the status line and the health message. */
   status(): DaemonStatus {
@@ -270,22 +332,23 @@ export class Daemon {
   }
 
   health(): Health {
-    return { status: toHealthStatus(this.supervisor.state), details: { model: this.model.name, cameras: this.status().cameras } };
+    const snap = this.supervisor.snapshot();
+    return { status: snap.state, details: { reasons: snap.reasons.map(describeReason), model: this.model.name, cameras: this.status().cameras } };
   }
 
   /**
-   * SIGHUP: applies what may change at run time (score and IoU thresholds, class filter,
-   * max detections, log level). Everything else needs a restart and is reported, not applied.
-   * Throws (and changes nothing) when the new settings are invalid for this model.
+   * SIGHUP: takes up the changed keys the schema marks reloadable (src/config/reload.ts:
+   * the model's post-processing and the log level) and reports the changed keys that need
+   * a restart, which keep their running values. Throws, and changes nothing, when the new
+   * settings are invalid for this model (a class it does not have).
    */
   reload(next: Config): { applied: string[]; needsRestart: string[] } {
-    const settings = detectSettings(next, this.model);
+    const plan = planReload(this.config, next);
+    const settings = detectSettings(plan.next, this.model);
     this.pool?.setSettings(settings);
-    this.log.level = next.log.level;
-    const changed = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
-    const needsRestart = (["cameras", "bus", "metrics", "inference", "health", "tracking", "alerts", "view"] as const).filter((k) => changed(this.config[k], next[k]));
-    if (next.model.name !== this.config.model.name || next.model.manifest !== this.config.model.manifest) needsRestart.push("model" as never);
-    return { applied: ["model.scoreThreshold", "model.iouThreshold", "model.classes", "model.maxDetections", "log.level"], needsRestart };
+    this.log.level = plan.next.log.level;
+    this.config = plan.next;
+    return { applied: plan.applied, needsRestart: plan.needsRestart };
   }
 
   /** The health message, at health.publishHz, whatever the frames do. */
@@ -301,7 +364,7 @@ export class Daemon {
     };
     try {
       const body = {
-        state: busHealthState(snap.state),
+        state: toWireHealthState(snap.state),
         reasons: snap.reasons.map(describeReason),
         cameras: s.cameras.map((c) => {
           const st = this.cameras.get(c.id)!.source.stats();
@@ -339,9 +402,10 @@ export class Daemon {
    */
   stop(reason: StopReason = "signal"): Promise<void> {
     this.stopping ??= (async () => {
+      this.onStopping?.(reason);
       this.supervisor.markStopping(reason);
       this.metrics.setReady(false);
-      this.log.info({ reason }, "stopping");
+      this.log.info({ reason }, PHASE_LOG.stopping);
       await Promise.all([...this.cameras.values()].map((c) => c.source.stop()));
       // Every replay ended: its last frames are part of the run (a signal does not wait).
       if (reason === "end-of-stream") await this.pool?.settle(2000);
@@ -356,7 +420,7 @@ export class Daemon {
       await this.bus.close();
       await this.view?.close();
       await this.server?.close();
-      this.log.info({ ...this.counts }, "stopped");
+      this.log.info({ ...this.counts }, PHASE_LOG.stopped);
       this.resolveStopped(reason);
     })();
     return this.stopping;
@@ -397,8 +461,16 @@ export class Daemon {
   }
 
   private onCameraEvent(camera: string, e: CameraEvent, log: Logger): void {
-    const level = e.type === "error" ? "warn" : "info";
-    log[level]({ event: e }, `camera ${camera}: ${e.type}`);
+    if (e.type === "truncated") {
+      log.warn(
+        { event: e },
+        `camera ${camera}: ${e.path} ended after ${e.playedS.toFixed(1)} s (${e.frames} frames) of the ${e.declaredS.toFixed(1)} s its container declares; the file is cut short`,
+      );
+      this.metrics.replaysTruncated.inc({ camera });
+    } else {
+      const level = e.type === "error" ? "warn" : "info";
+      log[level]({ event: e }, `camera ${camera}: ${e.type}`);
+    }
     this.supervisor.cameraEvent(e);
     if (e.type === "restart") this.metrics.cameraRestarts.inc({ camera });
     if (e.type === "running") this.metrics.cameraUp.set({ camera }, 1);
@@ -468,6 +540,52 @@ export class Daemon {
     void r;
     return { width: 0, height: 0 };
   }
+}
+
+/** GStreamer needs libuv threads per camera; too few stall it, which is worth a warning at start. */
+function warnIfThreadpoolSmall(config: Config, log: Logger): void {
+  const pool = threadpoolSize();
+  const needed = requiredThreadpoolSize(config.cameras.length);
+  if (pool < needed)
+    log.warn({ UV_THREADPOOL_SIZE: pool, recommended: needed }, `UV_THREADPOOL_SIZE=${pool} is below the ${needed} recommended for ${config.cameras.length} camera(s); GStreamer may stall`);
+}
+
+/** The model the config chooses for its provider chain, resolved in its manifest and checked against its checksum. */
+async function loadModel(config: Config): Promise<{ model: ResolvedModel; choice: ModelChoice }> {
+  const manifestPath = config.model.manifest ?? DEFAULT_MANIFEST_PATH;
+  const manifest = await readManifest(manifestPath);
+  const choice = chooseModel(config);
+  const model = resolveModel(manifest, manifestPath, choice.name);
+  await readVerifiedModel(model);
+  return { model, choice };
+}
+
+/** The bus, bound after a warm-up (so the first minute's messages go out as fast as later ones), its counters and drops wired. */
+async function bindBus(config: Config, log: Logger, metrics: Metrics, supervisor: HealthSupervisor, checkAborted: () => void): Promise<{ bus: BusPublisher; warmupMs: number }> {
+  const busWarmup = await warmUpBus();
+  checkAborted();
+  const bus = await BusPublisher.bind(config.bus.endpoints, {
+    sendHighWaterMark: config.bus.sendHighWaterMark,
+    curve: config.bus.curve,
+    onAuth: (a) =>
+      a.allowed
+        ? log.info({ client: a.clientKey, address: a.address }, "bus: subscriber admitted")
+        : log.warn({ client: a.clientKey, address: a.address, reason: a.reason, suppressed: a.suppressed }, "bus: subscriber refused"),
+    onSent: metrics.busHooks().onSent,
+    onDrop: (topic) => {
+      metrics.busHooks().onDrop(topic);
+      supervisor.busDropped(topic);
+    },
+  });
+  return { bus, warmupMs: busWarmup.ms };
+}
+
+/** A signal that aborts with `reason()` when `signal` aborts, whatever reason that one carries. */
+function abortAs(signal: AbortSignal, reason: () => Error): AbortSignal {
+  const c = new AbortController();
+  if (signal.aborted) c.abort(reason());
+  else signal.addEventListener("abort", () => c.abort(reason()), { once: true });
+  return c.signal;
 }
 
 /** The decode settings the config asks for, checked against the model's labels. */

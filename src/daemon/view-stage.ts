@@ -4,7 +4,7 @@
 import type { Logger } from "pino";
 import type { Alert, HealthBody, PublishedDetection } from "../bus/codec.ts";
 import type { CameraConfig, Config } from "../config/schema.ts";
-import type { Frame } from "../ingest/frame.ts";
+import type { Frame } from "../core/frame.ts";
 import { GstJpegEncoder } from "../ingest/gst/jpeg-encoder.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { CameraModel } from "../perception/camera-model.ts";

@@ -5,7 +5,7 @@
 // milliseconds, so tests drive them with a fake one; only EventLoopLagMonitor.start() and
 // LoopDelayProbe touch real timers.
 import { createHistogram, type RecordableHistogram } from "node:perf_hooks";
-import type { CameraEvent } from "../ingest/camera-source.ts";
+import type { CameraEvent } from "../core/camera-event.ts";
 import type { ReasonSink } from "./state.ts";
 
 /** Monotonic milliseconds. */
@@ -104,7 +104,9 @@ export class CameraStallMonitor {
       case "error":
       case "eos":
       case "loop":
-        // error/eos are followed by restart or ended; a loop keeps frames coming.
+      case "truncated":
+        // error/eos are followed by restart or ended; a loop keeps frames coming; a cut file
+        // is the replay's content, logged and counted, not the daemon's health.
         return;
     }
   }

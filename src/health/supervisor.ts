@@ -12,8 +12,7 @@
 //   markReady()                             READY=1
 //   markStopping()                          STOPPING=1, first thing in stop()
 //   close()                                 timers off, last thing in stop()
-import type { HealthConfig } from "../config/schema.ts";
-import type { CameraEvent } from "../ingest/camera-source.ts";
+import type { CameraEvent } from "../core/camera-event.ts";
 import {
   CameraStallMonitor,
   EventLoopLagMonitor,
@@ -54,8 +53,28 @@ export type ReplacementEvent =
   | { outcome: "succeeded"; worker: number; name: string }
   | { outcome: "failed"; worker: number; name: string; error: string };
 
+/**
+ * The thresholds the supervisor and its monitors run on: the daemon passes the `health`
+ * section of its configuration (src/config/schema.ts documents each key and its bounds).
+ */
+export interface HealthThresholds {
+  cameraStallMs: number;
+  inferenceDeadlineMs: number;
+  overrunWindow: number;
+  overrunThreshold: number;
+  inferenceHangMs: number;
+  maxWorkerReplacements: number;
+  replacementWindowMs: number;
+  workerRestartTimeoutMs: number;
+  eventLoopLagMs: number;
+  eventLoopSampleMs: number;
+  latencyBudgetMs: number;
+  publishHz: number;
+  systemdWatchdog: "auto" | "off";
+}
+
 export interface HealthSupervisorOptions {
-  config: HealthConfig;
+  config: HealthThresholds;
   cameras: readonly string[];
   /**
    * The monitors gave up (workers could not be brought back): stop and exit with
@@ -124,6 +143,11 @@ export class HealthSupervisor {
 
   get state(): HealthSnapshot["state"] {
     return this.machine.state;
+  }
+
+  /** The state and its active reasons now. */
+  snapshot(): HealthSnapshot {
+    return this.machine.snapshot();
   }
 
   /** Null until attachInference(). */

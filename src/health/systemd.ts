@@ -14,7 +14,7 @@
 // no-op decided here (no native code needed), the watchdog interval is known, and a
 // malformed value is an error with a message rather than a silent nothing.
 import { createRequire } from "node:module";
-import type { HealthState } from "./state.ts";
+import type { HealthState } from "../core/health.ts";
 
 /**
  * Fields the daemon adds to its READY=1 datagram (sd_notify(3) reserves X_ for programs'

@@ -4,28 +4,20 @@
 // so a mismatched manifest fails at startup with the model's name rather than per frame.
 import type * as ort from "onnxruntime-node";
 import type { Decoder } from "./decode/index.ts";
-import { LETTERBOX_PAD_RGB } from "./frame-fit.ts";
 import { checkInputSpec, toInputTensor } from "./input-tensor.ts";
-import { computeLetterbox, toSourceDetections } from "./letterbox.ts";
 import { checkSession, decoderFor, toRawTensor } from "./model-runtime.ts";
-import { nms } from "./nms.ts";
-import { createSession, type ExecutionProvider, type ProviderAttempt, type SessionOptions } from "./session.ts";
-import type { Detection, LetterboxTransform, RawTensor } from "./types.ts";
-import { resizeToModel } from "../ingest/resize.ts";
-import { assertRgbImage, type RgbImage } from "../ingest/rgb-image.ts";
-import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
+import { FrameProcessor, type PostprocessSettings } from "./frame-processor.ts";
+import { createSession, type ProviderAttempt, type SessionOptions } from "./session.ts";
+import type { ExecutionProvider } from "../core/providers.ts";
+import type { Detection, LetterboxTransform, RawTensor } from "../core/types.ts";
+import { fitPicture } from "./resize.ts";
+import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
+import { readVerifiedModel, type ResolvedModel } from "./manifest.ts";
+import { DEFAULT_IOU_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD } from "../core/postprocess.ts";
 
-export const DEFAULT_SCORE_THRESHOLD = 0.35;
-export const DEFAULT_IOU_THRESHOLD = 0.5;
-export const DEFAULT_MAX_DETECTIONS = 100;
-/**
- * Letterbox pads of the JavaScript resize (still pictures in `perceptd detect`): the colour of
- * the daemon's GStreamer pads, so a letterbox model sees the same borders either way.
- */
-const PAD_FILL = LETTERBOX_PAD_RGB[0];
 
 export interface DetectorOptions extends Omit<SessionOptions, "source"> {
-  /** Candidates at or below this score are dropped (decoder semantics). Default 0.35. */
+  /** Candidates scoring at or below this are dropped (src/core/postprocess.ts). Default DEFAULT_SCORE_THRESHOLD. */
   scoreThreshold?: number;
   /** Class-aware NMS overlap threshold. Default 0.5. */
   iouThreshold?: number;
@@ -84,11 +76,6 @@ function resolveClassFilter(model: ResolvedModel, wanted: readonly string[]): Re
   return ids;
 }
 
-/** Degenerate after mapping: the box lay entirely in the letterbox pad and was clamped flat. */
-function hasArea(d: Detection): boolean {
-  return d.box[2] > d.box[0] && d.box[3] > d.box[1];
-}
-
 export class Detector {
   readonly model: ResolvedModel;
   /** The execution provider that runs the session. */
@@ -101,8 +88,8 @@ export class Detector {
   readonly iouThreshold: number;
   readonly maxDetections: number;
   private readonly session: ort.InferenceSession;
-  private readonly decoder: Decoder;
-  private readonly classFilter: ReadonlySet<number> | undefined;
+  private readonly processor: FrameProcessor;
+  private readonly settings: PostprocessSettings;
   private closed = false;
 
   private constructor(
@@ -116,11 +103,11 @@ export class Detector {
     this.provider = created.provider;
     this.providerAttempts = created.tried;
     this.warnings = created.warnings;
-    this.decoder = decoder;
+    this.processor = new FrameProcessor(created.session, model.entry, decoder);
+    this.settings = settings;
     this.scoreThreshold = settings.scoreThreshold;
     this.iouThreshold = settings.iouThreshold;
     this.maxDetections = settings.maxDetections;
-    this.classFilter = settings.classFilter;
   }
 
   static async create(model: ResolvedModel, opts: DetectorOptions = {}): Promise<Detector> {
@@ -148,21 +135,27 @@ export class Detector {
     return new Detector(model, created, decoder, settings);
   }
 
+  /** Resize (stretch or letterbox per the manifest) on the CPU: a still picture at the model input size. */
+  fit(img: RgbImage): { fitted: RgbImage; transform: LetterboxTransform } {
+    assertRgbImage(img, `Detector(${this.model.name}).fit`);
+    return fitPicture(img, this.model.entry.input);
+  }
+
   /** Resize (stretch or letterbox per the manifest) and lay out one frame as the model input. */
   preprocess(img: RgbImage): Preprocessed {
-    assertRgbImage(img, `Detector(${this.model.name}).preprocess`);
-    const spec = this.model.entry.input;
-    const transform = computeLetterbox(img.width, img.height, spec.width, spec.height, spec.resize);
-    const resized = resizeToModel(img, transform, PAD_FILL);
-    // resized is ours alone, so a BGR uint8 model may swap its channels in place.
-    const input = toInputTensor(resized, spec, { consume: true, where: `Detector(${this.model.name}).preprocess` });
+    const { fitted, transform } = this.fit(img);
+    // fitted is ours alone, so a BGR uint8 model may swap its channels in place.
+    const input = toInputTensor(fitted, this.model.entry.input, { consume: true, where: `Detector(${this.model.name}).preprocess` });
     return { input, transform };
   }
 
+  /** Detections on a picture of any size: fitted on the CPU, then the one frame path (frame-processor.ts). */
   async detect(img: RgbImage): Promise<DetectResult> {
     const t0 = performance.now();
-    const prepared = this.preprocess(img);
-    return this.detectPrepared(prepared, t0);
+    const { fitted, transform } = this.fit(img);
+    const fitMs = performance.now() - t0;
+    const r = await this.run(fitted, transform, true, "detect");
+    return { ...r, timings: { ...r.timings, preprocessMs: r.timings.preprocessMs + fitMs } };
   }
 
   /**
@@ -170,37 +163,20 @@ export class Detector {
    * frame cache); `transform` maps its boxes back to the source picture.
    */
   async detectFitted(fitted: RgbImage, transform: LetterboxTransform): Promise<DetectResult> {
-    const t0 = performance.now();
-    const input = toInputTensor(fitted, this.model.entry.input, { where: `Detector(${this.model.name}).detectFitted` });
-    return this.detectPrepared({ input, transform }, t0);
+    assertRgbImage(fitted, `Detector(${this.model.name}).detectFitted`);
+    return this.run(fitted, transform, false, "detectFitted");
   }
 
-  private async detectPrepared({ input, transform }: Preprocessed, t0: number): Promise<DetectResult> {
-    const t1 = performance.now();
-    const raw = await this.run(input, this.decoder.outputNames);
-    const t2 = performance.now();
-    const { width, height } = this.model.entry.input;
-    const candidates = this.decoder.decode(raw, {
-      inputWidth: width,
-      inputHeight: height,
-      scoreThreshold: this.scoreThreshold,
-      classFilter: this.classFilter,
-      labels: this.model.entry.labels,
-      nanodetCenterOffset: this.model.entry.decoder.kind === "nanodet-gfl" ? this.model.entry.decoder.centerOffset : undefined,
-    });
-    const inSource = toSourceDetections(candidates, transform).filter(hasArea);
-    const detections = nms(inSource, this.iouThreshold, { classAware: true, maxDetections: this.maxDetections });
-    const t3 = performance.now();
-    return { detections, timings: { preprocessMs: t1 - t0, inferenceMs: t2 - t1, decodeMs: t3 - t2 } };
+  private async run(fitted: RgbImage, transform: LetterboxTransform, consume: boolean, what: string): Promise<DetectResult> {
+    if (this.closed) throw new Error(`Detector for model "${this.model.name}" is closed`);
+    const r = await this.processor.process(fitted, transform, this.settings, { consume, where: `Detector(${this.model.name}).${what}` });
+    return { detections: r.detections, timings: { preprocessMs: r.preprocessMs, inferenceMs: r.inferenceMs, decodeMs: r.decodeMs } };
   }
 
   /** Runs the session on a prepared input and returns every output, as float32. */
   async runRaw(input: ort.Tensor): Promise<Record<string, RawTensor>> {
-    return this.run(input, this.session.outputNames);
-  }
-
-  private async run(input: ort.Tensor, fetches: readonly string[]): Promise<Record<string, RawTensor>> {
     if (this.closed) throw new Error(`Detector for model "${this.model.name}" is closed`);
+    const fetches = this.session.outputNames;
     const results = await this.session.run({ [this.model.entry.input.name]: input }, [...fetches]);
     const out: Record<string, RawTensor> = {};
     for (const name of fetches) out[name] = toRawTensor(name, results[name]);

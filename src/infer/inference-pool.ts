@@ -39,9 +39,9 @@ import {
   type InferenceWorkerOptions,
   type WorkerState,
 } from "./inference-worker.ts";
-import { checkDetectSettings, type DetectSettings, type WorkerInit } from "./worker-protocol.ts";
-import { MAX_REPLAY_WORKERS, type ExecutionProvider } from "../config/schema.ts";
-import type { Frame } from "../ingest/frame.ts";
+import { MAX_REPLAY_WORKERS, checkDetectSettings, type DetectSettings, type WorkerInit } from "./worker-protocol.ts";
+import type { ExecutionProvider } from "../core/providers.ts";
+import type { Frame } from "../core/frame.ts";
 
 export type WorkerLayout = "shared" | "per-camera";
 

@@ -1,11 +1,11 @@
 // Main-thread handle on one inference worker thread (worker.ts): starts it, sends it frames
-// by transfer, maps its boxes to source pixels, and shuts it down. One request at a time, or
+// by transfer with their letterbox transform, takes back detections in source pixels, and
+// shuts it down. One request at a time, or
 // two when the pool queues one ahead (options.depth); which frame goes next is the
 // scheduler's business (frame-slot.ts, inference-pool.ts).
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
-import { toSourceDetections } from "./letterbox.ts";
-import type { Detection } from "./types.ts";
+import type { Detection } from "../core/types.ts";
 import {
   checkDetectSettings,
   type DetectSettings,
@@ -14,9 +14,9 @@ import {
   type WorkerInit,
   type WorkerToMain,
 } from "./worker-protocol.ts";
-import type { ExecutionProvider } from "../config/schema.ts";
+import type { ExecutionProvider } from "../core/providers.ts";
 import type { ProviderOptionSupport } from "./provider-options.ts";
-import type { Frame } from "../ingest/frame.ts";
+import type { Frame } from "../core/frame.ts";
 
 /** The worker's entry: a .mjs that registers tsx, then imports worker.ts (see that file for why). */
 export const WORKER_ENTRY = new URL("./worker-bootstrap.mjs", import.meta.url);
@@ -66,11 +66,17 @@ export interface InferenceWorkerOptions {
    * main thread. Only for frames that cannot go stale meanwhile (see frame-slot.ts).
    */
   depth?: 1 | 2;
+  /**
+   * Aborts the start: the worker is asked to close (it ends its warm-up at the next run;
+   * session creation, native code, runs to its end first) and start() rejects with the
+   * signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 interface Pending {
   id: number;
-  frame: Pick<Frame, "camera" | "seq" | "tIngestNs" | "ptsNs" | "transform">;
+  frame: Pick<Frame, "camera" | "seq" | "tIngestNs" | "ptsNs">;
   resolve: (r: InferResult) => void;
   reject: (e: Error) => void;
   settled: Promise<void>;
@@ -82,11 +88,6 @@ function msBetween(a: bigint, b: bigint): number {
   // Integer part in bigint and fraction in float keeps sub-millisecond precision without overflow.
   const d = b - a;
   return Number(d / NS_PER_MS) + Number(d % NS_PER_MS) / 1e6;
-}
-
-/** Degenerate after mapping: the box lay entirely in the letterbox pad and was clamped flat. */
-function hasArea(d: Detection): boolean {
-  return d.box[2] > d.box[0] && d.box[3] > d.box[1];
 }
 
 /**
@@ -210,6 +211,17 @@ export class InferenceWorker {
           timedOut = true;
           reject(new Error(`${where} not ready after ${timeoutMs} ms (session creation or warm-up hangs)`));
         }, timeoutMs);
+        const signal = opts.signal;
+        if (signal !== undefined) {
+          const onAbort = (): void => {
+            // Like a timeout: native code may be running, so the worker is asked, not killed.
+            timedOut = true;
+            reject(signal.reason instanceof Error ? signal.reason : new Error(`${where}: start aborted`));
+          };
+          if (signal.aborted) onAbort();
+          signal.addEventListener("abort", onAbort, { once: true });
+          cleanup.push(() => signal.removeEventListener("abort", onAbort));
+        }
         const msg: MainToWorker = { type: "init", init, settings };
         worker.postMessage(msg);
       });
@@ -324,8 +336,8 @@ export class InferenceWorker {
     );
     const { buffer, copied } = transferable(frame.pixels);
     if (copied) this.copied++;
-    const msg: MainToWorker = { type: "infer", id, camera: frame.camera, seq: frame.seq, pixels: buffer, width, height };
-    this.pending.push({ id, frame: { camera: frame.camera, seq: frame.seq, tIngestNs: frame.tIngestNs, ptsNs: frame.ptsNs, transform: frame.transform }, resolve, reject, settled });
+    const msg: MainToWorker = { type: "infer", id, camera: frame.camera, seq: frame.seq, pixels: buffer, width, height, transform: frame.transform };
+    this.pending.push({ id, frame: { camera: frame.camera, seq: frame.seq, tIngestNs: frame.tIngestNs, ptsNs: frame.ptsNs }, resolve, reject, settled });
     this.worker.postMessage(msg, [buffer]);
     return promise;
   }
@@ -416,13 +428,13 @@ export class InferenceWorker {
         }
         this.pending.shift();
         const tNow = process.hrtime.bigint();
-        const { tIngestNs, transform } = p.frame;
+        const { tIngestNs } = p.frame;
         p.resolve({
           camera: p.frame.camera,
           seq: p.frame.seq,
           tIngestNs,
           ptsNs: p.frame.ptsNs,
-          detections: toSourceDetections(msg.detections, transform).filter(hasArea),
+          detections: msg.detections,
           timings: {
             queueMs: msBetween(tIngestNs, msg.tStartNs),
             preprocessMs: msg.preprocessMs,

@@ -6,9 +6,9 @@
 // For the -u8 models (uint8 NHWC RGB, preprocessing baked into the graph) the tensor wraps
 // the pixel bytes themselves: no copy, no arithmetic on the CPU.
 import * as ort from "onnxruntime-node";
-import { toNchwFloat, toNhwcFloat, type Triple } from "../ingest/resize.ts";
-import { assertRgbImage, type RgbImage } from "../ingest/rgb-image.ts";
-import type { ModelEntry } from "../model/manifest.ts";
+import { toNchwFloat, toNhwcFloat, type Triple } from "./resize.ts";
+import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
+import type { ModelEntry } from "./manifest.ts";
 
 export type ModelInputSpec = ModelEntry["input"];
 

@@ -6,8 +6,8 @@
 import type * as ort from "onnxruntime-node";
 import { createDecoder, type Decoder } from "./decode/index.ts";
 import { shapeText } from "./input-tensor.ts";
-import type { RawTensor } from "./types.ts";
-import type { DecoderSpec, ResolvedModel } from "../model/manifest.ts";
+import type { RawTensor } from "../core/types.ts";
+import type { DecoderSpec, ResolvedModel } from "./manifest.ts";
 
 export function decoderFor(spec: DecoderSpec): Decoder {
   // A switch so each createDecoder call sees its kind's output-name type.

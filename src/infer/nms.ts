@@ -1,6 +1,6 @@
 // Greedy non-maximum suppression. Boxes use continuous pixel coordinates (area = w * h,
 // no "+1" convention), matching how the decoders produce them.
-import type { Box, Detection } from "./types.ts";
+import type { Box, Detection } from "../core/types.ts";
 
 function area(b: Box): number {
   return Math.max(0, b[2] - b[0]) * Math.max(0, b[3] - b[1]);

@@ -4,10 +4,9 @@
 // both facts, so the daemon can report "running on cpu because cuda: <reason>".
 import { stat } from "node:fs/promises";
 import * as ort from "onnxruntime-node";
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from "../core/providers.ts";
 import { describeProviderOptions, detectProviderOptionSupport, gpuProviderOptions, type ProviderOptionSupport, type ProviderTuning } from "./provider-options.ts";
 
-export const EXECUTION_PROVIDERS = ["tensorrt", "cuda", "cpu"] as const;
-export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
 export interface SessionOptions {
   /** Tried one at a time, in this order. Default: tensorrt, cuda, cpu. */

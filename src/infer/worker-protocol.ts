@@ -5,10 +5,13 @@
 // Ordering is the contract's backbone: a MessagePort delivers in order and the worker
 // handles one message at a time, so a `settings` sent after an `infer` applies to the
 // frames after that one, and `close` runs only once the request before it has answered.
-import type { ExecutionProvider } from "../config/schema.ts";
-import type { ModelEntry } from "../model/manifest.ts";
+import type { ExecutionProvider } from "../core/providers.ts";
+import type { ModelEntry } from "./manifest.ts";
 import type { ProviderOptionSupport, ProviderTuning } from "./provider-options.ts";
-import type { Detection } from "./types.ts";
+import type { Detection, LetterboxTransform } from "../core/types.ts";
+
+/** Most inference workers one unpaced replay may run side by side (the config schema's bound). */
+export const MAX_REPLAY_WORKERS = 16;
 
 export interface WorkerInit {
   /** absolute path of the ONNX model file; the worker checks it against entry.sha256 */
@@ -59,6 +62,8 @@ export type MainToWorker =
       pixels: ArrayBuffer;
       width: number;
       height: number;
+      /** how the source frame was placed into width x height: maps the boxes back to source pixels */
+      transform: LetterboxTransform;
     }
   | { type: "settings"; settings: DetectSettings }
   | { type: "close" };
@@ -81,7 +86,7 @@ export type WorkerToMain =
       id: number;
       camera: string;
       seq: number;
-      /** boxes in model-input pixels; the main thread maps them to the source */
+      /** boxes in source pixels, best first (frame-processor.ts) */
       detections: Detection[];
       /** process.hrtime.bigint() when the worker took the request up and when it posted the answer (one clock for all threads) */
       tStartNs: bigint;

@@ -1,20 +1,20 @@
 // The inference worker thread: owns one ONNX Runtime session and turns model-size RGB
-// frames into detections in model-input pixels. It exists because onnxruntime-node's
+// frames into detections in source pixels (frame-processor.ts, the one frame path). It exists because onnxruntime-node's
 // session.run blocks the thread it runs on; here that blocks nobody else.
 //
 // Started through worker-bootstrap.mjs (which registers tsx), never imported by the main
 // thread; inference-worker.ts is its only client. Speaks worker-protocol.ts.
 import { parentPort } from "node:worker_threads";
 import type * as ort from "onnxruntime-node";
-import type { Decoder } from "./decode/index.ts";
-import { checkInputSpec, toInputTensor } from "./input-tensor.ts";
-import { checkSession, decoderFor, toRawTensor } from "./model-runtime.ts";
-import { nms } from "./nms.ts";
+import { computeLetterbox } from "../core/letterbox.ts";
+import type { LetterboxTransform } from "../core/types.ts";
+import { FrameProcessor, type PostprocessSettings, type ProcessedFrame } from "./frame-processor.ts";
+import { checkInputSpec } from "./input-tensor.ts";
+import { checkSession, decoderFor } from "./model-runtime.ts";
 import { createSession } from "./session.ts";
-import type { Detection, RawTensor } from "./types.ts";
 import { checkDetectSettings, type DetectSettings, type MainToWorker, type WorkerInit, type WorkerToMain } from "./worker-protocol.ts";
-import { readVerifiedModel, type ResolvedModel } from "../model/manifest.ts";
-import { releaseTensors, type TensorLike } from "../util/release-array-buffer.ts";
+import { readVerifiedModel, type ResolvedModel } from "./manifest.ts";
+import { releaseTensors } from "../util/release-array-buffer.ts";
 import { faultTriggerName, faultTriggersFromEnv } from "../util/fault-trigger.ts";
 
 const maybePort = parentPort;
@@ -24,15 +24,13 @@ const port = maybePort;
 interface Loaded {
   init: WorkerInit;
   session: ort.InferenceSession;
-  decoder: Decoder;
-  fetches: string[];
+  processor: FrameProcessor;
   /** `model "nanodet-u8"`, for messages */
   what: string;
 }
 
 let loaded: Loaded | undefined;
-let settings: DetectSettings | undefined;
-let classFilter: ReadonlySet<number> | undefined;
+let settings: PostprocessSettings | undefined;
 
 // ---- TEST-ONLY: injected inference stall ---------------------------------------------
 // Lets the fault tests (test/daemon/faults.test.ts, scripts/fault-figures.ts) make the real
@@ -100,48 +98,24 @@ function message(err: unknown): string {
 
 function applySettings(s: DetectSettings, classCount: number, where: string): void {
   checkDetectSettings(s, classCount, where);
-  settings = { ...s, classIds: [...s.classIds] };
-  classFilter = s.classIds.length === 0 ? undefined : new Set(s.classIds);
+  settings = {
+    scoreThreshold: s.scoreThreshold,
+    iouThreshold: s.iouThreshold,
+    maxDetections: s.maxDetections,
+    classFilter: s.classIds.length === 0 ? undefined : new Set(s.classIds),
+  };
 }
 
-interface RunOutput {
-  detections: Detection[];
-  preprocessMs: number;
-  inferenceMs: number;
-  decodeMs: number;
-  /**
-   * The frame's pixels and the model's outputs, done with once the detections exist. The
-   * caller releases them (release-array-buffer.ts) rather than leave them to V8, whose
-   * collections to reclaim them landed on frames; after the result is posted, so that
-   * the release (about 0.2 ms for this model) is not on the frame's path.
-   */
-  spent: TensorLike[];
-}
-
-/** One frame through the model: pixels are consumed (a BGR model swaps them in place). */
-async function runFrame(m: Loaded, pixels: Uint8Array, width: number, height: number, label: string): Promise<RunOutput> {
+/**
+ * One frame through the model: pixels are consumed (a BGR model swaps them in place).
+ * `spent` (the frame's pixels and the model's outputs) is the caller's to release
+ * (release-array-buffer.ts) rather than leave to V8, whose collections to reclaim them
+ * landed on frames; after the result is posted, so the release is not on the frame's path.
+ */
+async function runFrame(m: Loaded, pixels: Uint8Array, width: number, height: number, transform: LetterboxTransform, label: string): Promise<ProcessedFrame> {
   const s = settings;
   if (s === undefined) throw new Error(`${m.what}: no detect settings (init did not complete)`);
-  const { entry } = m.init;
-  const t0 = performance.now();
-  const input = toInputTensor({ width, height, data: pixels }, entry.input, { consume: true, where: `${m.what}, ${label}` });
-  const t1 = performance.now();
-  const outputs = await m.session.run({ [entry.input.name]: input }, m.fetches);
-  const t2 = performance.now();
-  const raw: Record<string, RawTensor> = {};
-  for (const name of m.fetches) raw[name] = toRawTensor(name, outputs[name]);
-  const candidates = m.decoder.decode(raw, {
-    inputWidth: entry.input.width,
-    inputHeight: entry.input.height,
-    scoreThreshold: s.scoreThreshold,
-    classFilter,
-    labels: entry.labels,
-    nanodetCenterOffset: entry.decoder.kind === "nanodet-gfl" ? entry.decoder.centerOffset : undefined,
-  });
-  // NMS in model pixels equals NMS in source pixels: IoU is unchanged by per-axis scaling and shifting.
-  const detections = nms(candidates, s.iouThreshold, { classAware: true, maxDetections: s.maxDetections });
-  const t3 = performance.now();
-  return { detections, preprocessMs: t1 - t0, inferenceMs: t2 - t1, decodeMs: t3 - t2, spent: [input, ...m.fetches.map((n) => outputs[n])] };
+  return m.processor.process({ width, height, data: pixels }, transform, s, { consume: true, where: `${m.what}, ${label}` });
 }
 
 async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> {
@@ -167,16 +141,19 @@ async function onInit(init: WorkerInit, initial: DetectSettings): Promise<void> 
     tuning: init.tuning,
     source: init.modelPath,
   });
-  const m: Loaded = { init, session: created.session, decoder, fetches: [...decoder.outputNames], what };
+  const m: Loaded = { init, session: created.session, processor: new FrameProcessor(created.session, init.entry, decoder), what };
   const warmupMs: number[] = [];
   try {
     checkSession(model, created.session, decoder);
     const { width, height } = init.entry.input;
-    for (let i = 0; i < init.warmupRuns; i++) {
+    const identity = computeLetterbox(width, height, width, height, "stretch");
+    // A close asked for during start-up (the daemon stopped while warming up) ends the
+    // warm-up at the next run instead of after all of them.
+    for (let i = 0; i < init.warmupRuns && !closeAsked; i++) {
       // A blank frame: first runs allocate arenas and (on TensorRT) build engines, which
       // would otherwise land on the first camera frame as a latency spike.
       const t0 = performance.now();
-      const { spent } = await runFrame(m, new Uint8Array(width * height * 3), width, height, `warm-up run ${i + 1}`);
+      const { spent } = await runFrame(m, new Uint8Array(width * height * 3), width, height, identity, `warm-up run ${i + 1}`);
       warmupMs.push(performance.now() - t0);
       releaseTensors(spent);
     }
@@ -193,7 +170,7 @@ async function onInfer(msg: Extract<MainToWorker, { type: "infer" }>): Promise<v
   const m = loaded;
   if (m === undefined) throw new Error(`infer request ${msg.id} (${msg.camera} #${msg.seq}) arrived before init completed`);
   maybeStall();
-  const { spent, ...out } = await runFrame(m, new Uint8Array(msg.pixels), msg.width, msg.height, `camera ${msg.camera} frame ${msg.seq}`);
+  const { spent, ...out } = await runFrame(m, new Uint8Array(msg.pixels), msg.width, msg.height, msg.transform, `camera ${msg.camera} frame ${msg.seq}`);
   post({ type: "result", id: msg.id, camera: msg.camera, seq: msg.seq, ...out, tStartNs, tEndNs: process.hrtime.bigint() });
   releaseTensors(spent);
 }
@@ -247,6 +224,9 @@ async function handle(msg: MainToWorker): Promise<void> {
 // inside a request; chaining makes each message wait for the one before, so a `close` or
 // `settings` never lands in the middle of an inference.
 let queue: Promise<void> = Promise.resolve();
+/** Set as soon as a close arrives, before the queue reaches it: the warm-up loop reads it. */
+let closeAsked = false;
 port.on("message", (msg: MainToWorker) => {
+  if (msg.type === "close") closeAsked = true;
   queue = queue.then(() => handle(msg));
 });

@@ -1,10 +1,9 @@
 // Delay before restarting a failed camera. Pure, with the random source passed in, so the
 // schedule can be checked exactly in tests.
-import type { z } from "zod";
-import type { RestartSchema } from "../config/schema.ts";
+import type { RestartOptions } from "./source-spec.ts";
 
 /** The backoff part of a camera's restart block. */
-export type RestartConfig = Pick<z.infer<typeof RestartSchema>, "initialBackoffMs" | "maxBackoffMs" | "jitter">;
+export type RestartConfig = Pick<RestartOptions, "initialBackoffMs" | "maxBackoffMs" | "jitter">;
 
 /**
  * Delay in whole milliseconds before restart number `attempt` (1 for the first restart

@@ -19,10 +19,11 @@
 // ratio; the probe is then switched off so it holds no buffer. One uniform way for every
 // source type (RTSP and expert pipelines have no configured size, v4l2 may not), no second
 // pipeline and no extra threadpool pull. Size changes in mid-stream are not followed.
-import type { CameraConfig } from "../config/schema.ts";
-import type { LetterboxTransform } from "../infer/types.ts";
+import type { CameraSpec } from "./source-spec.ts";
+import type { CameraEvent } from "../core/camera-event.ts";
+import type { LetterboxTransform } from "../core/types.ts";
 import { nextBackoffMs } from "./backoff.ts";
-import type { Frame } from "./frame.ts";
+import type { Frame } from "../core/frame.ts";
 import {
   ELEMENTS,
   describePipeline,
@@ -36,20 +37,9 @@ import { readProbe } from "./gst/probe.ts";
 import { GstRunner, packRgb, parseFramerate, reserveGstThreads, type RunnerSample } from "./gst/pipeline-runner.ts";
 import { THREADS_PER_CAMERA, requiredThreadpoolSize } from "./threadpool.ts";
 import { faultTriggerName, faultTriggersFromEnv } from "../util/fault-trigger.ts";
+import { aviDeclaredFramesOf, replayEndedEarly } from "./replay-length.ts";
 
 export type CameraState = "starting" | "running" | "restarting" | "ended" | "stopped";
-
-export type CameraEvent =
-  /** First frame of a (re)started pipeline, with the source size it found. */
-  | { type: "running"; camera: string; sourceWidth: number; sourceHeight: number }
-  | { type: "eos"; camera: string }
-  | { type: "loop"; camera: string; loops: number; method: "seek" | "rebuild" }
-  /** `message` names the camera, the source and, for GStreamer errors, the element. */
-  | { type: "error"; camera: string; message: string }
-  /** `attempt` counts consecutive restarts since the last healthy run, from 1. */
-  | { type: "restart"; camera: string; attempt: number; delayMs: number }
-  /** `detail`: for reason "error", the error that ended it (the same words as the "error" event). */
-  | { type: "ended"; camera: string; reason: "eos" | "error"; detail?: string };
 
 export interface CameraStats {
   /** Frames handed over by the appsink since start(), over all restarts and loops. */
@@ -104,6 +94,10 @@ class Run {
   transform: LetterboxTransform | null = null;
   /** Frame index since the pipeline (re)started or looped: pts for every-frame sources. */
   indexInPass = 0;
+  /** nominal frame rate of the last frame's caps */
+  fps: number | null = null;
+  /** when this pass's first frame came (nowMs clock); a seek to the start begins a new pass */
+  passStartMs: number | null = null;
   readonly startedMs: number;
   firstFrameMs: number | null = null;
   lastFrameMs: number | null = null;
@@ -137,7 +131,7 @@ function errorText(err: unknown): string {
 
 export class CameraSource {
   readonly id: string;
-  private readonly camera: CameraConfig;
+  private readonly camera: CameraSpec;
   private readonly target: TargetSize;
   private readonly opts: CameraSourceOptions;
   private readonly clock: () => bigint;
@@ -166,7 +160,7 @@ export class CameraSource {
   private stalledUntilMs = 0;
 
   /** Throws (RangeError) when the source cannot be described, e.g. a bad testsrc pattern. */
-  constructor(camera: CameraConfig, target: TargetSize, opts: CameraSourceOptions) {
+  constructor(camera: CameraSpec, target: TargetSize, opts: CameraSourceOptions) {
     this.id = camera.id;
     this.camera = camera;
     this.target = { width: target.width, height: target.height, resize: target.resize };
@@ -384,6 +378,8 @@ export class CameraSource {
     // Transferred to the inference worker, so the pixels must own their ArrayBuffer.
     const pixels = packRgb(sample.buf, width, height, `${this.where}: frame ${seq}`, true);
     const fps = parseFramerate(caps.framerate);
+    run.fps = fps;
+    if (run.indexInPass === 0) run.passStartMs = this.nowMs();
     // Without buffer timestamps from the binding, pts is only known where no frame can be
     // dropped: index / nominal rate.
     const ptsNs = this.desc.everyFrame && fps !== null ? Math.round((run.indexInPass * 1e9) / fps) : null;
@@ -420,6 +416,7 @@ export class CameraSource {
       run.terminalTimer = null;
     }
     const source = this.camera.source;
+    if (source.type === "file" && this.loops === 0) this.checkReplayLength(run, source.path, source.realtime);
     if (source.type === "file" && source.loop) {
       if (run.indexInPass === 0) {
         // Looping a file that yields nothing would spin forever.
@@ -446,6 +443,19 @@ export class CameraSource {
     if (this.ended()) return;
     if (this.desc.restartOnEos) this.scheduleRestart();
     else this.end("eos");
+  }
+
+  /** At the end of a file's first pass: a "truncated" event when it ended short of its container's length. */
+  private checkReplayLength(run: Run, path: string, paced: boolean): void {
+    const runner = run.runner as GstRunner;
+    const early = replayEndedEarly({
+      frames: run.indexInPass,
+      fps: run.fps,
+      pacedSpanS: paced && run.passStartMs !== null && run.lastFrameMs !== null ? (run.lastFrameMs - run.passStartMs) / 1000 : null,
+      durationS: runner.durationSeconds(),
+      aviFrames: aviDeclaredFramesOf(path),
+    });
+    if (early !== null) this.emit({ type: "truncated", camera: this.id, path, frames: run.indexInPass, ...early });
   }
 
   private fail(run: Run, message: string): void {

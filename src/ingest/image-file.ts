@@ -5,7 +5,7 @@ import { readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import jpeg from "jpeg-js";
 import { PNG } from "pngjs";
-import { assertRgbImage, type RgbImage } from "./rgb-image.ts";
+import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 

@@ -16,10 +16,10 @@
 // sink in PAUSED blocks the streaming thread until PLAYING even with async=false, and a
 // tee pushes to its pads in order on one thread, so a first-branch fakesink would keep the
 // appsink from ever prerolling (non-live sources deadlock in PAUSED).
-import type { SourceConfig } from "../config/schema.ts";
-import type { LetterboxTransform, ResizeMode } from "../infer/types.ts";
-import { fitChain } from "../infer/frame-fit.ts";
-import { computeLetterbox } from "../infer/letterbox.ts";
+import type { SourceSpec } from "./source-spec.ts";
+import type { LetterboxTransform, ResizeMode } from "../core/types.ts";
+import { fitChain } from "./frame-fit.ts";
+import { computeLetterbox } from "../core/letterbox.ts";
 
 export interface TargetSize {
   width: number;
@@ -124,7 +124,7 @@ function rawFields(s: { width?: number; height?: number; framerate?: number }): 
 const PATTERN = /^[a-z0-9][a-z0-9-]*$/;
 
 /**
- * The conversion tail: the model-input fitting (src/infer/frame-fit.ts, shared with the
+ * The conversion tail: the model-input fitting (src/ingest/frame-fit.ts, shared with the
  * offline path so calibration and evaluation see the daemon's very pixels). Scaling in the
  * source's own format is about 2.5x cheaper than converting the full frame first (1080p
  * I420 to 416x416 on one core: about 2 ms against 4.7 ms per frame).
@@ -141,7 +141,7 @@ function tail(target: TargetSize, paced: boolean, everyFrame: boolean, afterTee 
  * Whether the source delivers every frame and waits for the consumer (PipelineDescription's
  * everyFrame): a file played unpaced, or an expert pipeline that is not live.
  */
-export function waitsForConsumer(source: SourceConfig): boolean {
+export function waitsForConsumer(source: SourceSpec): boolean {
   switch (source.type) {
     case "file":
       return !source.realtime;
@@ -175,7 +175,7 @@ function nvmmToSystem(target: TargetSize, sourceSize: { width?: number; height?:
 // take it.
 const JETSON_DECODE = "parsebin ! nvv4l2decoder";
 
-export function describePipeline(source: SourceConfig, target: TargetSize): PipelineDescription {
+export function describePipeline(source: SourceSpec, target: TargetSize): PipelineDescription {
   requireDimension("target width", target.width);
   requireDimension("target height", target.height);
   if (target.resize !== "stretch" && target.resize !== "letterbox") {
@@ -249,8 +249,16 @@ export function describePipeline(source: SourceConfig, target: TargetSize): Pipe
   return { description: `${head} ! ${tail(target, paced, everyFrame, afterTee)}`, live, restartOnEos, properties, paced, everyFrame };
 }
 
+/**
+ * Text with the user and password of every RTSP URL in it replaced by *** (for logs, the bus,
+ * metrics and --check-config): a URL of its own, or one inside an expert pipeline.
+ */
+export function maskRtspCredentials(text: string): string {
+  return text.replace(/(rtsps?:\/\/)[^@/\s"']*@/g, "$1***@");
+}
+
 /** How a source appears in messages; RTSP credentials are masked. */
-export function describeSource(source: SourceConfig): string {
+export function describeSource(source: SourceSpec): string {
   switch (source.type) {
     case "file":
       return `file ${source.path}`;
@@ -259,11 +267,13 @@ export function describeSource(source: SourceConfig): string {
     case "csi":
       return `csi sensor-id=${source.sensorId}`;
     case "rtsp":
-      return `rtsp ${source.url.replace(/^(rtsps?:\/\/)[^@/]*@/, "$1***@")}`;
+      return `rtsp ${maskRtspCredentials(source.url)}`;
     case "testsrc":
       return `videotestsrc ${source.pattern}`;
-    case "pipeline":
-      return `pipeline "${source.pipeline.length > 60 ? `${source.pipeline.slice(0, 57)}...` : source.pipeline}"`;
+    case "pipeline": {
+      const p = maskRtspCredentials(source.pipeline);
+      return `pipeline "${p.length > 60 ? `${p.slice(0, 57)}...` : p}"`;
+    }
     default: {
       const unknown: never = source;
       return String((unknown as { type?: unknown }).type);

@@ -5,7 +5,9 @@
 // session runs share the same pool; when it is exhausted they stall along with the cameras.
 //
 // UV_THREADPOOL_SIZE is read once, when the pool first starts, so it cannot be raised from
-// inside the process: bin/ or the systemd unit must set it before node starts.
+// inside the process: bin/perceptd.js sets it, before anything starts the pool, to
+// RUN_THREADPOOL_SIZE for `perceptd run` (enough for the most cameras a config may list)
+// unless the environment sets it; a smaller one set there is refused at start (exit 78).
 
 /** Node's pool size when UV_THREADPOOL_SIZE is unset or not a positive number. */
 export const DEFAULT_THREADPOOL_SIZE = 4;
@@ -33,6 +35,28 @@ export function requiredThreadpoolSize(cameras: number): number {
     throw new RangeError(`requiredThreadpoolSize: cameras must be a non-negative integer, got ${String(cameras)}`);
   }
   return Math.min(MAX_THREADPOOL_SIZE, cameras * THREADS_PER_CAMERA + THREADPOOL_HEADROOM);
+}
+
+/**
+ * What bin/perceptd.js sets UV_THREADPOOL_SIZE to for `perceptd run` when the environment
+ * does not: enough for MAX_CAMERAS (schema.ts) cameras. bin/ is plain JavaScript that runs
+ * before TypeScript can be loaded, so it spells the number out; test/bin checks it is this.
+ */
+export const RUN_THREADPOOL_SIZE = 36;
+
+/**
+ * Why a config's cameras cannot run on this process's threadpool (for the exit-78 message),
+ * or null when they can.
+ */
+export function threadpoolRefusal(cameras: number, env: NodeJS.ProcessEnv = process.env): string | null {
+  const have = threadpoolSize(env);
+  const want = requiredThreadpoolSize(cameras);
+  if (have >= want) return null;
+  return (
+    `cameras: ${cameras} camera(s) need a libuv threadpool of ${want} (${THREADS_PER_CAMERA} per camera for GStreamer's bus poll ` +
+    `and appsink pull, plus ${THREADPOOL_HEADROOM}), but UV_THREADPOOL_SIZE=${env.UV_THREADPOOL_SIZE ?? "(unset)"} gives ${have}: ` +
+    `unset it (perceptd then sizes the pool for up to the most cameras a config may list) or set it to ${want} or more`
+  );
 }
 
 /**

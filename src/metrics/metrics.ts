@@ -10,9 +10,7 @@
 // (seconds, bytes), counters end in _total, label values come from small closed sets or
 // from configuration (camera ids, model labels), never from data such as sequence numbers.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { BusPublisherOptions } from "../bus/publisher.ts";
-import { TOPIC_NAMES } from "../bus/topics.ts";
-import { ALERT_KIND_NAMES, ALERT_LEVEL_NAMES } from "../perception/alerts.ts";
+import { HEALTH_STATES } from "../core/health.ts";
 
 /** Pipeline stages timed by perceptd_stage_latency_seconds. */
 export const STAGES = [
@@ -67,9 +65,27 @@ export interface ModelInfo {
   providerOptions: string;
 }
 
+/**
+ * The closed label sets whose series are created at 0 up front (so rate() and absent() work
+ * before the first event). They are other modules' tables (the bus topics, the alert kinds
+ * and levels), so the composition root passes them in rather than metrics importing them.
+ */
+export interface MetricLabelSets {
+  topics: readonly string[];
+  alertKinds: readonly string[];
+  alertLevels: readonly string[];
+}
+
 export interface CreateMetricsOptions {
+  labels: MetricLabelSets;
   /** process_* and nodejs_* metrics from prom-client (default true) */
   defaultMetrics?: boolean;
+}
+
+/** The publisher's hooks as the metrics see them: a topic name sent or dropped. */
+export interface BusCounterHooks {
+  onSent(topic: string): void;
+  onDrop(topic: string): void;
 }
 
 export interface Metrics {
@@ -80,6 +96,7 @@ export interface Metrics {
   readonly framesDropped: Counter<"camera" | "reason">;
   readonly detections: Counter<"camera" | "class">;
   readonly cameraRestarts: Counter<"camera">;
+  readonly replaysTruncated: Counter<"camera">;
   readonly cameraUp: Gauge<"camera">;
   readonly modelInfo: Gauge<"model" | "execution_provider" | "providers_tried" | "provider_options">;
   readonly busMessagesSent: Counter<"topic">;
@@ -107,156 +124,54 @@ export interface Metrics {
   setModelInfo(info: ModelInfo): void;
   setReady(ready: boolean): void;
   /** onSent/onDrop for BusPublisher.bind(), feeding the bus counters. */
-  busHooks(): Required<Pick<BusPublisherOptions, "onSent" | "onDrop">>;
+  busHooks(): BusCounterHooks;
   /** Hooks for the live view (src/view/live-view.ts ViewHooks), feeding the view metrics. */
   viewHooks(): { onEncoded(camera: string): void; onSkipped(camera: string): void; onClients(camera: string, clients: number): void };
 }
 
-export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
+export function createMetrics(opts: CreateMetricsOptions): Metrics {
+  const { topics, alertKinds, alertLevels } = opts.labels;
   const registry = new Registry();
   const registers = [registry];
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
 
-  const stageLatency = new Histogram({
-    name: "perceptd_stage_latency_seconds",
-    help: "Time a frame spent in each pipeline stage, per camera",
-    labelNames: ["stage", "camera"] as const,
-    buckets: LATENCY_BUCKETS_SECONDS,
-    registers,
-  });
-  const framesIngested = new Counter({
-    name: "perceptd_frames_ingested_total",
-    help: "Frames handed over by ingest, per camera",
-    labelNames: ["camera"] as const,
-    registers,
-  });
-  const framesProcessed = new Counter({
-    name: "perceptd_frames_processed_total",
-    help: "Frames that went through the detector and were published, per camera",
-    labelNames: ["camera"] as const,
-    registers,
-  });
-  const framesDropped = new Counter({
-    name: "perceptd_frames_dropped_total",
-    help: `Frames ingested but never processed, per camera and reason (${FRAME_DROP_REASONS.join(", ")})`,
-    labelNames: ["camera", "reason"] as const,
-    registers,
-  });
-  const detections = new Counter({
-    name: "perceptd_detections_total",
-    help: "Detections published, per camera and class label",
-    labelNames: ["camera", "class"] as const,
-    registers,
-  });
-  const cameraRestarts = new Counter({
-    name: "perceptd_camera_restarts_total",
-    help: "Restarts of a camera's source pipeline after an error or end of stream",
-    labelNames: ["camera"] as const,
-    registers,
-  });
-  const cameraUp = new Gauge({
-    name: "perceptd_camera_up",
-    help: "1 while the camera's source pipeline is delivering frames, 0 while it is starting or backing off",
-    labelNames: ["camera"] as const,
-    registers,
-  });
-  const modelInfo = new Gauge({
-    name: "perceptd_model_info",
-    help: "The loaded model and the execution provider that runs it (value always 1)",
-    labelNames: ["model", "execution_provider", "providers_tried", "provider_options"] as const,
-    registers,
-  });
-  const busMessagesSent = new Counter({
-    name: "perceptd_bus_messages_sent_total",
-    help: "Messages accepted by the ZeroMQ PUB socket, per topic (ZeroMQ's own per-subscriber drops beyond the high-water mark are invisible here)",
-    labelNames: ["topic"] as const,
-    registers,
-  });
-  const busMessagesDropped = new Counter({
-    name: "perceptd_bus_messages_dropped_total",
-    help: "Messages perceptd dropped before the PUB socket (queue full, send error, shutdown), per topic",
-    labelNames: ["topic"] as const,
-    registers,
-  });
-  const ready = new Gauge({
-    name: "perceptd_ready",
-    help: "1 once the model is warmed up and the bus is bound, 0 while starting or stopping",
-    registers,
-  });
+  // One line per metric: name, help, labels (and buckets). The label lists are literal
+  // tuples so each metric's type names its labels.
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Counter<L>({ name, help, labelNames, registers });
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Gauge<L>({ name, help, labelNames, registers });
+  const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]) =>
+    new Histogram<L>({ name, help, labelNames, buckets, registers });
 
-  const healthState = new Gauge({
-    name: "perceptd_health_state",
-    help: "1 for the daemon's current health state (starting, ok, degraded, fault, stopping), 0 for the others",
-    labelNames: ["state"] as const,
-    registers,
-  });
-  const healthTransitions = new Counter({
-    name: "perceptd_health_transitions_total",
-    help: "health state transitions",
-    labelNames: ["from", "to"] as const,
-    registers,
-  });
-  const inferenceOverruns = new Counter({
-    name: "perceptd_inference_overruns_total",
-    help: "frames whose preprocess + inference + decode missed health.inferenceDeadlineMs",
-    labelNames: ["camera"] as const,
-    registers,
-  });
-  const detectionsStale = new Counter({
-    name: "perceptd_detections_stale_total",
-    help: "detections published with valid=false because they were older than health.latencyBudgetMs",
-    labelNames: ["camera"] as const,
-    registers,
-  });
-  const alertsRaised = new Counter({
-    name: "perceptd_alerts_raised_total",
-    help: "hazard alerts raised or stepped up to a level, per camera, kind (pedestrian, cyclist, vehicle, obstacle) and level (info, warning, critical)",
-    labelNames: ["camera", "kind", "level"] as const,
-    registers,
-  });
-  const alertsCleared = new Counter({
-    name: "perceptd_alerts_cleared_total",
-    help: "hazard alerts cleared or stepped down from a level, per camera, kind and the level left",
-    labelNames: ["camera", "kind", "level"] as const,
-    registers,
-  });
-  const alertLatency = new Histogram({
-    name: "perceptd_alert_latency_seconds",
-    help: "ingest of the first frame an object was detected in -> the first alerts message carrying its alert (tracking confirmation and alert persistence included)",
-    labelNames: ["camera", "kind"] as const,
-    // Frames to seconds: confirmation and persistence take a few frames at 5-30 fps.
-    buckets: [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10],
-    registers,
-  });
-  const workerReplacements = new Counter({
-    name: "perceptd_inference_worker_replacements_total",
-    help: "inference worker replacements after a hang or crash, by outcome (started, succeeded, failed)",
-    labelNames: ["worker", "outcome"] as const,
-    registers,
-  });
+  const stageLatency = histogram("perceptd_stage_latency_seconds", "Time a frame spent in each pipeline stage, per camera", ["stage", "camera"], LATENCY_BUCKETS_SECONDS);
+  const framesIngested = counter("perceptd_frames_ingested_total", "Frames handed over by ingest, per camera", ["camera"]);
+  const framesProcessed = counter("perceptd_frames_processed_total", "Frames that went through the detector and were published, per camera", ["camera"]);
+  const framesDropped = counter("perceptd_frames_dropped_total", `Frames ingested but never processed, per camera and reason (${FRAME_DROP_REASONS.join(", ")})`, ["camera", "reason"]);
+  const detections = counter("perceptd_detections_total", "Detections published, per camera and class label", ["camera", "class"]);
+  const cameraRestarts = counter("perceptd_camera_restarts_total", "Restarts of a camera's source pipeline after an error or end of stream", ["camera"]);
+  const replaysTruncated = counter("perceptd_replay_truncated_total", "Replayed files whose first pass ended well before the length their container declares (a file cut short)", ["camera"]);
+  const cameraUp = gauge("perceptd_camera_up", "1 while the camera's source pipeline is delivering frames, 0 while it is starting or backing off", ["camera"]);
+  const modelInfo = gauge("perceptd_model_info", "The loaded model and the execution provider that runs it (value always 1)", ["model", "execution_provider", "providers_tried", "provider_options"]);
+  const busMessagesSent = counter("perceptd_bus_messages_sent_total", "Messages accepted by the ZeroMQ PUB socket, per topic (ZeroMQ's own per-subscriber drops beyond the high-water mark are invisible here)", ["topic"]);
+  const busMessagesDropped = counter("perceptd_bus_messages_dropped_total", "Messages perceptd dropped before the PUB socket (queue full, send error, shutdown), per topic", ["topic"]);
+  const ready = gauge("perceptd_ready", "1 once the model is warmed up and the bus is bound, 0 while starting or stopping", []);
+
+  const healthState = gauge("perceptd_health_state", "1 for the daemon's current health state (starting, ok, degraded, fault, stopping), 0 for the others", ["state"]);
+  const healthTransitions = counter("perceptd_health_transitions_total", "health state transitions", ["from", "to"]);
+  const inferenceOverruns = counter("perceptd_inference_overruns_total", "frames whose preprocess + inference + decode missed health.inferenceDeadlineMs", ["camera"]);
+  const detectionsStale = counter("perceptd_detections_stale_total", "detections published with valid=false because they were older than health.latencyBudgetMs", ["camera"]);
+  const alertsRaised = counter("perceptd_alerts_raised_total", "hazard alerts raised or stepped up to a level, per camera, kind (pedestrian, cyclist, vehicle, obstacle) and level (info, warning, critical)", ["camera", "kind", "level"]);
+  const alertsCleared = counter("perceptd_alerts_cleared_total", "hazard alerts cleared or stepped down from a level, per camera, kind and the level left", ["camera", "kind", "level"]);
+  // Frames to seconds: confirmation and persistence take a few frames at 5-30 fps.
+  const alertLatency = histogram("perceptd_alert_latency_seconds", "ingest of the first frame an object was detected in -> the first alerts message carrying its alert (tracking confirmation and alert persistence included)", ["camera", "kind"], [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10]);
+  const workerReplacements = counter("perceptd_inference_worker_replacements_total", "inference worker replacements after a hang or crash, by outcome (started, succeeded, failed)", ["worker", "outcome"]);
   // Live view (src/view/): frames are encoded only while someone watches, so an idle view
   // shows encoded frames staying at 0.
-  const viewFramesEncoded = new Counter({
-    name: "perceptd_view_frames_encoded_total",
-    help: "annotated JPEG frames the live view encoded, per camera (0 while no client watches)",
-    labelNames: ["camera"] as const,
-    registers,
-  });
-  const viewFramesSkipped = new Counter({
-    name: "perceptd_view_frames_skipped_total",
-    help: "live view frames not sent to a client because it was still receiving the previous one (a slow client), per camera",
-    labelNames: ["camera"] as const,
-    registers,
-  });
-  const viewClients = new Gauge({
-    name: "perceptd_view_clients",
-    help: "MJPEG streams of the live view open now, per camera",
-    labelNames: ["camera"] as const,
-    registers,
-  });
-  for (const st of ["starting", "ok", "degraded", "fault", "stopping"]) healthState.set({ state: st }, st === "starting" ? 1 : 0);
+  const viewFramesEncoded = counter("perceptd_view_frames_encoded_total", "annotated JPEG frames the live view encoded, per camera (0 while no client watches)", ["camera"]);
+  const viewFramesSkipped = counter("perceptd_view_frames_skipped_total", "live view frames not sent to a client because it was still receiving the previous one (a slow client), per camera", ["camera"]);
+  const viewClients = gauge("perceptd_view_clients", "MJPEG streams of the live view open now, per camera", ["camera"]);
+  for (const st of HEALTH_STATES) healthState.set({ state: st }, st === "starting" ? 1 : 0);
 
-  for (const topic of TOPIC_NAMES) {
+  for (const topic of topics) {
     busMessagesSent.inc({ topic }, 0);
     busMessagesDropped.inc({ topic }, 0);
   }
@@ -270,6 +185,7 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
     framesDropped,
     detections,
     cameraRestarts,
+    replaysTruncated,
     cameraUp,
     modelInfo,
     busMessagesSent,
@@ -291,11 +207,12 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
       framesProcessed.inc({ camera }, 0);
       for (const reason of FRAME_DROP_REASONS) framesDropped.inc({ camera, reason }, 0);
       cameraRestarts.inc({ camera }, 0);
+      replaysTruncated.inc({ camera }, 0);
       cameraUp.set({ camera }, 0);
       inferenceOverruns.inc({ camera }, 0);
       detectionsStale.inc({ camera }, 0);
-      for (const kind of ALERT_KIND_NAMES)
-        for (const level of ALERT_LEVEL_NAMES) {
+      for (const kind of alertKinds)
+        for (const level of alertLevels) {
           alertsRaised.inc({ camera, kind, level }, 0);
           alertsCleared.inc({ camera, kind, level }, 0);
         }

@@ -3,13 +3,29 @@
 // network is not a place to expose process internals by default.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
+import type { HealthState } from "../core/health.ts";
 import { listenOn } from "../util/http-listen.ts";
 
-export type HealthStatus = "ok" | "starting" | "degraded" | "stopping" | "failed";
+/**
+ * What /healthz answers in each state. DEGRADED answers 200: the daemon still publishes (some
+ * of it late, or a camera missing), and what a 503 makes a load balancer, a container
+ * orchestrator or a watchdog script do (take it out, restart it) would leave the vehicle
+ * with no perception at all for the length of a restart and the model's warm-up. Why it is
+ * degraded is in the body and on the bus. FAULT, STARTING and STOPPING answer 503: nothing
+ * trustworthy is published then. systemd's own watchdog follows the same line (fed unless
+ * FAULT; src/health/systemd.ts).
+ */
+export const HEALTHZ_STATUS_CODE: Readonly<Record<HealthState, 200 | 503>> = {
+  starting: 503,
+  ok: 200,
+  degraded: 200,
+  fault: 503,
+  stopping: 503,
+};
 
 export interface Health {
-  /** only "ok" answers 200; every other status answers 503 */
-  status: HealthStatus;
+  /** the daemon's health state in its own words (src/core/health.ts); the answer's status code follows HEALTHZ_STATUS_CODE */
+  status: HealthState;
   details?: Record<string, unknown>;
 }
 
@@ -80,7 +96,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, registry: Regis
     send(res, 500, "application/json", JSON.stringify({ status: "error", error: `health check failed: ${message(e)}` }) + "\n");
     return;
   }
-  send(res, h.status === "ok" ? 200 : 503, "application/json", JSON.stringify({ status: h.status, details: h.details ?? {} }) + "\n");
+  send(res, HEALTHZ_STATUS_CODE[h.status], "application/json", JSON.stringify({ status: h.status, details: h.details ?? {} }) + "\n");
 }
 
 function send(res: ServerResponse, code: number, contentType: string, body: string): void {

@@ -7,7 +7,7 @@ import { COCO_LABELS } from "../infer/coco-labels.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import { convertTfGraph } from "./convert/convert.ts";
 import { extractFiles, fetchPinnedTarball, type PinnedPackage } from "./fetch-package.ts";
-import { ManifestSchema, MANIFEST_SCHEMA_VERSION, MODELS_DIR, formatZodIssues, sha256Hex, type DecoderSpec, type Manifest, type ModelEntry } from "./manifest.ts";
+import { ManifestSchema, MANIFEST_SCHEMA_VERSION, MODELS_DIR, formatZodIssues, sha256Hex, type DecoderSpec, type Manifest, type ModelEntry } from "../infer/manifest.ts";
 import type { OnnxGraph } from "./onnx/ir.ts";
 import { encodeModel } from "./onnx/serialize.ts";
 import { graphStats } from "./onnx/shape-inference.ts";

@@ -11,13 +11,12 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
-import { renderSetAgreement, renderVerdict } from "../cli/commands/eval-sets.ts";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import { evaluateAgainstBar, findsOutOfScene, type BarVerdict } from "./eval/bar.ts";
 import { DEFAULT_AUGMENT, type AugmentSettings } from "./finetune/distill.ts";
 import { runFinetune } from "./finetune/finetune.ts";
 import { resolveModelArg } from "./eval/model-arg.ts";
-import { DEFAULT_MANIFEST_PATH, formatZodIssues, ManifestSchema, readManifest, resolveModel, sha256Hex, type Manifest, type ModelEntry } from "./manifest.ts";
+import { DEFAULT_MANIFEST_PATH, formatZodIssues, ManifestSchema, readManifest, resolveModel, sha256Hex, type Manifest, type ModelEntry } from "../infer/manifest.ts";
 import { decodeModel, encodeModel } from "./onnx/serialize.ts";
 import { graphStats } from "./onnx/shape-inference.ts";
 import type { OnnxGraph } from "./onnx/ir.ts";
@@ -121,6 +120,8 @@ export interface BuildPrunedOptions {
   /** continue an interrupted build: reuse the recovered graph of the same settings and the fine-tuning checkpoint */
   resume?: boolean;
   log?: (msg: string, live?: boolean) => void;
+  /** Markdown of a bar verdict for `<name>.bar.md` (the command line's eval rendering); default: the verdict as JSON in a code block. */
+  renderBar?: (v: BarVerdict) => string;
 }
 
 export interface BuiltVariant {
@@ -285,7 +286,7 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<{ b
     const named = { ...verdict, model: `${spec.name}-u8` };
     await writeFileAtomic(
       `${workPrefix}.bar.md`,
-      `# ${spec.name}-u8 against the bar\n\nWritten by \`${command}\` on ${new Date().toISOString()}.\n\n${verdict.sets.map(renderSetAgreement).join("\n\n")}\n\n${renderVerdict(named)}\n`,
+      `# ${spec.name}-u8 against the bar\n\nWritten by \`${command}\` on ${new Date().toISOString()}.\n\n${(opts.renderBar ?? ((v) => "```json\n" + JSON.stringify(v, null, 2) + "\n```"))(named)}\n`,
     );
     log(`${spec.name}: bar ${verdict.holds ? "HELD" : "not held"}: ${verdict.checks.map((c) => `${c.name} ${c.value === null ? "-" : c.value.toFixed(3)} ${c.pass ? "pass" : "FAIL"}`).join("; ")}`);
     // A variant ships only when it finds the dense model's objects out of scene (the bar's third line).

@@ -7,7 +7,7 @@
 // frame's jitter of its box.
 //
 // Pure: no I/O.
-import type { Box } from "../infer/types.ts";
+import type { Box } from "../core/types.ts";
 import type { GroundPoint } from "./camera-model.ts";
 
 export type CorridorSpec =

@@ -15,7 +15,7 @@
 // than a minimum speed, undefined otherwise.
 //
 // Pure: no I/O.
-import type { Box } from "../infer/types.ts";
+import type { Box } from "../core/types.ts";
 import type { CameraModel, GroundPoint } from "./camera-model.ts";
 
 /** Typical heights (metres) of COCO classes, for the cut-off-bottom fallback; config may add or override. */

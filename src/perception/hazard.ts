@@ -7,7 +7,7 @@
 //   is ever raised (an alert everywhere in view would be noise, not a decision).
 //
 // Pure: no I/O, no clocks; times are the frames' ingest times.
-import type { Box, Detection } from "../infer/types.ts";
+import type { Box, Detection } from "../core/types.ts";
 import { AlertManager, type ActiveAlert, type AlertKindName, type AlertObservation, type AlertRules, type AlertUpdate } from "./alerts.ts";
 import { CameraModel, type CameraModelParams } from "./camera-model.ts";
 import { Corridor, type CorridorSpec } from "./corridor.ts";

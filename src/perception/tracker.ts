@@ -19,7 +19,7 @@
 //   from 1 and are never reused.
 //
 // Pure: no I/O, no clocks; time is whatever the caller passes (nanoseconds).
-import type { Box, Detection } from "../infer/types.ts";
+import type { Box, Detection } from "../core/types.ts";
 
 export interface TrackerConfig {
   /** detections at or above this score are matched first and may start tracks */

@@ -28,11 +28,19 @@ import { stringify } from "yaml";
 import { Subscriber } from "zeromq";
 import { decodeDetections, type DetectionsMessage } from "../bus/detections-message.ts";
 import { READY_FIELDS } from "../health/systemd.ts";
+import { hasDisableSigusr1 } from "../../bin/runtime.js";
 import { parseNotifyFields, spawnNotifyListener, uniqueNotifyAddress, type NotifyListener } from "./notify-socket.ts";
 
 /** The repository root: bin/perceptd.js and relative config paths resolve against it. */
 export const REPO_ROOT = resolve(import.meta.dirname, "../..");
 export const PERCEPTD_BIN = join(REPO_ROOT, "bin/perceptd.js");
+
+/**
+ * `node ... bin/perceptd.js` as this process starts it: with --disable-sigusr1, so that on
+ * the project's runtime bin/ runs the command itself rather than again in a child (which it
+ * does for a node started without it; bin/runtime.js).
+ */
+export const PERCEPTD_ARGV: readonly string[] = [process.execPath, ...(hasDisableSigusr1() ? ["--disable-sigusr1"] : []), PERCEPTD_BIN];
 
 /** How long ready() waits by default: a cold model load on a busy 2-core machine takes seconds, a TensorRT engine build minutes. */
 export const DEFAULT_READY_TIMEOUT_MS = 120_000;
@@ -143,7 +151,7 @@ export interface RunDaemonOptions {
 export function runDaemon(args: string[], env: NodeJS.ProcessEnv = {}, opts: RunDaemonOptions = {}): RunningDaemon {
   // A caller that brings its own NOTIFY_SOCKET (a systemd test) listens itself; ready() is then not ours to give.
   const notify = env.NOTIFY_SOCKET === undefined ? spawnNotifyListener(uniqueNotifyAddress()) : null;
-  const argv = [process.execPath, PERCEPTD_BIN, ...args];
+  const argv = [...PERCEPTD_ARGV, ...args];
   const [cmd, ...cmdArgs] = havePdeathsig() ? ["setpriv", "--pdeathsig", "SIGTERM", "--", ...argv] : argv;
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   if (notify !== null) {

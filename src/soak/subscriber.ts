@@ -5,7 +5,7 @@
 // (CLOCK_MONOTONIC is one clock for every process on the machine) and publish -> receipt.
 // A second, pausable subscriber serves the fault plan's subscriber-pause.
 import { BusClient, type BusEvent, type CurveClientKeys, type TopicName } from "../bus/client/index.ts";
-import type { Alert, HealthState } from "../bus/codec.ts";
+import type { Alert, WireHealthState } from "../bus/codec.ts";
 
 export type ContractKind = "gap" | "repeated" | "error" | "stale";
 
@@ -21,7 +21,7 @@ export interface ContractEvent {
 
 export interface HealthSeen {
   at: number;
-  state: HealthState;
+  state: WireHealthState;
   reasons: string[];
 }
 

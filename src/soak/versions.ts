@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import { join } from "node:path";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../infer/manifest.ts";
 import { machineInfo, type MachineInfo } from "../util/machine-info.ts";
 import { REPO_ROOT } from "./daemon-process.ts";
 

@@ -16,11 +16,14 @@
 import { pino } from "pino";
 import type { DestinationStream, Logger } from "pino";
 import { prettyFactory } from "pino-pretty";
-import type { Config } from "../config/schema.ts";
 
 export type { Logger };
-export type LogLevel = Config["log"]["level"];
-export type LogFormat = Config["log"]["format"];
+/** Least severe level written, in pino's names; the config schema takes its enum from here. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+/** auto: readable lines on a terminal, JSON otherwise (journald). */
+export const LOG_FORMATS = ["auto", "json", "pretty"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface LoggerOptions {
   level: LogLevel;

@@ -33,11 +33,17 @@ function portThatDropsEverything(): MessagePort {
  * Returns whether it was released. Left as they are, returning false: SharedArrayBuffers,
  * empty or already detached buffers, and buffers the runtime will not transfer (Node's
  * shared Buffer pool, anything passed to markAsUntransferable, WebAssembly memory: Node 20
- * skips those silently rather than throw).
+ * skips those silently, Node 24 throws DataCloneError, caught here).
  */
 export function releaseArrayBuffer(buf: ArrayBufferLike): boolean {
   if (!(buf instanceof ArrayBuffer) || buf.byteLength === 0) return false;
-  portThatDropsEverything().postMessage(null, [buf]);
+  try {
+    portThatDropsEverything().postMessage(null, [buf]);
+  } catch (e) {
+    // Node 20 skips an untransferable buffer silently; Node 22 and later throw DataCloneError.
+    if (e instanceof DOMException && e.name === "DataCloneError") return false;
+    throw e;
+  }
   return buf.byteLength === 0;
 }
 

@@ -10,8 +10,8 @@
 // waiting): one capture per period would, with a slow detector, mostly be of frames that
 // never get a result. A capture is let go when the daemon drops its frame (offerDrop), so
 // what is held is the frames in the inference pool: the one running and the one waiting.
-import type { LetterboxTransform } from "../infer/types.ts";
-import type { RgbImage } from "../ingest/rgb-image.ts";
+import type { LetterboxTransform } from "../core/types.ts";
+import type { RgbImage } from "../core/rgb-image.ts";
 import { MjpegClient } from "./mjpeg.ts";
 import type { OverlayAlert, OverlayObject } from "./overlay.ts";
 import type { Renderer } from "./renderer.ts";

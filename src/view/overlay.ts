@@ -6,8 +6,8 @@
 // Pure: no I/O. Coordinates in a scene are source-frame pixels (where the bus's boxes and
 // the corridor polygon live); the image drawn on may be the source frame itself or a
 // rendering of it at another size, and `sourceWidth`/`sourceHeight` map one to the other.
-import type { Box, Detection } from "../infer/types.ts";
-import { assertRgbImage, type RgbImage } from "../ingest/rgb-image.ts";
+import type { Box, Detection } from "../core/types.ts";
+import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
 
 export type Rgb = readonly [number, number, number];
 export type AlertLevel = "info" | "warning" | "critical";

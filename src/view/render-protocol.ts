@@ -1,5 +1,5 @@
 // The contract between the live view and its render thread, as types in one place.
-import type { LetterboxTransform } from "../infer/types.ts";
+import type { LetterboxTransform } from "../core/types.ts";
 import type { OverlayScene } from "./overlay.ts";
 
 export interface RenderRequest {

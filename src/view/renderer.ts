@@ -1,8 +1,8 @@
 // The main thread's end of the render thread (render-thread.ts): one worker, requests
 // answered in order, pixels moved by transfer both ways.
 import { Worker } from "node:worker_threads";
-import type { LetterboxTransform } from "../infer/types.ts";
-import type { RgbImage } from "../ingest/rgb-image.ts";
+import type { LetterboxTransform } from "../core/types.ts";
+import type { RgbImage } from "../core/rgb-image.ts";
 import type { OverlayScene } from "./overlay.ts";
 import type { RenderReply, RenderRequest } from "./render-protocol.ts";
 

@@ -4,8 +4,8 @@
 // shown is exactly what the detector was given, blur and all.
 //
 // Pure: no I/O.
-import type { LetterboxTransform } from "../infer/types.ts";
-import { assertRgbImage, type RgbImage } from "../ingest/rgb-image.ts";
+import type { LetterboxTransform } from "../core/types.ts";
+import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
 
 /** Size of the rendering: the source size, scaled down so the longer side is at most `maxSide`. */
 export function viewSize(t: Pick<LetterboxTransform, "srcWidth" | "srcHeight">, maxSide: number): { width: number; height: number } {

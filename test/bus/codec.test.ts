@@ -10,7 +10,8 @@ import {
   BusEncoder,
   CAMERA_HEALTH_STATES,
   FrameError,
-  HEALTH_STATES,
+  WIRE_HEALTH_STATES,
+  toWireHealthState,
   decodeFrame,
   type AlertsBody,
   type BusClock,
@@ -18,6 +19,7 @@ import {
   type HealthBody,
   type TopicBodies,
 } from "../../src/bus/codec.ts";
+import { HEALTH_STATES } from "../../src/core/health.ts";
 import { SCHEMA_VERSION, TOPIC_TYPES, lookupEnum, lookupMessage } from "../../src/bus/proto.ts";
 import { TOPICS, TOPIC_NAMES, type TopicName } from "../../src/bus/topics.ts";
 
@@ -315,10 +317,16 @@ describe("the .proto and the TypeScript side agree", () => {
   });
 
   it("on enum names", () => {
-    expect(Object.keys(lookupEnum("Health.State").values)).toEqual([...HEALTH_STATES]);
+    expect(Object.keys(lookupEnum("Health.State").values)).toEqual([...WIRE_HEALTH_STATES]);
     expect(Object.keys(lookupEnum("CameraHealth.State").values)).toEqual([...CAMERA_HEALTH_STATES]);
     expect(Object.keys(lookupEnum("Alert.Kind").values)).toEqual([...ALERT_KINDS]);
     expect(Object.keys(lookupEnum("Alert.Level").values)).toEqual([...ALERT_LEVELS]);
+  });
+
+  it("maps every health state of the daemon to its wire enum, and nothing to UNSPECIFIED", () => {
+    const wire = HEALTH_STATES.map(toWireHealthState);
+    expect(wire).toEqual(["STATE_STARTING", "STATE_OK", "STATE_DEGRADED", "STATE_FAULT", "STATE_STOPPING"]);
+    for (const w of wire) expect(WIRE_HEALTH_STATES).toContain(w);
   });
 
   it("on the schema version: the highest SchemaVersion value", () => {

@@ -253,9 +253,9 @@ describe("BusPublisher.bind", () => {
   });
 
   it("names the endpoint when it is malformed or its ipc path is too long", async () => {
-    await expect(BusPublisher.bind(["udp://127.0.0.1:5"], { sendHighWaterMark: 10 })).rejects.toThrow('endpoint "udp://127.0.0.1:5" must be tcp://host:port or ipc://path');
+    await expect(BusPublisher.bind(["udp://127.0.0.1:5"], { sendHighWaterMark: 10 })).rejects.toThrow('endpoint "udp://127.0.0.1:5": transport "udp" is not supported (tcp or ipc)');
     const long = `ipc://${join(dir, "x".repeat(120))}`;
-    await expect(BusPublisher.bind([long], { sendHighWaterMark: 10 })).rejects.toThrow(`cannot bind ${long}: path is ${long.length - 6} bytes, a Unix socket path has at most 107`);
+    await expect(BusPublisher.bind([long], { sendHighWaterMark: 10 })).rejects.toThrow(`endpoint "${long}": ipc path is ${long.length - 6} bytes; a Unix socket path has at most 107`);
   });
 
   it("closes what it bound when a later endpoint fails", async () => {

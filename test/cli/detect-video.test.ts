@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
 import { VideoWriter } from "../../src/ingest/gst/video-writer.ts";
-import type { RgbImage } from "../../src/ingest/rgb-image.ts";
+import type { RgbImage } from "../../src/core/rgb-image.ts";
 import { colourForClass, CORRIDOR_COLOUR } from "../../src/view/overlay.ts";
 import { baseConfig, freePort, runDaemon, VTEST, writeConfig } from "../daemon/harness.ts";
 import { longestRun } from "../view/pixels.ts";

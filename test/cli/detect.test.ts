@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFrameSpec } from "../../src/cli/commands/detect.ts";
 import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
 import { readImageFile, writePng } from "../../src/ingest/image-file.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../src/infer/manifest.ts";
 import { perceptd } from "./run-cli.ts";
 import { DEFAULT_MODEL, literal } from "../daemon/harness.ts";
 

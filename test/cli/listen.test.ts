@@ -1,7 +1,8 @@
 // `perceptd listen` against the real daemon (test/daemon/harness.ts): what an integrator
 // sees on the command line, plain and with CURVE.
+import { PERCEPTD_ARGV } from "../../src/soak/daemon-process.ts";
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmod, mkdtemp } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -18,7 +19,7 @@ interface Cli {
 }
 
 function perceptd(args: string[]): Cli {
-  const child = spawn(process.execPath, [join(REPO, "bin/perceptd.js"), ...args], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(PERCEPTD_ARGV[0], [...PERCEPTD_ARGV.slice(1), ...args], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
   const lines: string[] = [];
   let buf = "";
   let err = "";
@@ -161,6 +162,45 @@ describe.skipIf(!capability.curve)("perceptd listen with CURVE", () => {
     }
     expect(d.logs).toContainEqual(expect.objectContaining({ msg: "bus: subscriber admitted", client: k.client.publicKey }));
     expect(d.logs).toContainEqual(expect.objectContaining({ msg: "bus: subscriber refused", client: other.publicKey, reason: "client key not allowed" }));
+  });
+
+  it("the vehicle config's way: subscribers admitted from a folder of their public .key files (allowedClientKeysDir), nobody else", async () => {
+    const k = await keyFiles();
+    const clients = join(k.dir, "clients");
+    await mkdir(clients);
+    await copyFile(k.client.publicFile, join(clients, "planner.key"));
+    const other = await writeKeyPair(k.dir, "other");
+    const { d, port } = await startDaemon((p) => ({
+      bus: { endpoints: [`tcp://127.0.0.1:${p}`], curve: { enabled: true, serverSecretKeyFile: k.server.secretFile, allowedClientKeysDir: clients } },
+    }));
+    const ep = `tcp://127.0.0.1:${port}`;
+    const allowed = perceptd(["listen", "-e", ep, "-t", "detections", "--json", "-n", "2", "--curve-server-key", k.server.publicFile, "--curve-key-file", k.client.secretFile]);
+    const notListed = perceptd(["listen", "-e", ep, "-t", "detections", "--json", "--curve-server-key", k.server.publicKey, "--curve-key-file", other.secretFile]);
+    expect(await allowed.exited, allowed.stderr()).toBe(0);
+    expect(parse(allowed.lines.filter(isDetections)).map((m) => m.e2e)).toEqual(["OK", "OK"]);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(notListed.lines.filter(isDetections), "detections received with a key not in the folder").toEqual([]);
+    notListed.child.kill("SIGTERM");
+    expect(await notListed.exited).toBe(0);
+    expect(d.logs).toContainEqual(expect.objectContaining({ msg: "bus: subscriber refused", client: other.publicKey, reason: "client key not allowed" }));
+  });
+
+  it("the daemon refuses to start while allowedClientKeysDir holds no key, or holds a secret key", async () => {
+    const k = await keyFiles();
+    const clients = join(k.dir, "clients");
+    await mkdir(clients);
+    const port = await freePort();
+    const config = await writeConfig({
+      ...baseConfig(port, { type: "testsrc" }),
+      bus: { endpoints: [`tcp://127.0.0.1:${port}`], curve: { enabled: true, serverSecretKeyFile: k.server.secretFile, allowedClientKeysDir: clients } },
+    });
+    const empty = runDaemon(["run", "--config", config]);
+    expect(await empty.exited).toBe(1);
+    expect(empty.stderr()).toContain(`bus.curve.allowedClientKeysDir (${clients}) holds no NAME.key file: no subscriber could connect`);
+    await copyFile(k.client.secretFile, join(clients, "client.key_secret"));
+    const secret = runDaemon(["run", "--config", config]);
+    expect(await secret.exited).toBe(1);
+    expect(secret.stderr()).toContain(`bus.curve.allowedClientKeysDir ${clients}: holds a secret key file (client.key_secret)`);
   });
 
   it("names the missing keys when the config it reads has CURVE on", async () => {

@@ -1,7 +1,8 @@
 // Runs the real CLI (`node bin/perceptd.js ...`) from the repository root and collects what
 // it printed and how it exited: the tests of every command use it.
+import { PERCEPTD_ARGV } from "../../src/soak/daemon-process.ts";
 import { spawn } from "node:child_process";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 
 export const REPO_ROOT = resolve(import.meta.dirname, "../..");
 
@@ -13,7 +14,7 @@ export interface CliRun {
 
 export function perceptd(...args: string[]): Promise<CliRun> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, "bin/perceptd.js"), ...args], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(PERCEPTD_ARGV[0], [...PERCEPTD_ARGV.slice(1), ...args], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));

@@ -77,6 +77,17 @@ describe("config files in config/", () => {
     expect(config.bus.endpoints).toContain("tcp://0.0.0.0:5555");
   });
 
+  it("jetson-orin.yaml, bound beyond loopback, has CURVE on with the keys made at install (systemd/README.md)", async () => {
+    const { config } = await loadConfig(join(configDir, "jetson-orin.yaml"), noEnv);
+    expect(config.bus.endpoints.some((e) => !/^tcp:\/\/(127\.|\[::1\])/.test(e) && e.startsWith("tcp://"))).toBe(true);
+    expect(config.bus.curve).toEqual({
+      enabled: true,
+      serverSecretKeyFile: "/etc/perceptd/keys/server.key_secret",
+      allowedClientKeys: [],
+      allowedClientKeysDir: "/etc/perceptd/keys/clients",
+    });
+  });
+
   it("bench-soak.yaml loops, paced like a camera, quietly, with its soak budgets", async () => {
     const { config } = await loadConfig(join(configDir, "bench-soak.yaml"), noEnv);
     expect(config.cameras[0].source).toMatchObject({ type: "file", loop: true, realtime: true, path: join(repo, ".cache/fixtures/vtest.avi") });
@@ -115,7 +126,7 @@ describe("problems", () => {
       `  ${file}:6:7 cameras.0.source.path: required (a string) [camera "front"]`,
       `  ${file}:7:9 cameras.1.id: camera id "front" is also used by cameras.0`,
       `  ${file}:9:13 cameras.1.source.type: must be one of file, v4l2, csi, rtsp, testsrc, pipeline (got "usb") [camera "front"]`,
-      `  ${file}:11:15 bus.endpoints.0: must be tcp://host:port or ipc://path (got "udp://0.0.0.0:5555")`,
+      `  ${file}:11:15 bus.endpoints.0: transport "udp" is not supported (tcp or ipc) (got "udp://0.0.0.0:5555")`,
       `  ${file}:13:9 metrics.port: must be within 0..65535 (got 70000)`,
     ]);
     expect(err.problems.map((p) => p.path)).toEqual(["model.scoreTreshold", "cameras.0.source.path", "cameras.1.id", "cameras.1.source.type", "bus.endpoints.0", "metrics.port"]);

@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { BusClient } from "../../src/bus/client/index.ts";
-import type { Alert, Header, HealthState, PublishedDetection } from "../../src/bus/codec.ts";
+import type { Alert, Header, WireHealthState, PublishedDetection } from "../../src/bus/codec.ts";
 import { baseConfig, freePort, removeConfig, runDaemon, until, VTEST, writeConfig, type RunningDaemon } from "./harness.ts";
 
 interface Seen {
@@ -17,7 +17,7 @@ interface AlertsSeen extends Seen {
   alerts: Alert[];
 }
 interface HealthSeen extends Seen {
-  state: HealthState;
+  state: WireHealthState;
 }
 interface DetectionsSeen extends Seen {
   detections: PublishedDetection[];

@@ -1,8 +1,9 @@
 // Faults, end to end: the real daemon as a child process (harness.ts), real GStreamer
 // sources, real ZeroMQ sockets, and for each fault what a consumer on the bus (an ECU using
-// BusClient) sees, and within what time. The bounds are generous on purpose: these run on a
-// 2-core CI machine next to other work and check behaviour, not speed; the measured figures
-// come from scripts/fault-figures.ts.
+// BusClient) sees, in what order. These run on a 2-core machine next to other work, so they
+// assert states, orders and counts (health in sequence, no gap, FAULT before OK), never how
+// fast: timeouts are guards against a hang only. How fast is measured by
+// scripts/fault-figures.ts and reported in docs/health.md.
 //
 // Health thresholds that a 2-core machine trips on its own (100 ms inference deadline,
 // 200 ms latency budget, 100 ms event-loop lag) are raised in every config here, so that the
@@ -19,8 +20,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BusClient, type BusClientOptions } from "../../src/bus/client/index.ts";
-import type { CameraHealth, HealthState } from "../../src/bus/codec.ts";
+import type { CameraHealth, WireHealthState } from "../../src/bus/codec.ts";
 import { baseConfig, freePort, freeUdpPort, removeConfig, runDaemon, until, VTEST, writeConfig, type LogLine, type RunningDaemon } from "./harness.ts";
+import { PHASE_LOG } from "../../src/daemon/log-messages.ts";
 
 // ---------------------------------------------------------------------------------------
 // What a subscriber saw
@@ -28,7 +30,7 @@ import { baseConfig, freePort, freeUdpPort, removeConfig, runDaemon, until, VTES
 interface HealthSeen {
   /** performance.now() of this process when the client got it */
   at: number;
-  state: HealthState;
+  state: WireHealthState;
   reasons: string[];
   cameras: CameraHealth[];
   e2e: string;
@@ -89,18 +91,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 const hasReason = (h: HealthSeen, prefix: string): boolean => h.reasons.some((r) => r.startsWith(prefix));
 
-/** Messages per second over a window, and the longest silence in it (ends included). */
-function rate(msgs: { at: number }[], from: number, to: number): { perSecond: number; maxGapMs: number } {
-  const inside = msgs.filter((m) => m.at >= from && m.at < to).map((m) => m.at);
-  let maxGapMs = 0;
-  let prev = from;
-  for (const t of [...inside, to]) {
-    maxGapMs = Math.max(maxGapMs, t - prev);
-    prev = t;
-  }
-  return { perSecond: (inside.length * 1000) / (to - from), maxGapMs };
-}
-
 // ---------------------------------------------------------------------------------------
 // Processes and files, cleaned up after each test
 
@@ -158,7 +148,7 @@ function rtpCamera(port: number): Record<string, unknown> {
 
 describe("faults, as a bus subscriber sees them", () => {
   it.skipIf(!gstLaunch)(
-    "camera source killed mid-stream: DEGRADED (camera_stall) within 3 s, detections stop, health stays at ~10 Hz, camera_restarting, OK again once it is back",
+    "camera source killed mid-stream: DEGRADED (camera_stall), then camera_restarting, detections stop while health keeps coming in sequence, OK again once it is back",
     async () => {
       const udp = await freeUdpPort();
       const port = await freePort();
@@ -175,20 +165,19 @@ describe("faults, as a bus subscriber sees them", () => {
       const tKill = performance.now();
       const degraded = await until(() => bus.health.find((h) => h.at > tKill && h.state === "STATE_DEGRADED"), 10_000, () => `DEGRADED after the kill; ${bus.lastHealth()}`);
       expect(degraded.reasons.some((r) => r.startsWith("camera_stall (cam0): no frame for")), degraded.reasons.join("; ")).toBe(true);
-      expect(degraded.at - tKill, "source killed -> DEGRADED on the bus (ms)").toBeLessThan(3000);
 
       // The camera's own stall timeout (restart.stallTimeoutMs) ends the pipeline and restarts it.
       const restarting = await until(() => bus.health.find((h) => h.at > tKill && hasReason(h, "camera_restarting (cam0)")), 20_000, () => `camera_restarting; ${bus.lastHealth()}`);
       expect(restarting.state).toBe("STATE_DEGRADED");
-      expect(restarting.at - tKill, "source killed -> camera_restarting on the bus (ms), stallTimeoutMs 2000").toBeGreaterThan(1900);
+      expect(bus.health.indexOf(restarting), "camera_restarting comes after camera_stall").toBeGreaterThan(bus.health.indexOf(degraded));
+      // The pipeline was ended by the camera's own stall timeout (restart.stallTimeoutMs), not by anything sooner.
       expect(logHas(d, (l) => l.msg === "camera cam0: error" && /no frame for 2000 ms/.test(String((l.event as { message?: string }).message)))).toBe(true);
-      await sleep(1000); // a restarted pipeline with nothing to receive: still DEGRADED, still no detections
+      // A restarted pipeline with nothing to receive: health keeps coming, still DEGRADED, and no detections.
+      const restartingAt = bus.health.indexOf(restarting);
+      await until(() => (bus.health.length >= restartingAt + 10 ? true : undefined), 30_000, () => `health while the source is gone; ${bus.lastHealth()}`);
 
       const tBack = performance.now();
-      const silent = { health: rate(bus.health, tKill, tBack), detections: bus.detections.filter((m) => m.at > tKill + 2000 && m.at < tBack).length };
-      expect(silent.detections, "detections while the source is gone (after the frames in flight)").toBe(0);
-      expect(silent.health.perSecond, "health messages per second while the source is gone").toBeGreaterThan(7);
-      expect(silent.health.maxGapMs, "longest health silence while the source is gone (ms)").toBeLessThan(1000);
+      expect(bus.detections.filter((m) => m.at > restarting.at && m.at < tBack), "detections once the pipeline was torn down").toEqual([]);
       for (const h of bus.healthBetween(degraded.at, tBack)) expect(h.state, "state while the source is gone").toBe("STATE_DEGRADED");
 
       sender = startSender(udp);
@@ -225,7 +214,7 @@ describe("faults, as a bus subscriber sees them", () => {
         const bus = watch(`tcp://127.0.0.1:${port}`);
         const d = await startDaemon(baseConfig(port, { type: "file", path: truncated, realtime: false }, { health: QUIET_HOST }));
         expect(await d.exited, `exit code; stderr: ${d.stderr()}`).toBe(0);
-        await sleep(300);
+        await until(() => (bus.health.at(-1)?.state === "STATE_STOPPING" ? true : undefined), 10_000, () => `the last health message; ${bus.lastHealth()}`);
         expect(bus.detections.length, "detections from the frames before the cut").toBeGreaterThan(0);
         const last = bus.health.at(-1);
         expect(last, "last health message").toMatchObject({ state: "STATE_STOPPING", reasons: [] });
@@ -238,7 +227,13 @@ describe("faults, as a bus subscriber sees them", () => {
         expect(Number(last?.cameras[0].framesProcessed), "frames processed of those decoded").toBe(ingested);
         expect(logHas(d, (l) => l.msg === "camera cam0: ended" && (l.event as { reason?: string }).reason === "eos")).toBe(true);
         expect(logHas(d, msgIs("camera cam0: error")), "the cut is not reported as an error").toBe(false);
-        expect(logHas(d, (l) => l.msg === "stopping" && l.reason === "end-of-stream")).toBe(true);
+        // ...but it is reported: the header declares 795 frames (79.5 s).
+        const cut = d.logs.filter((l) => (l.event as { type?: string } | undefined)?.type === "truncated");
+        expect(cut.length, "one warning for the cut").toBe(1);
+        expect(cut[0].level).toBe("warn");
+        expect(cut[0].event).toMatchObject({ camera: "cam0", path: truncated, frames: ingested, declaredS: 79.5 });
+        expect(String(cut[0].msg)).toMatch(/ended after \d+\.\d s \(\d+ frames\) of the 79\.5 s its container declares; the file is cut short$/);
+        expect(logHas(d, (l) => l.msg === PHASE_LOG.stopping && l.reason === "end-of-stream")).toBe(true);
       }
 
       // Unreadable: the camera fails at once; a replay is not restarted, so the failure is a
@@ -249,12 +244,12 @@ describe("faults, as a bus subscriber sees them", () => {
         const bus = watch(`tcp://127.0.0.1:${port}`);
         const d = await startDaemon(baseConfig(port, { type: "file", path: garbage, realtime: false }, { health: QUIET_HOST }));
         expect(await d.exited, `exit code; stderr: ${d.stderr()}`).toBe(66);
-        await sleep(300);
+        await until(() => (bus.health.at(-1)?.state === "STATE_STOPPING" ? true : undefined), 10_000, () => `the last health message; ${bus.lastHealth()}`);
         const err = d.logs.find(msgIs("camera cam0: error"));
         expect(err?.level).toBe("warn");
         expect(String((err?.event as { message?: string } | undefined)?.message)).toMatch(/Could not determine type of stream/);
         expect(logHas(d, (l) => l.msg === "camera cam0: ended" && (l.event as { reason?: string }).reason === "error")).toBe(true);
-        expect(logHas(d, (l) => l.msg === "stopping" && l.reason === "source-failed")).toBe(true);
+        expect(logHas(d, (l) => l.msg === PHASE_LOG.stopping && l.reason === "source-failed")).toBe(true);
         expect(bus.detections).toEqual([]);
         const fault = bus.health.find((h) => h.state === "STATE_FAULT");
         expect(fault?.reasons.some((r) => /^camera_failed \(cam0\): .*Could not determine type of stream/.test(r)), `FAULT on the bus; ${bus.lastHealth()}`).toBe(true);
@@ -267,7 +262,34 @@ describe("faults, as a bus subscriber sees them", () => {
     },
   );
 
-  it("inference hang (test hook): FAULT (inference_hang) on the bus within the hang limit + 1.5 s, the worker is replaced, then OK and detections resume", async () => {
+  it.skipIf(!existsSync(VTEST) || !gstLaunch)("a truncated file on a loop: warned once, counted on /metrics (perceptd_replay_truncated_total); a whole file: neither", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "perceptd-faults-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const truncated = join(dir, "truncated.avi");
+    await writeFile(truncated, (await readFile(VTEST)).subarray(0, 500_000)); // about 45 of 795 frames
+    const port = await freePort();
+    const d = await startDaemon(baseConfig(port, { type: "file", path: truncated, realtime: false, loop: true }, { health: QUIET_HOST }));
+    const ready = await d.ready();
+    await d.waitForLog((l) => l.msg === "camera cam0: loop", 60_000);
+    const metric = async (): Promise<string | undefined> => {
+      const text = await (await fetch(`${ready.metricsUrl}/metrics`)).text();
+      return text.split("\n").find((l) => l.startsWith('perceptd_replay_truncated_total{camera="cam0"}'));
+    };
+    expect(await metric()).toBe('perceptd_replay_truncated_total{camera="cam0"} 1');
+    await d.waitForLog((l) => l.msg === "camera cam0: loop" && (l.event as { loops: number }).loops === 2, 60_000);
+    expect(d.logs.filter((l) => (l.event as { type?: string } | undefined)?.type === "truncated").length, "warned for the first pass only").toBe(1);
+    expect(await d.stop()).toBe(0);
+
+    // A whole file (40 frames of vtest.avi, muxed complete) played to its end: no warning.
+    const complete = join(dir, "complete.avi");
+    spawnSync("gst-launch-1.0", ["-q", "filesrc", `location=${VTEST}`, "!", "decodebin", "!", "videoconvert", "!", "identity", "eos-after=40", "!", "jpegenc", "!", "avimux", "!", "filesink", `location=${complete}`]);
+    const whole = await startDaemon(baseConfig(await freePort(), { type: "file", path: complete, realtime: false }, { health: QUIET_HOST }));
+    expect(await whole.exited).toBe(0);
+    expect(whole.logs.filter((l) => l.msg === "camera cam0: ended").length, "played to its end").toBe(1);
+    expect(whole.logs.some((l) => (l.event as { type?: string } | undefined)?.type === "truncated")).toBe(false);
+  });
+
+  it("inference hang (test hook): FAULT (inference_hang) on the bus once a frame outlasts the hang limit, the worker is replaced, then OK and detections resume", async () => {
     const port = await freePort();
     const bus = watch(`tcp://127.0.0.1:${port}`);
     const hangMs = 1000;
@@ -284,15 +306,14 @@ describe("faults, as a bus subscriber sees them", () => {
       30_000,
       () => `hang noticed; ${bus.lastHealth()}`,
     );
-    const lastBefore = bus.detections.filter((m) => m.at < degraded.at).at(-1);
-    expect(lastBefore, "detections before the hang").toBeDefined();
-    const tStall = lastBefore?.at ?? 0;
+    expect(bus.detections.filter((m) => m.at < degraded.at).length, "detections before the hang").toBeGreaterThan(0);
     // FAULT from the tick that sees the hang until the replacement is warm.
     expect(degraded.state).toBe("STATE_FAULT");
-    expect(degraded.reasons.some((r) => /^inference_hang \(worker:shared\): worker shared busy on one frame for \d+ ms \(limit 1000 ms\)$/.test(r)), degraded.reasons.join("; ")).toBe(true);
+    // The daemon's own measurement of the hung frame, not this process's clock, says it waited for the limit.
+    const hang = degraded.reasons.map((r) => /^inference_hang \(worker:shared\): worker shared busy on one frame for (\d+) ms \(limit 1000 ms\)$/.exec(r)).find((m) => m !== null);
+    expect(hang, degraded.reasons.join("; ")).toBeDefined();
+    expect(Number(hang?.[1]), "busy time reported for the hung frame (ms)").toBeGreaterThanOrEqual(hangMs);
     expect(degraded.reasons.some((r) => r.startsWith("worker_replaced (worker:shared)")), degraded.reasons.join("; ")).toBe(true);
-    expect(degraded.at - tStall, "stall -> FAULT on the bus (ms)").toBeLessThan(hangMs + 1500);
-    expect(degraded.at - tStall, "stall -> FAULT on the bus (ms)").toBeGreaterThan(hangMs - 100);
     expect(logHas(d, (l) => l.msg === "health: ok -> fault" && String((l.reasons as string[])[0]).startsWith("inference_hang (worker:shared)"))).toBe(true);
 
     const ok = await until(() => bus.health.find((h) => h.at > degraded.at && h.state === "STATE_OK"), 30_000, () => `OK after the replacement; ${bus.lastHealth()}`);
@@ -301,9 +322,9 @@ describe("faults, as a bus subscriber sees them", () => {
     expect(resumed.valid).toBe(true);
     expect(d.logs.filter((l) => l.msg === "inference worker shared: replacement started").length).toBe(1);
     expect(logHas(d, (l) => l.msg === "inference worker shared: replacement succeeded")).toBe(true);
-    // Health kept coming while the worker was hung and while its replacement warmed up.
-    const during = rate(bus.health, tStall, ok.at);
-    expect(during.maxGapMs, "longest health silence from the stall to OK (ms)").toBeLessThan(1000);
+    // Health kept coming while the worker was hung and while its replacement warmed up:
+    // FAULT more than once, and not a message missing (a gap would be WRONG_SEQUENCE).
+    expect(bus.healthBetween(degraded.at, ok.at).filter((h) => h.state === "STATE_FAULT").length, "FAULT messages until the replacement was warm").toBeGreaterThan(1);
     expect(bus.health.filter((h) => h.e2e === "WRONG_SEQUENCE")).toEqual([]);
     expect(bus.errors).toEqual([]);
     // The replacement stalls after its own 30 frames too; that is the next test's business.
@@ -316,16 +337,15 @@ describe("faults, as a bus subscriber sees them", () => {
       baseConfig(port, { type: "testsrc", pattern: "ball", width: 320, height: 240, framerate: 15 }, { health: { ...QUIET_HOST, inferenceHangMs: 1000, maxWorkerReplacements: 1 } }),
       { PERCEPTD_TEST_INFER_STALL_MS: "2500", PERCEPTD_TEST_INFER_STALL_AFTER: "5" },
     );
-    const exitedAt = d.exited.then(() => performance.now());
     const code = await Promise.race([d.exited, sleep(90_000).then(() => "still running after 90 s")]);
     expect(code, `exit code; stderr: ${d.stderr().slice(-2000)}`).toBe(70);
-    await sleep(300);
+    await until(() => (bus.health.at(-1)?.state === "STATE_STOPPING" ? true : undefined), 10_000, () => `the last health message; ${bus.lastHealth()}`);
 
     const started = d.logs.filter((l) => l.msg === "inference worker shared: replacement started");
     expect(started.length, "replacements before giving up").toBe(1);
     const fatal = d.logs.find((l) => l.level === "fatal");
     expect(String(fatal?.why)).toMatch(/1 replacement\(s\) in the last 600000 ms already \(limit 1\): giving up$/);
-    expect(logHas(d, (l) => l.msg === "stopping" && l.reason === "fatal")).toBe(true);
+    expect(logHas(d, (l) => l.msg === PHASE_LOG.stopping && l.reason === "fatal")).toBe(true);
 
     // On the bus: OK, FAULT while the first replacement runs, OK, FAULT when the second hang
     // finds the budget spent (published before the stop), then STOPPING, still naming why.
@@ -336,9 +356,8 @@ describe("faults, as a bus subscriber sees them", () => {
     const gaveUp = bus.health.find((h) => h.state === "STATE_STOPPING");
     expect(gaveUp?.reasons.some((r) => r.startsWith("worker_failed (worker:shared)"))).toBe(true);
     expect(bus.health.at(-1)?.reasons.some((r) => r.startsWith("worker_failed (worker:shared)")), "the last STOPPING message says why").toBe(true);
-    // The exit waits for the hung thread's run to end (the pool detaches, never kills, a busy
-    // worker); with a 2.5 s stall that is about 1.5 s after giving up.
-    expect((await exitedAt) - (gaveUp?.at ?? 0), "give-up on the bus -> exit (ms)").toBeLessThan(10_000);
+    // The exit waited for the hung thread's run to end (the pool detaches, never kills, a
+    // busy worker): exit 70 above, within the 90 s guard.
   });
 
   it("the test-only stall variables are not config keys, and a malformed one fails the start naming it", async () => {
@@ -349,7 +368,7 @@ describe("faults, as a bus subscriber sees them", () => {
   });
 
   it.skipIf(!existsSync(VTEST))(
-    "slow subscriber past its high-water mark: the daemon does not stall, a normal subscriber keeps ~10 Hz health and every message",
+    "slow subscriber past its high-water mark: the daemon does not stall, a normal subscriber keeps getting every message in sequence",
     async () => {
       const port = await freePort();
       const dir = await mkdtemp(join(tmpdir(), "perceptd-faults-"));
@@ -372,13 +391,13 @@ describe("faults, as a bus subscriber sees them", () => {
       const bus = watch(`tcp://127.0.0.1:${port}`);
       await until(() => (bus.detections.length > 0 ? true : undefined), 30_000, () => "detections at the normal subscriber");
 
-      const t0 = performance.now();
-      await sleep(10_000);
-      const t1 = performance.now();
-      const health = rate(bus.health, t0, t1);
-      expect(health.perSecond, "health messages per second at the normal subscriber").toBeGreaterThan(7);
-      expect(health.maxGapMs, "longest health silence at the normal subscriber (ms)").toBeLessThan(1000);
-      expect(bus.detections.filter((m) => m.at >= t1 - 3000).length, "detections in the last 3 s").toBeGreaterThan(3);
+      // Enough messages of a few KB each to fill the slow subscriber's ~200 KB several times over.
+      const [h0, d0] = [bus.health.length, bus.detections.length];
+      await until(
+        () => (bus.health.length >= h0 + 50 && bus.detections.length >= d0 + 300 ? true : undefined),
+        180_000,
+        () => `messages at the normal subscriber: ${bus.health.length - h0} health, ${bus.detections.length - d0} detections`,
+      );
       expect(bus.health.filter((h) => h.e2e !== "OK"), "health gaps at the normal subscriber").toEqual([]);
       expect(bus.detections.filter((m) => m.e2e !== "OK"), "detections gaps at the normal subscriber").toEqual([]);
       expect(bus.health.flatMap((h) => h.reasons).filter((r) => r.startsWith("publish_failure"))).toEqual([]);
@@ -388,7 +407,7 @@ describe("faults, as a bus subscriber sees them", () => {
 
       // The slow subscriber did reach the mark: what it reads now skips what libzmq dropped for it.
       let gap: string | undefined;
-      const deadline = performance.now() + 5000;
+      const deadline = performance.now() + 30_000; // a guard: the backlog is read at once
       while (gap === undefined && performance.now() < deadline) {
         const ev = await slow.receive();
         if (ev?.kind === "message" && ev.e2e === "WRONG_SEQUENCE") gap = `${ev.topic}: ${ev.detail ?? ""}`;
@@ -398,59 +417,38 @@ describe("faults, as a bus subscriber sees them", () => {
     },
   );
 
-  it("subscriber that joins late: health within a period or two, detections with the next frame, both in sequence from the first", async () => {
+  it("subscriber that joins late: the first health message tells the whole state, detections follow, both in sequence from the first", async () => {
     const port = await freePort();
     const d = await startDaemon(baseConfig(port, { type: "testsrc", pattern: "ball", width: 320, height: 240, framerate: 15 }, { health: QUIET_HOST }));
     await d.waitForLog((l) => l.msg === "camera cam0: running");
     await sleep(2000);
     const bus = watch(`tcp://127.0.0.1:${port}`);
-    const health = await until(() => bus.health[0], 5000, () => "first health message");
-    const detections = await until(() => bus.detections[0], 5000, () => "first detections message");
-    // One period is 100 ms; the connection and the subscription's trip to the publisher come on top.
-    expect(health.at - bus.opened, "join -> first health (ms)").toBeLessThan(1000);
-    expect(detections.at - bus.opened, "join -> first detections (ms)").toBeLessThan(1000);
+    const health = await until(() => bus.health[0], 30_000, () => "first health message");
+    await until(() => bus.detections[0], 30_000, () => "first detections message");
     // Health is state, not edges: the first message already tells the whole story.
     expect(health).toMatchObject({ state: "STATE_OK", e2e: "OK" });
     expect(health.cameras[0]).toMatchObject({ cameraId: "cam0", state: "STATE_RUNNING" });
     expect(Number(health.cameras[0].framesProcessed)).toBeGreaterThan(0);
-    await until(() => (bus.health.length >= 5 && bus.detections.length >= 3 ? true : undefined), 5000, () => "more messages");
+    await until(() => (bus.health.length >= 5 && bus.detections.length >= 3 ? true : undefined), 30_000, () => "more messages");
     expect([...bus.health, ...bus.detections].filter((m) => m.e2e !== "OK")).toEqual([]);
     expect(await d.stop()).toBe(0);
   });
 
-  it.skipIf(!existsSync(VTEST))("SIGTERM under load (unpaced file, inference on every core): exit 0 within 2 s, the last health message says STOPPING", async () => {
+  it.skipIf(!existsSync(VTEST))("SIGTERM under load (unpaced file, inference on every core): exit 0, health STOPPING from then on, no message lost", async () => {
     const port = await freePort();
     const bus = watch(`tcp://127.0.0.1:${port}`);
     const d = await startDaemon(baseConfig(port, { type: "file", path: VTEST, realtime: false, loop: true }, { health: QUIET_HOST }));
     await until(() => (bus.detections.length >= 10 ? true : undefined), 60_000, () => `detections; ${bus.lastHealth()}`);
-    const pid = d.child.pid ?? 0;
-    const cpu0 = await cpuSeconds(pid);
-    await sleep(2000);
-    const cores = ((await cpuSeconds(pid)) - cpu0) / 2;
-    expect(cores, "CPU the daemon used before SIGTERM (cores)").toBeGreaterThan(0.5);
-
-    const t0 = performance.now();
     d.child.kill("SIGTERM");
-    const code = await d.exited;
-    const tookMs = performance.now() - t0;
+    const code = await Promise.race([d.exited, sleep(60_000).then(() => "still running 60 s after SIGTERM")]);
     expect(code, `exit code; stderr: ${d.stderr().slice(-2000)}`).toBe(0);
-    expect(tookMs, "SIGTERM -> exit (ms)").toBeLessThan(2000);
-    await sleep(300);
+    await until(() => (bus.health.at(-1)?.state === "STATE_STOPPING" ? true : undefined), 10_000, () => `the last health message; ${bus.lastHealth()}`);
     // Once STOPPING, always STOPPING (messages in flight at the signal may still say OK).
     const first = bus.health.findIndex((h) => h.state === "STATE_STOPPING");
-    expect(first, "a STOPPING health message").toBeGreaterThanOrEqual(0);
-    expect(bus.health[first].at - t0, "SIGTERM -> STOPPING on the bus (ms)").toBeLessThan(1000);
     for (const h of bus.health.slice(first)) expect(h.state).toBe("STATE_STOPPING");
+    expect(bus.health.filter((h) => h.e2e === "WRONG_SEQUENCE"), "no health message lost on the way out").toEqual([]);
     expect(bus.health.at(-1)).toMatchObject({ state: "STATE_STOPPING", reasons: [] });
     expect(bus.health.at(-1)?.cameras[0].state).toBe("STATE_STOPPED");
   });
 });
 
-/** user + system CPU time of a process, from /proc (Linux). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / 100; // USER_HZ is 100 on Linux
-}

@@ -5,7 +5,7 @@
 // READY=1 on a NOTIFY_SOCKET of its own, with where its bus and metrics listen).
 import { join } from "node:path";
 import { REPO_ROOT } from "../../src/soak/daemon-process.ts";
-import { readManifest } from "../../src/model/manifest.ts";
+import { readManifest } from "../../src/infer/manifest.ts";
 
 export {
   collectDetections,

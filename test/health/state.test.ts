@@ -1,16 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  HEALTH_REASONS,
-  HealthStateMachine,
-  REASON_SEVERITY,
-  busHealthState,
-  describeReason,
-  statusLine,
-  toHealthStatus,
-  type HealthReason,
-  type HealthTransition,
-  type ReasonChange,
-} from "../../src/health/state.ts";
+import { HEALTH_REASONS, REASON_SEVERITY, type HealthReason } from "../../src/core/health.ts";
+import { HealthStateMachine, describeReason, statusLine, type HealthTransition, type ReasonChange } from "../../src/health/state.ts";
 
 function machine(now = { t: 1000 }) {
   const transitions: HealthTransition[] = [];
@@ -156,15 +146,7 @@ describe("HealthStateMachine", () => {
   });
 });
 
-describe("mappings", () => {
-  it("maps to /healthz and bus state names", () => {
-    expect(toHealthStatus("fault")).toBe("failed");
-    expect(toHealthStatus("ok")).toBe("ok");
-    expect(toHealthStatus("degraded")).toBe("degraded");
-    expect(busHealthState("fault")).toBe("STATE_FAULT");
-    expect(busHealthState("starting")).toBe("STATE_STARTING");
-  });
-
+describe("descriptions", () => {
   it("describes reasons in one line each", () => {
     const a = { reason: "camera_stall" as const, source: "front", severity: "degraded" as const, sinceMs: 0, detail: "no frame for 600 ms" };
     expect(describeReason(a)).toBe("camera_stall (front): no frame for 600 ms");

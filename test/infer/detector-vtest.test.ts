@@ -5,8 +5,8 @@ import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Detector } from "../../src/infer/detector.ts";
 import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
-import type { RgbImage } from "../../src/ingest/rgb-image.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../src/model/manifest.ts";
+import type { RgbImage } from "../../src/core/rgb-image.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../src/infer/manifest.ts";
 
 const VIDEO = ".cache/fixtures/vtest.avi";
 

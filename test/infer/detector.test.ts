@@ -7,10 +7,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Detector } from "../../src/infer/detector.ts";
 import { iou } from "../../src/infer/nms.ts";
-import type { Detection } from "../../src/infer/types.ts";
+import type { Detection } from "../../src/core/types.ts";
 import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
-import type { RgbImage } from "../../src/ingest/rgb-image.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type Manifest } from "../../src/model/manifest.ts";
+import type { RgbImage } from "../../src/core/rgb-image.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type Manifest } from "../../src/infer/manifest.ts";
 
 const VIDEO = ".cache/fixtures/vtest.avi";
 const W = 768;

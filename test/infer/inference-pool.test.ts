@@ -7,13 +7,13 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ConfigSchema } from "../../src/config/schema.ts";
 import type { InferResult } from "../../src/infer/inference-worker.ts";
 import { InferencePool, resolveReplayWorkers, threadsPerSession, type DropReason, type InferencePoolError, type InferencePoolOptions } from "../../src/infer/inference-pool.ts";
-import { computeLetterbox } from "../../src/infer/letterbox.ts";
+import { computeLetterbox } from "../../src/core/letterbox.ts";
 import type { DetectSettings, WorkerInit } from "../../src/infer/worker-protocol.ts";
-import type { Frame } from "../../src/ingest/frame.ts";
+import type { Frame } from "../../src/core/frame.ts";
 import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
-import { resizeToModel } from "../../src/ingest/resize.ts";
-import type { RgbImage } from "../../src/ingest/rgb-image.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type ResolvedModel } from "../../src/model/manifest.ts";
+import { resizeToModel } from "../../src/infer/resize.ts";
+import type { RgbImage } from "../../src/core/rgb-image.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type ResolvedModel } from "../../src/infer/manifest.ts";
 
 const VTEST = ".cache/fixtures/vtest.avi";
 const HAVE_VTEST = existsSync(VTEST);

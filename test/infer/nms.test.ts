@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { iou, nms } from "../../src/infer/nms.ts";
-import type { Box, Detection } from "../../src/infer/types.ts";
+import type { Box, Detection } from "../../src/core/types.ts";
 
 function det(classId: number, score: number, box: Box): Detection {
   return { classId, label: `c${classId}`, score, box };

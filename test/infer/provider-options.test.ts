@@ -8,7 +8,7 @@ import * as ort from "onnxruntime-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.ts";
 import { createSession } from "../../src/infer/session.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../src/infer/manifest.ts";
 import {
   detectProviderOptionSupport,
   gpuProviderOptions,

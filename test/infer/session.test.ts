@@ -4,7 +4,7 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSession } from "../../src/infer/session.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../src/infer/manifest.ts";
 
 let modelPath: string;
 let dir: string;

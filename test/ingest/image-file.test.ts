@@ -5,7 +5,7 @@ import { crc32, deflateSync } from "node:zlib";
 import jpeg from "jpeg-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readImageFile, writePng } from "../../src/ingest/image-file.ts";
-import type { RgbImage } from "../../src/ingest/rgb-image.ts";
+import type { RgbImage } from "../../src/core/rgb-image.ts";
 
 let dir: string;
 beforeAll(async () => {

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SourceSchema, type SourceConfig } from "../../src/config/schema.ts";
-import { boxToModel, computeLetterbox } from "../../src/infer/letterbox.ts";
+import { boxToModel, computeLetterbox } from "../../src/core/letterbox.ts";
 import {
   describePipeline,
   describeSource,

@@ -4,6 +4,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { BusPublisher } from "../../src/bus/publisher.ts";
 import { createMetrics, STAGES, type Metrics } from "../../src/metrics/metrics.ts";
 import { startMetricsServer, type Health, type MetricsServer } from "../../src/metrics/server.ts";
+import { TOPIC_NAMES } from "../../src/bus/topics.ts";
+import { ALERT_KIND_NAMES, ALERT_LEVEL_NAMES } from "../../src/perception/alerts.ts";
+
+const LABELS = { topics: TOPIC_NAMES, alertKinds: ALERT_KIND_NAMES, alertLevels: ALERT_LEVEL_NAMES };
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -52,7 +56,7 @@ async function scrape(s: MetricsServer): Promise<Sample[]> {
 
 describe("metrics module", () => {
   it("declares every daemon metric with its labels, plus the process defaults", async () => {
-    const m = createMetrics();
+    const m = createMetrics({ labels: LABELS });
     m.initCamera("front");
     const s = await serve(m);
     const res = await fetch(`${s.url}/metrics`);
@@ -86,7 +90,7 @@ describe("metrics module", () => {
   });
 
   it("shows observations in the scrape: histogram buckets move, counters count, info gauges carry labels", async () => {
-    const m = createMetrics();
+    const m = createMetrics({ labels: LABELS });
     const s = await serve(m);
     m.observeStage("inference", "front", 0.004);
     const before = await scrape(s);
@@ -129,7 +133,7 @@ describe("metrics module", () => {
   });
 
   it("counts bus traffic through the publisher hooks", async () => {
-    const m = createMetrics({ defaultMetrics: false });
+    const m = createMetrics({ labels: LABELS, defaultMetrics: false });
     const s = await serve(m);
     const pub = await BusPublisher.bind(["tcp://127.0.0.1:0"], { sendHighWaterMark: 10, queueCapacity: 2, lingerMs: 100, ...m.busHooks() });
     cleanups.push(() => pub.close());
@@ -145,8 +149,8 @@ describe("metrics module", () => {
   });
 
   it("keeps two instances in one process apart", async () => {
-    const a = createMetrics();
-    const b = createMetrics();
+    const a = createMetrics({ labels: LABELS });
+    const b = createMetrics({ labels: LABELS });
     a.framesIngested.inc({ camera: "x" });
     const [sa, sb] = [await serve(a), await serve(b)];
     expect(sampleValue(await scrape(sa), "perceptd_frames_ingested_total", { camera: "x" })).toBe(1);
@@ -156,16 +160,16 @@ describe("metrics module", () => {
 
 describe("metrics server", () => {
   it("binds to 127.0.0.1 by default and reports the real port", async () => {
-    const s = await serve(createMetrics({ defaultMetrics: false }));
+    const s = await serve(createMetrics({ labels: LABELS, defaultMetrics: false }));
     expect(s.host).toBe("127.0.0.1");
     expect(s.port).toBeGreaterThan(0);
     expect(s.url).toBe(`http://127.0.0.1:${s.port}`);
   });
 
-  it("answers /healthz with 200 when ok, 503 otherwise, 500 when the check throws", async () => {
+  it("answers /healthz with 200 when ok or degraded, 503 when starting, failed or stopping, 500 when the check throws", async () => {
     let health: Health = { status: "starting", details: { cameras: { front: "connecting" } } };
     let fail = false;
-    const s = await serve(createMetrics({ defaultMetrics: false }), async () => {
+    const s = await serve(createMetrics({ labels: LABELS, defaultMetrics: false }), async () => {
       if (fail) throw new Error("camera table locked");
       return health;
     });
@@ -180,8 +184,18 @@ describe("metrics server", () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: "ok", details: {} });
 
+    // Still publishing: a 503 would have a balancer or orchestrator take away what is left.
     health = { status: "degraded", details: { front: "restarting" } };
-    expect((await fetch(`${s.url}/healthz`)).status).toBe(503);
+    res = await fetch(`${s.url}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "degraded", details: { front: "restarting" } });
+
+    for (const status of ["fault", "stopping"] as const) {
+      health = { status };
+      res = await fetch(`${s.url}/healthz`);
+      expect(res.status, status).toBe(503);
+      expect(await res.json()).toEqual({ status, details: {} });
+    }
 
     fail = true;
     res = await fetch(`${s.url}/healthz`);
@@ -190,7 +204,7 @@ describe("metrics server", () => {
   });
 
   it("answers 404 for other paths and 405 for methods other than GET and HEAD", async () => {
-    const s = await serve(createMetrics({ defaultMetrics: false }));
+    const s = await serve(createMetrics({ labels: LABELS, defaultMetrics: false }));
     for (const path of ["/", "/metrics/", "/health", "/favicon.ico"]) expect((await fetch(`${s.url}${path}`)).status, path).toBe(404);
     for (const method of ["POST", "PUT", "DELETE"]) {
       const res = await fetch(`${s.url}/metrics`, { method });
@@ -204,8 +218,8 @@ describe("metrics server", () => {
   });
 
   it("fails naming host:port when the port is taken", async () => {
-    const first = await serve(createMetrics({ defaultMetrics: false }));
-    await expect(startMetricsServer(createMetrics({ defaultMetrics: false }), { port: first.port, health: () => ({ status: "ok" }) })).rejects.toThrow(
+    const first = await serve(createMetrics({ labels: LABELS, defaultMetrics: false }));
+    await expect(startMetricsServer(createMetrics({ labels: LABELS, defaultMetrics: false }), { port: first.port, health: () => ({ status: "ok" }) })).rejects.toThrow(
       `metrics server: cannot listen on 127.0.0.1:${first.port}: address already in use`,
     );
 
@@ -214,13 +228,13 @@ describe("metrics server", () => {
     await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
     cleanups.push(() => new Promise<void>((resolve) => other.close(() => resolve())));
     const port = (other.address() as { port: number }).port;
-    await expect(startMetricsServer(createMetrics({ defaultMetrics: false }), { host: "127.0.0.1", port, health: () => ({ status: "ok" }) })).rejects.toThrow(
+    await expect(startMetricsServer(createMetrics({ labels: LABELS, defaultMetrics: false }), { host: "127.0.0.1", port, health: () => ({ status: "ok" }) })).rejects.toThrow(
       `127.0.0.1:${port}`,
     );
   });
 
   it("closes promptly although a scraper keeps its connection alive", async () => {
-    const s = await startMetricsServer(createMetrics({ defaultMetrics: false }), { port: 0, health: () => ({ status: "ok" }) });
+    const s = await startMetricsServer(createMetrics({ labels: LABELS, defaultMetrics: false }), { port: 0, health: () => ({ status: "ok" }) });
     const res = await fetch(`${s.url}/metrics`, { headers: { connection: "keep-alive" } });
     await res.text();
     const t0 = performance.now();

@@ -2,7 +2,7 @@
 // scenes: boxes projected from people at known ground positions through the car camera.
 import { describe, expect, it } from "vitest";
 import { DEFAULT_KIND_RULES } from "../../src/config/hazard-schema.ts";
-import type { Detection } from "../../src/infer/types.ts";
+import type { Detection } from "../../src/core/types.ts";
 import { CameraModel } from "../../src/perception/camera-model.ts";
 import { HazardAssessor, type HazardConfig, type HazardResult } from "../../src/perception/hazard.ts";
 import { boxOf, CAR_CAMERA, FRAME_NS, jitter, noise, person } from "./synthetic.ts";

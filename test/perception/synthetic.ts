@@ -1,6 +1,6 @@
 // Synthetic scenes with known geometry: people of known height standing at known ground
 // positions, projected through a camera model into the boxes a detector would report.
-import type { Box, Detection } from "../../src/infer/types.ts";
+import type { Box, Detection } from "../../src/core/types.ts";
 import { CameraModel, type CameraModelParams } from "../../src/perception/camera-model.ts";
 
 /** A vehicle camera: 1280x720, 90 degrees horizontal field of view, 1.4 m up, pitched 5 degrees down. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Box, Detection } from "../../src/infer/types.ts";
+import type { Box, Detection } from "../../src/core/types.ts";
 import { Tracker } from "../../src/perception/tracker.ts";
 import { FRAME_NS, noise, person } from "./synthetic.ts";
 

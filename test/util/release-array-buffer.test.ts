@@ -2,7 +2,7 @@
 import * as ort from "onnxruntime-node";
 import { markAsUntransferable } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../../src/infer/manifest.ts";
 import { releaseArrayBuffer, releaseArrayBuffers, releaseTensors } from "../../src/util/release-array-buffer.ts";
 
 describe("releaseArrayBuffer", () => {

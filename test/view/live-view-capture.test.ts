@@ -3,7 +3,7 @@
 // frame the daemon dropped is never waited for, and at most view.fps frames are drawn.
 import jpeg from "jpeg-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { computeLetterbox } from "../../src/infer/letterbox.ts";
+import { computeLetterbox } from "../../src/core/letterbox.ts";
 import { GstJpegEncoder } from "../../src/ingest/gst/jpeg-encoder.ts";
 import { LiveView, type ViewFrame } from "../../src/view/live-view.ts";
 import { Renderer } from "../../src/view/renderer.ts";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { drawDetections, drawScene, ALERT_COLOURS, CORRIDOR_COLOUR, objectLabel } from "../../src/view/overlay.ts";
-import type { Detection } from "../../src/infer/types.ts";
-import type { RgbImage } from "../../src/ingest/rgb-image.ts";
+import type { Detection } from "../../src/core/types.ts";
+import type { RgbImage } from "../../src/core/rgb-image.ts";
 
 const GREY = [50, 50, 50];
 

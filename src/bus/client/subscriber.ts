@@ -176,12 +176,15 @@ export class BusClient implements AsyncIterable<BusEvent> {
 
   private handle(frames: Buffer[]): BusEvent | null {
     const at = this.now();
-    // ZeroMQ filters by prefix; a topic we do not know (a newer daemon's) may share one.
     const name = frames[0]?.toString("latin1") ?? "";
-    const topic = this.topics.find((t) => t === name);
+    // ZeroMQ filters by prefix, so a frame on "healthz" reaches a "health" subscription. It is
+    // no message of ours (the topic table is the contract): reported against the subscription
+    // it came in on, like any other corrupt frame, rather than dropped without a word.
+    const topic = this.topics.find((t) => t === name) ?? longestPrefix(this.topics, name);
     const monitor = topic && this.monitors.get(topic);
     if (!topic || !monitor) return null;
     const error = (detail: string): BusErrorEvent => ({ kind: "error", topic, e2e: "ERROR", detail: monitor.failed(detail).detail ?? detail, frames, at });
+    if (name !== topic) return error(`unknown topic ${JSON.stringify(name)} (delivered by ZeroMQ's prefix match on the subscription ${JSON.stringify(topic)})`);
     if (frames.length !== 2) return error(`expected 2 frames (topic, payload), got ${frames.length}`);
     let decoded: DecodedFrame;
     try {
@@ -195,4 +198,11 @@ export class BusClient implements AsyncIterable<BusEvent> {
     // decodeFrame(topic, ...) returns the body of `topic`, which the mapped type cannot see through.
     return { ...decoded, kind: "message", e2e: r.state, detail: r.detail, at } as BusMessageEvent;
   }
+}
+
+/** The longest subscribed topic that `name` starts with, as ZeroMQ matched it. */
+function longestPrefix(topics: readonly TopicName[], name: string): TopicName | undefined {
+  let best: TopicName | undefined;
+  for (const t of topics) if (name.startsWith(t) && (best === undefined || t.length > best.length)) best = t;
+  return best;
 }

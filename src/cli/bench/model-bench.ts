@@ -11,11 +11,12 @@ import { existsSync } from "node:fs";
 import { basename, relative, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
 import { toModelInputData, toOrtTensor, type ModelInputData, type ModelInputSpec } from "../../infer/input-tensor.ts";
-import { computeLetterbox } from "../../infer/letterbox.ts";
+import type { ProviderTuning } from "../../infer/provider-options.ts";
 import { createSession } from "../../infer/session.ts";
+import type { ExecutionProvider } from "../../core/providers.ts";
 import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
-import { resizeToModel } from "../../ingest/resize.ts";
-import type { RgbImage } from "../../ingest/rgb-image.ts";
+import { fitPicture } from "../../infer/resize.ts";
+import type { RgbImage } from "../../core/rgb-image.ts";
 import {
   DEFAULT_MANIFEST_PATH,
   MODELS_DIR,
@@ -25,7 +26,7 @@ import {
   type Manifest,
   type ModelEntry,
   type ResolvedModel,
-} from "../../model/manifest.ts";
+} from "../../infer/manifest.ts";
 import type { TfjsBackendInfo } from "../../model/tfjs/reference.ts";
 import { formatMs, formatRatio, markdownTable, type Column } from "./table.ts";
 import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";
@@ -34,10 +35,8 @@ const REPO_ROOT = resolve(MODELS_DIR, "..");
 export const DEFAULT_BENCH_VIDEO = resolve(REPO_ROOT, ".cache/fixtures/vtest.avi");
 export const DEFAULT_FRAMES = 30;
 export const DEFAULT_WARMUP = 3;
-/** Grey of letterbox pads, as the detector uses, so inputs match what the daemon feeds. */
-const PAD_FILL = 114;
 
-export type BenchRuntime = "onnxruntime-cpu" | "tfjs-wasm";
+export type BenchRuntime = `onnxruntime-${ExecutionProvider}` | "tfjs-wasm";
 
 export interface ModelBenchOptions {
   /** Timed runs per model and runtime, one per decoded frame. Default 30. */
@@ -46,6 +45,13 @@ export interface ModelBenchOptions {
   warmup?: number;
   /** ONNX Runtime intra-op threads. Default: the cores this process may use. */
   threads?: number;
+  /**
+   * The one execution provider the ORT rows run on. Default cpu. No fallback: a provider
+   * that does not load fails the bench, since a CPU figure under a GPU label would mislead.
+   */
+  provider?: ExecutionProvider;
+  /** TensorRT/CUDA options (config `inference` keys); reach the GPU only through a patched binding. */
+  tuning?: ProviderTuning;
   /** Manifest names; default: every model in the manifest. */
   models?: readonly string[];
   /** Also run the original TF.js graphs. Default true. */
@@ -81,7 +87,7 @@ export interface ModelBenchRow {
   /** Manifest name; for TF.js rows, the float model whose original graph ran. */
   model: string;
   runtime: BenchRuntime;
-  /** "ORT", "ORT 1 thread" or "TF.js wasm". */
+  /** "ORT", "ORT 1 thread", "ORT cuda" (a GPU provider) or "TF.js wasm". */
   label: string;
   threads: number;
   /** What one run is fed, e.g. "uint8 NHWC 416x416". */
@@ -113,6 +119,7 @@ export interface ModelBenchResult {
     frames: number;
     warmup: number;
     threads: number;
+    provider: ExecutionProvider;
     models: string[];
     tfjs: boolean;
     video: string;
@@ -190,15 +197,14 @@ function describeInput(input: ModelInputSpec): string {
 }
 
 /**
- * One frame as the graph wants it: Detector.preprocess's resize, then the shared
+ * One frame as the graph wants it: fitPicture (the Detector's CPU fit), then the shared
  * input-tensor.ts step. Not Detector.preprocess itself, which needs a session per call site
  * and returns ort.Tensors, while the TF.js side needs the bare array.
  */
 export function prepareInput(img: RgbImage, input: ModelInputSpec): ModelInputData {
-  const transform = computeLetterbox(img.width, img.height, input.width, input.height, input.resize);
-  const resized = resizeToModel(img, transform, PAD_FILL);
-  // resized is ours alone, so a BGR uint8 model may swap its channels in place.
-  return toModelInputData(resized, input, { consume: true, where: "bench model" });
+  const { fitted } = fitPicture(img, input);
+  // fitted is ours alone, so a BGR uint8 model may swap its channels in place.
+  return toModelInputData(fitted, input, { consume: true, where: "bench model" });
 }
 
 /** The model at the top of `name`'s parent chain: the one converted straight from TF.js. */
@@ -277,29 +283,18 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBenchResult> {
-  const startedAt = new Date().toISOString();
-  const frames = positiveInt("frames", opts.frames ?? DEFAULT_FRAMES);
-  const warmup = nonNegativeInt("warmup", opts.warmup ?? DEFAULT_WARMUP);
-  const threads = positiveInt("threads", opts.threads ?? os.availableParallelism());
-  const wantTfjs = opts.tfjs ?? true;
-  const video = resolve(opts.video ?? DEFAULT_BENCH_VIDEO);
-  const manifestPath = opts.manifestPath ?? DEFAULT_MANIFEST_PATH;
-  const progress = opts.onProgress ?? (() => undefined);
+type Progress = (event: BenchProgress) => void;
 
-  const manifest = await readManifest(manifestPath);
-  const names = [...new Set(opts.models ?? Object.keys(manifest.models))];
-  if (names.length === 0) throw new RangeError("benchModels: models is empty; name at least one manifest model or leave it out");
-  const resolved = names.map((n) => resolveModel(manifest, manifestPath, n));
-
+/** The models grouped by the TF.js graph they descend from, each group with that graph or why it is left out. */
+function groupByTfjsRoot(manifest: Manifest, manifestPath: string, models: readonly ResolvedModel[], wantTfjs: boolean, tfjsDir: string | undefined): Map<string, Group> {
   const groups = new Map<string, Group>();
-  for (const m of resolved) {
+  for (const m of models) {
     const root = rootOf(manifest, m.name, manifestPath);
     let g = groups.get(root);
     if (!g) {
       g = { root, models: [], tfjsGraph: null, tfjsSkip: null };
       const rootEntry = manifest.models[root];
-      const graph = tfjsGraphPath(rootEntry, opts.tfjsDir);
+      const graph = tfjsGraphPath(rootEntry, tfjsDir);
       if (!wantTfjs) g.tfjsSkip = "--no-tfjs";
       else if (rootEntry.input.dtype !== "float32") g.tfjsSkip = `root model "${root}" has ${rootEntry.input.dtype} input; TF.js graphs take float32`;
       else if (graph === null) g.tfjsSkip = `model "${root}" lists no TF.js model.json in source.files`;
@@ -308,29 +303,42 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
     }
     g.models.push(m);
   }
+  return groups;
+}
 
+/** TF.js, loaded only when some group has its graph on disk; the groups whose graph is missing are skipped. */
+async function loadTfjsForGroups(groups: Map<string, Group>): Promise<{ tfjs: TfjsModule | null; skipped: SkippedRun[] }> {
   let tfjs: TfjsModule | null = null;
-  const skipped: SkippedRun[] = [];
-  if ([...groups.values()].some((g) => g.tfjsGraph !== null)) {
-    for (const g of groups.values()) {
-      if (g.tfjsGraph !== null && !existsSync(g.tfjsGraph)) {
-        g.tfjsSkip = `${g.tfjsGraph} not found (\`perceptd models build\` extracts it)`;
-        g.tfjsGraph = null;
-      }
+  for (const g of groups.values()) {
+    if (g.tfjsGraph !== null && !existsSync(g.tfjsGraph)) {
+      g.tfjsSkip = `${g.tfjsGraph} not found (\`perceptd models build\` extracts it)`;
+      g.tfjsGraph = null;
     }
-    if ([...groups.values()].some((g) => g.tfjsGraph !== null)) tfjs = await loadTfjs();
   }
+  if ([...groups.values()].some((g) => g.tfjsGraph !== null)) tfjs = await loadTfjs();
+  const skipped: SkippedRun[] = [];
   for (const g of groups.values()) {
     if (g.tfjsSkip !== null) skipped.push({ model: g.root, runtime: "tfjs-wasm", reason: g.tfjsSkip });
   }
+  return { tfjs, skipped };
+}
 
-  // Inputs each model needs, by name; TF.js groups need their root's float input too.
+/**
+ * Decodes the frames spread over the video and prepares each model's input from them once,
+ * before any timing; TF.js groups get their root's float input too.
+ */
+async function prepareInputs(
+  video: string,
+  frames: number,
+  manifest: Manifest,
+  groups: Map<string, Group>,
+  progress: Progress,
+): Promise<{ inputs: Map<string, ModelInputData[]>; frameIndices: number[]; notes: string[] }> {
   const inputSpecs = new Map<string, ModelInputSpec>();
   for (const g of groups.values()) {
     for (const m of g.models) inputSpecs.set(m.name, m.entry.input);
     if (g.tfjsGraph !== null) inputSpecs.set(g.root, manifest.models[g.root].input);
   }
-
   const info = await probeVideo(video);
   const wanted = spreadFrameIndices(info.frames, frames);
   const wantedSet = new Set(wanted);
@@ -352,121 +360,135 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
         `so every runtime still runs ${frames} times`,
     );
   }
+  return { inputs, frameIndices, notes };
+}
 
-  const rows: ModelBenchRow[] = [];
-  const threadConfigs = threads === 1 ? [1] : [threads, 1];
-  for (const g of groups.values()) {
-    const runners: Runner[] = [];
-    try {
-      for (const m of g.models) {
-        const bytes = await readVerifiedModel(m);
-        const frameInputs = inputs.get(m.name) ?? [];
-        const tensors = frameInputs.map((d) => toOrtTensor(d, m.entry.input));
-        for (const t of threadConfigs) {
-          const label = t === threads ? "ORT" : "ORT 1 thread";
-          progress({ kind: "load", group: g.root, what: `${m.name} on ORT, ${t} thread${t === 1 ? "" : "s"}` });
-          const created = await createSession(bytes, {
-            executionProviders: ["cpu"],
-            intraOpThreads: t,
-            // ORT's default sequential execution never uses inter-op threads; pinning them to
-            // one leaves intra-op as the only thread count in play, the one the table shows.
-            interOpThreads: 1,
-            source: m.path,
-          });
-          const session = created.session;
-          const inputName = m.entry.input.name;
-          runners.push({
-            model: m.name,
-            runtime: "onnxruntime-cpu",
-            label,
-            threads: t,
-            input: describeInput(m.entry.input),
-            samples: [],
-            run: async (frame) => {
-              await session.run({ [inputName]: tensors[frame % tensors.length] });
-            },
-            release: () => session.release(),
-          });
-        }
-      }
-      if (g.tfjsGraph !== null && tfjs !== null) {
-        progress({ kind: "load", group: g.root, what: `${g.root} on TF.js wasm (${relative(process.cwd(), g.tfjsGraph)})` });
-        const ref = await tfjs.load(g.tfjsGraph);
-        const rootInput = manifest.models[g.root].input;
-        if (ref.inputShape.join(",") !== rootInput.shape.join(",")) {
-          ref.dispose();
-          throw new Error(
-            `${g.tfjsGraph}: TF.js graph input is [${ref.inputShape.join(", ")}], but model "${g.root}" in ${manifestPath} ` +
-              `says [${rootInput.shape.join(", ")}]; the manifest and the vendored graph disagree`,
-          );
-        }
-        const frameInputs = (inputs.get(g.root) ?? []).map((d) => {
-          // Checked when grouping (the root's input is float32); a failure here is a bug.
-          if (d.dtype !== "float32") throw new Error(`bench model: TF.js input for "${g.root}" is not float32`);
-          return d.data;
-        });
-        runners.push({
-          model: g.root,
-          runtime: "tfjs-wasm",
-          label: "TF.js wasm",
-          threads: tfjs.info.threads,
-          input: describeInput(rootInput),
-          samples: [],
-          run: async (frame) => {
-            await ref.run(frameInputs[frame % frameInputs.length]);
-          },
-          release: async () => ref.dispose(),
-        });
-      }
-
-      const runOne = async (r: Runner, frame: number): Promise<number> => {
-        const t0 = process.hrtime.bigint();
-        try {
-          await r.run(frame);
-        } catch (err) {
-          throw new Error(`bench model: ${r.model} on ${r.label} (${r.threads} thread(s)), frame ${frame}: ${errorText(err)}`, {
-            cause: err,
-          });
-        }
-        return elapsedMs(t0);
-      };
-      for (let w = 0; w < warmup; w++) {
-        progress({ kind: "run", group: g.root, frame: w + 1, frames: warmup, warmup: true });
-        for (const r of runners) await runOne(r, w);
-      }
-      for (let f = 0; f < frames; f++) {
-        progress({ kind: "run", group: g.root, frame: f + 1, frames, warmup: false });
-        // The start rotates each frame so no runner always follows the same one: ORT's
-        // worker threads spin for a while after a run, and whoever runs next pays for it.
-        for (let k = 0; k < runners.length; k++) {
-          const r = runners[(f + k) % runners.length];
-          r.samples.push(await runOne(r, f));
-        }
-      }
-    } finally {
-      for (const r of runners) await r.release();
+/** One ONNX Runtime session on `provider` per model and thread count, each running the prepared inputs in turn. */
+async function ortRunners(
+  g: Group,
+  inputs: Map<string, ModelInputData[]>,
+  ortOptions: { provider: ExecutionProvider; tuning: ProviderTuning | undefined; threads: number },
+  progress: Progress,
+  into: Runner[],
+): Promise<void> {
+  const { provider, tuning, threads } = ortOptions;
+  // A GPU provider's figure does not depend on the CPU threads ORT keeps beside it.
+  const threadConfigs = threads === 1 || provider !== "cpu" ? [threads] : [threads, 1];
+  const ortLabel = provider === "cpu" ? "ORT" : `ORT ${provider}`;
+  for (const m of g.models) {
+    const bytes = await readVerifiedModel(m);
+    const tensors = (inputs.get(m.name) ?? []).map((d) => toOrtTensor(d, m.entry.input));
+    for (const t of threadConfigs) {
+      progress({ kind: "load", group: g.root, what: `${m.name} on ORT, ${t} thread${t === 1 ? "" : "s"}` });
+      const created = await createSession(bytes, {
+        executionProviders: [provider],
+        tuning,
+        intraOpThreads: t,
+        // ORT's default sequential execution never uses inter-op threads; pinning them to
+        // one leaves intra-op as the only thread count in play, the one the table shows.
+        interOpThreads: 1,
+        source: m.path,
+      });
+      const session = created.session;
+      const inputName = m.entry.input.name;
+      into.push({
+        model: m.name,
+        runtime: `onnxruntime-${provider}`,
+        label: t === threads ? ortLabel : `${ortLabel} 1 thread`,
+        threads: t,
+        input: describeInput(m.entry.input),
+        samples: [],
+        run: async (frame) => {
+          await session.run({ [inputName]: tensors[frame % tensors.length] });
+        },
+        release: () => session.release(),
+      });
     }
-
-    const tfjsRow = runners.find((r) => r.runtime === "tfjs-wasm");
-    const tfjsP50 = tfjsRow ? latencyStats(tfjsRow.samples).p50Ms : null;
-    const groupRows = runners.map((r): ModelBenchRow => {
-      const stats = latencyStats(r.samples);
-      return {
-        model: r.model,
-        runtime: r.runtime,
-        label: r.label,
-        threads: r.threads,
-        input: r.input,
-        stats,
-        samplesMs: r.samples,
-        speedupVsTfjs: tfjsP50 === null ? null : tfjsP50 / stats.p50Ms,
-        tfjsBaseline: tfjsRow ? tfjsRow.model : null,
-      };
-    });
-    progress({ kind: "group-done", group: g.root, rows: groupRows });
-    rows.push(...groupRows);
   }
+}
 
+/** The group's TF.js graph on the wasm backend, checked against the manifest's input shape. */
+async function tfjsRunner(g: Group & { tfjsGraph: string }, tfjs: TfjsModule, manifest: Manifest, manifestPath: string, inputs: Map<string, ModelInputData[]>, progress: Progress): Promise<Runner> {
+  progress({ kind: "load", group: g.root, what: `${g.root} on TF.js wasm (${relative(process.cwd(), g.tfjsGraph)})` });
+  const ref = await tfjs.load(g.tfjsGraph);
+  const rootInput = manifest.models[g.root].input;
+  if (ref.inputShape.join(",") !== rootInput.shape.join(",")) {
+    ref.dispose();
+    throw new Error(
+      `${g.tfjsGraph}: TF.js graph input is [${ref.inputShape.join(", ")}], but model "${g.root}" in ${manifestPath} ` +
+        `says [${rootInput.shape.join(", ")}]; the manifest and the vendored graph disagree`,
+    );
+  }
+  const frameInputs = (inputs.get(g.root) ?? []).map((d) => {
+    // Checked when grouping (the root's input is float32); a failure here is a bug.
+    if (d.dtype !== "float32") throw new Error(`bench model: TF.js input for "${g.root}" is not float32`);
+    return d.data;
+  });
+  return {
+    model: g.root,
+    runtime: "tfjs-wasm",
+    label: "TF.js wasm",
+    threads: tfjs.info.threads,
+    input: describeInput(rootInput),
+    samples: [],
+    run: async (frame) => {
+      await ref.run(frameInputs[frame % frameInputs.length]);
+    },
+    release: async () => ref.dispose(),
+  };
+}
+
+/** Warm-up runs, then the timed ones, the runners alternating frame by frame; samples land in each runner. */
+async function timeRunners(root: string, runners: readonly Runner[], frames: number, warmup: number, progress: Progress): Promise<void> {
+  const runOne = async (r: Runner, frame: number): Promise<number> => {
+    const t0 = process.hrtime.bigint();
+    try {
+      await r.run(frame);
+    } catch (err) {
+      throw new Error(`bench model: ${r.model} on ${r.label} (${r.threads} thread(s)), frame ${frame}: ${errorText(err)}`, {
+        cause: err,
+      });
+    }
+    return elapsedMs(t0);
+  };
+  for (let w = 0; w < warmup; w++) {
+    progress({ kind: "run", group: root, frame: w + 1, frames: warmup, warmup: true });
+    for (const r of runners) await runOne(r, w);
+  }
+  for (let f = 0; f < frames; f++) {
+    progress({ kind: "run", group: root, frame: f + 1, frames, warmup: false });
+    // The start rotates each frame so no runner always follows the same one: ORT's
+    // worker threads spin for a while after a run, and whoever runs next pays for it.
+    for (let k = 0; k < runners.length; k++) {
+      const r = runners[(f + k) % runners.length];
+      r.samples.push(await runOne(r, f));
+    }
+  }
+}
+
+/** A group's rows, each with its speed-up against the group's TF.js run when there is one. */
+function groupRows(runners: readonly Runner[]): ModelBenchRow[] {
+  const tfjsRow = runners.find((r) => r.runtime === "tfjs-wasm");
+  const tfjsP50 = tfjsRow ? latencyStats(tfjsRow.samples).p50Ms : null;
+  return runners.map((r): ModelBenchRow => {
+    const stats = latencyStats(r.samples);
+    return {
+      model: r.model,
+      runtime: r.runtime,
+      label: r.label,
+      threads: r.threads,
+      input: r.input,
+      stats,
+      samplesMs: r.samples,
+      speedupVsTfjs: tfjsP50 === null ? null : tfjsP50 / stats.p50Ms,
+      tfjsBaseline: tfjsRow ? tfjsRow.model : null,
+    };
+  });
+}
+
+/** What the table measured and how to read it. */
+function benchNotes(rows: readonly ModelBenchRow[], manifest: Manifest, threads: number): string[] {
+  const notes: string[] = [];
   const hasTfjs = rows.some((r) => r.runtime === "tfjs-wasm");
   notes.push(
     "Timed: the graph run alone (ORT: await session.run" +
@@ -491,6 +513,47 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
       "sequential single-stream throughput (1000 / mean)." +
       (hasTfjs ? " speedup = TF.js p50 / row p50, against the same TF.js graph, both from this run." : ""),
   );
+  return notes;
+}
+
+/**
+ * Times every model's graph on ONNX Runtime (all cores and one thread, or one GPU provider) and, where its TF.js
+ * ancestor is vendored, that graph on TF.js wasm, on the same frames: group the models, load
+ * TF.js if needed, prepare the inputs once, then per group load, time and release.
+ */
+export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBenchResult> {
+  const startedAt = new Date().toISOString();
+  const frames = positiveInt("frames", opts.frames ?? DEFAULT_FRAMES);
+  const warmup = nonNegativeInt("warmup", opts.warmup ?? DEFAULT_WARMUP);
+  const threads = positiveInt("threads", opts.threads ?? os.availableParallelism());
+  const provider = opts.provider ?? "cpu";
+  const wantTfjs = opts.tfjs ?? true;
+  const video = resolve(opts.video ?? DEFAULT_BENCH_VIDEO);
+  const manifestPath = opts.manifestPath ?? DEFAULT_MANIFEST_PATH;
+  const progress = opts.onProgress ?? (() => undefined);
+
+  const manifest = await readManifest(manifestPath);
+  const names = [...new Set(opts.models ?? Object.keys(manifest.models))];
+  if (names.length === 0) throw new RangeError("benchModels: models is empty; name at least one manifest model or leave it out");
+  const groups = groupByTfjsRoot(manifest, manifestPath, names.map((n) => resolveModel(manifest, manifestPath, n)), wantTfjs, opts.tfjsDir);
+  const { tfjs, skipped } = await loadTfjsForGroups(groups);
+  const { inputs, frameIndices, notes } = await prepareInputs(video, frames, manifest, groups, progress);
+
+  const rows: ModelBenchRow[] = [];
+  for (const g of groups.values()) {
+    const runners: Runner[] = [];
+    try {
+      await ortRunners(g, inputs, { provider, tuning: opts.tuning, threads }, progress, runners);
+      if (g.tfjsGraph !== null && tfjs !== null) runners.push(await tfjsRunner({ ...g, tfjsGraph: g.tfjsGraph }, tfjs, manifest, manifestPath, inputs, progress));
+      await timeRunners(g.root, runners, frames, warmup, progress);
+    } finally {
+      for (const r of runners) await r.release();
+    }
+    const done = groupRows(runners);
+    progress({ kind: "group-done", group: g.root, rows: done });
+    rows.push(...done);
+  }
+  notes.push(...benchNotes(rows, manifest, threads));
 
   return {
     bench: "model",
@@ -509,6 +572,7 @@ export async function benchModels(opts: ModelBenchOptions = {}): Promise<ModelBe
       frames,
       warmup,
       threads,
+      provider,
       models: names,
       tfjs: wantTfjs,
       video,
@@ -560,7 +624,8 @@ export function renderModelBench(result: ModelBenchResult): string {
       ? "tfjs:        not run"
       : `tfjs:        @tensorflow/tfjs ${v.tfjs}, backend ${backend.backend} ${v.tfjsBackendWasm ?? ""}` +
         `${backend.backend === "wasm" ? ` (SIMD ${backend.simd ? "on" : "off"}, ${backend.threads} thread)` : ""}`,
-    `threads:     ORT intra-op ${s.threads}${s.threads === 1 ? "" : " (plus an ORT 1 thread row per model)"}; TF.js ${backend?.threads ?? "-"}`,
+    `threads:     ORT intra-op ${s.threads}${s.threads === 1 || s.provider !== "cpu" ? "" : " (plus an ORT 1 thread row per model)"}; TF.js ${backend?.threads ?? "-"}`,
+    `provider:    ${s.provider}`,
     `frames:      ${s.frames} timed + ${s.warmup} warm-up per row; ${s.frameIndices.length} frames of ${relative(process.cwd(), s.video) || s.video} ` +
       `(frames ${s.frameIndices.join(",")})`,
     "",

@@ -15,9 +15,9 @@
 // the daemon's own inference time come from its /metrics. Timings depend on the machine and
 // on whatever else runs on it; compare rows of one run, not runs of different days.
 import { resolve } from "node:path";
-import { MAX_REPLAY_WORKERS } from "../../config/schema.ts";
+import { MAX_REPLAY_WORKERS } from "../../infer/worker-protocol.ts";
 import { framerateFraction } from "../../ingest/pipeline-description.ts";
-import { DEFAULT_MANIFEST_PATH } from "../../model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH } from "../../infer/manifest.ts";
 import { collectDetections, removeConfig, runDaemon, writeConfig } from "../../soak/daemon-process.ts";
 import { histogramDelta, histogramOf, histogramQuantile, parsePrometheusText, scrapeMetricsText, sumSamples, type PromSample } from "../../soak/prometheus.ts";
 import { machineInfo, type MachineInfo } from "../../util/machine-info.ts";

@@ -7,7 +7,7 @@ import * as ort from "onnxruntime-node";
 import { toOrtTensor } from "../../infer/input-tensor.ts";
 import { createSession } from "../../infer/session.ts";
 import { probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
-import { readManifest, readVerifiedModel, resolveModel, type ModelEntry } from "../../model/manifest.ts";
+import { readManifest, readVerifiedModel, resolveModel, type ModelEntry } from "../../infer/manifest.ts";
 import { prepareInput, spreadFrameIndices } from "./model-bench.ts";
 
 export interface RawModel {

@@ -6,6 +6,13 @@ import { InvalidArgumentError, type Command } from "commander";
 import type { BenchProgress, ModelBenchOptions } from "../bench/model-bench.ts";
 import type { PipelineBenchOptions } from "../bench/pipeline-bench.ts";
 import { DEFAULT_PIPELINE_FRAMES, DEFAULT_PIPELINE_WARMUP } from "../bench/pipeline-defaults.ts";
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from "../../core/providers.ts";
+
+function providerOption(value: string): ExecutionProvider {
+  const p = EXECUTION_PROVIDERS.find((known) => known === value);
+  if (p === undefined) throw new InvalidArgumentError(`expected one of ${EXECUTION_PROVIDERS.join(", ")}, got "${value}"`);
+  return p;
+}
 
 function intOption(min: number): (value: string) => number {
   return (value) => {
@@ -98,6 +105,9 @@ interface PipelineCommandOptions {
 }
 
 interface ModelCommandOptions {
+  provider: ExecutionProvider;
+  config: string;
+  set: string[];
   frames: number;
   warmup: number;
   threads?: number;
@@ -123,13 +133,29 @@ export function register(program: Command): void {
     .option("--no-tfjs", "skip the TensorFlow.js side")
     .option("--json", "print only the JSON result on stdout")
     .option("--video <path>", "video to take frames from (default: .cache/fixtures/vtest.avi in the repository)")
+    .option("--provider <name>", `execution provider of the ORT rows, no fallback (${EXECUTION_PROVIDERS.join(", ")})`, providerOption, "cpu")
+    .option("--config <path>", "configuration whose inference.trt*/cuda* keys tune a GPU provider", "config/default.yaml")
+    .option("--set <key=value>", "override a config key (repeatable), e.g. --set inference.trtFp16=false", (v: string, prev: string[]) => [...prev, v], [])
     .action(async (opts: ModelCommandOptions) => {
       const { benchModels, renderModelBench } = await import("../bench/model-bench.ts");
+      const { ConfigError, loadConfig } = await import("../../config/load.ts");
+      const { EX_CONFIG, ExitError } = await import("./run.ts");
+      // The provider tuning comes from the one config schema, so a bench row and the daemon
+      // are tuned by the same keys; a bad key or value fails here with exit 78 like `run`.
+      let tuning;
+      try {
+        tuning = (await loadConfig(opts.config, { set: opts.set })).config.inference;
+      } catch (e) {
+        if (e instanceof ConfigError) throw new ExitError(e.message, EX_CONFIG);
+        throw e;
+      }
       const progress = progressPrinter(process.stderr);
       const benchOpts: ModelBenchOptions = {
         frames: opts.frames,
         warmup: opts.warmup,
         threads: opts.threads,
+        provider: opts.provider,
+        tuning,
         models: opts.models,
         tfjs: opts.tfjs,
         video: opts.video,

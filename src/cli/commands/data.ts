@@ -2,15 +2,14 @@
 // packages, `list` shows the sets, `build` decodes a set (or any mix of pictures, videos and
 // folders) once and fits every frame to a model's input into the frame cache that pruning,
 // evaluation, fine-tuning and quantization read (docs/datasets.md).
-import type { Command } from "commander";
-import { InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { buildFrameCache } from "../../model/data/build.ts";
 import { readDatasets } from "../../model/data/datasets.ts";
 import { fetchDatasets } from "../../model/data/fetch.ts";
 import { checkDataPurpose, DATA_PURPOSES, type DataPurpose } from "../../model/data/guard.ts";
 import { resolveDataSpecs } from "../../model/data/spec.ts";
 import { resolveModelArg } from "../../model/eval/model-arg.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest } from "../../model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest } from "../../infer/manifest.ts";
 
 const SPEC_HELP = `
 DATA is a built-in set (corpus:calibration, corpus:validation, corpus:out-of-scene,

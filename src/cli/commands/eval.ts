@@ -19,7 +19,7 @@ import { DEFAULT_EVAL_VIDEO, splitVideoFrames } from "../../model/eval/frames.ts
 import { evaluateAgainstBar, type BarVerdict } from "../../model/eval/bar.ts";
 import { resolveModelArg } from "../../model/eval/model-arg.ts";
 import { DEFAULT_EVAL_SETS, evaluateOnSets, type SetAgreement } from "../../model/eval/set-agreement.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, type Manifest, type ResolvedModel } from "../../model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, type Manifest, type ResolvedModel } from "../../infer/manifest.ts";
 import { formatFixed, markdownTable } from "../bench/table.ts";
 import { parseFrameSpec } from "./detect.ts";
 import { renderSetAgreement, renderVerdict } from "./eval-sets.ts";

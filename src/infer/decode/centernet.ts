@@ -1,7 +1,7 @@
 // Decoders for MobileNetV3-CenterNet. The heads decoder reproduces the model's own
 // built-in decode graph so the two export variants (raw heads, or [1,100,6] detections)
 // give the same detections for the same frame.
-import type { Detection, RawTensor } from "../types.ts";
+import type { Detection, RawTensor } from "../../core/types.ts";
 
 export const CENTERNET_DEFAULT_TOP_K = 100;
 export const CENTERNET_DEFAULT_STRIDE = 4;
@@ -9,7 +9,7 @@ export const CENTERNET_DEFAULT_STRIDE = 4;
 export interface CenterNetHeadsOptions {
   inputWidth: number;
   inputHeight: number;
-  /** Kept when score >= scoreThreshold, applied after the top-K selection. */
+  /** Kept when score > scoreThreshold (src/core/postprocess.ts), applied after the top-K selection. */
   scoreThreshold: number;
   classFilter?: ReadonlySet<number>;
   labels: readonly string[];
@@ -105,8 +105,8 @@ export function decodeCenterNetHeads(heatmap: RawTensor, wh: RawTensor, opts: Ce
       for (let c = 0; c < C; c++) {
         const v = heat[pix + c];
         // Filtering on the threshold before top-K gives the same result as after it (every
-        // peak >= threshold outranks every peak below it) and skips most of the map.
-        if (!(v >= opts.scoreThreshold)) continue;
+        // peak above the threshold outranks every other) and skips most of the map.
+        if (!(v > opts.scoreThreshold)) continue;
         if (hSize === topK && !(v > hScore[0])) continue;
         let isPeak = true;
         for (let yy = y0; yy <= y1 && isPeak; yy++) {
@@ -177,7 +177,7 @@ export function decodeCenterNetDetections(detections: RawTensor, opts: CenterNet
   for (let r = 0; r < dims[1]; r++) {
     const o = r * 6;
     const score = d[o + 4];
-    if (!(score >= opts.scoreThreshold)) continue;
+    if (!(score > opts.scoreThreshold)) continue;
     // The class travels as a float; round so 2.9999999 from a cast still means class 3.
     const classId = Math.round(d[o + 5]);
     if (!(classId >= 0 && classId < opts.labels.length)) {

@@ -1,9 +1,8 @@
 // Registry that binds a decoder to a model's ONNX output names, so the detector only has
 // to hand over session outputs by name and never knows which architecture it runs.
-import type { Detection, RawTensor } from "../types.ts";
+import type { Detection, RawTensor } from "../../core/types.ts";
 import { decodeCenterNetDetections, decodeCenterNetHeads } from "./centernet.ts";
-import { decodeNanoDet } from "./nanodet.ts";
-import type { NanoDetLevel } from "./nanodet.ts";
+import { decodeNanoDet, type NanoDetLevel } from "./nanodet.ts";
 
 export const DECODER_KINDS = ["nanodet-gfl", "centernet-heads", "centernet-detections"] as const;
 export type DecoderKind = (typeof DECODER_KINDS)[number];
@@ -38,7 +37,7 @@ export interface Decoder {
   readonly kind: DecoderKind;
   /** ONNX output names this decoder reads, e.g. to fetch only those from a session. */
   readonly outputNames: readonly string[];
-  /** Candidates in model-input pixels; map with toSourceDetections, run nms as needed. */
+  /** Candidates in model-input pixels; src/infer/frame-processor.ts takes them on (map back, NMS, cap). */
   decode(outputs: Readonly<Record<string, RawTensor>>, opts: DecodeOptions): Detection[];
 }
 

@@ -1,6 +1,6 @@
 // Generalized Focal Loss decode for NanoDet: per level a sigmoid-ed class-score map and,
 // per side of the box, a discrete distribution over distances 0..regMax (in stride units).
-import type { Box, Detection, RawTensor } from "../types.ts";
+import type { Box, Detection, RawTensor } from "../../core/types.ts";
 
 /** NanoDet (original) places anchor centres in the middle of each cell; NanoDet-Plus uses 0. */
 export const NANODET_DEFAULT_CENTER_OFFSET = 0.5;

@@ -1,6 +1,6 @@
 // Frames into GStreamer through an appsrc: the JPEG encoder of the live view and the video
 // writer of `perceptd detect --out` feed their pipelines this way.
-import type { RgbImage } from "../rgb-image.ts";
+import type { RgbImage } from "../../core/rgb-image.ts";
 import { isAppSrc, type GstAppSrcHandle } from "./binding.ts";
 import type { GstRunner } from "./pipeline-runner.ts";
 

@@ -7,8 +7,7 @@
 // The pipeline starts on the first encode, so a daemon whose view nobody watches never
 // builds one. Encodes run one at a time in call order; frames of any size may follow each
 // other (the caps are set per frame when the size changes).
-import type { RgbImage } from "../rgb-image.ts";
-import { assertRgbImage } from "../rgb-image.ts";
+import { type RgbImage, assertRgbImage } from "../../core/rgb-image.ts";
 import { appSrcOf, pushRgb, rgbCaps } from "./appsrc.ts";
 import type { GstAppSrcHandle } from "./binding.ts";
 import { GstRunner, reserveGstThreads } from "./pipeline-runner.ts";

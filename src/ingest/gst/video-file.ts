@@ -1,10 +1,10 @@
 // Decoded RGB frames from a video file through GStreamer (decodebin picks the demuxer and
 // decoder), for offline runs of the detector over recordings and for the tests.
 import { resolve } from "node:path";
-import type { FitTarget } from "../../infer/frame-fit.ts";
-import type { LetterboxTransform } from "../../infer/types.ts";
+import type { FitTarget } from "../frame-fit.ts";
+import type { LetterboxTransform } from "../../core/types.ts";
 import { describePipeline, ELEMENTS, tailTransform } from "../pipeline-description.ts";
-import type { RgbImage } from "../rgb-image.ts";
+import type { RgbImage } from "../../core/rgb-image.ts";
 import { GstRunner, packRgb, parseFramerate, reserveGstThreads, type RunnerSample } from "./pipeline-runner.ts";
 import type { GstStructureObject } from "./binding.ts";
 import { readProbe } from "./probe.ts";

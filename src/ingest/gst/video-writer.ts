@@ -12,8 +12,7 @@
 // which an appsink could not do.
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
-import type { RgbImage } from "../rgb-image.ts";
-import { assertRgbImage } from "../rgb-image.ts";
+import { type RgbImage, assertRgbImage } from "../../core/rgb-image.ts";
 import { appSrcOf, pushRgb, rgbCaps } from "./appsrc.ts";
 import type { GstAppSrcHandle } from "./binding.ts";
 import { GstRunner, reserveGstThreads } from "./pipeline-runner.ts";

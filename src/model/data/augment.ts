@@ -4,7 +4,7 @@
 // index can record it per item and a rebuild gives the same bytes; the picture is
 // augmented at source size, before it is fitted to the model input like any frame.
 import jpeg from "jpeg-js";
-import type { RgbImage } from "../../ingest/rgb-image.ts";
+import type { RgbImage } from "../../core/rgb-image.ts";
 
 export interface AugmentPlan {
   flip: boolean;

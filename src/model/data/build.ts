@@ -4,8 +4,8 @@
 // gets the cache folder this returns.
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
-import type { FitTarget } from "../../infer/frame-fit.ts";
-import { MODELS_DIR } from "../manifest.ts";
+import type { FitTarget } from "../../ingest/frame-fit.ts";
+import { MODELS_DIR } from "../../infer/manifest.ts";
 import { readDatasets, type Datasets } from "./datasets.ts";
 import { FrameCache, FrameCacheWriter, readFrameIndex, type FrameIndex } from "./frame-cache.ts";
 import { checkDataPurpose, checkFrameCachePurpose, type DataPurpose } from "./guard.ts";

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
-import { MODELS_DIR } from "../manifest.ts";
+import { MODELS_DIR } from "../../infer/manifest.ts";
 
 export const DATASETS_PATH = join(MODELS_DIR, "datasets.json");
 /** Where fetched packages are extracted: .cache/datasets/<package key>/<path in its root>. */

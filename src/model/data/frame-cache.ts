@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { open, readFile, rename, rm, mkdir, stat, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import type { ResizeMode } from "../../infer/types.ts";
+import type { ResizeMode } from "../../core/types.ts";
 import { writeFileAtomic } from "../../util/atomic-write.ts";
 
 export const FRAME_CACHE_FORMAT = "perceptd-frames/1";

@@ -1,13 +1,13 @@
 // Decodes a data selection and fits every frame to a model input the way the daemon does:
 // video frames through the daemon's own file pipeline, pictures and augmented copies
-// through the same conversion tail fed by appsrc (src/infer/offline-fit.ts). Yields frames
+// through the same conversion tail fed by appsrc (src/ingest/offline-fit.ts). Yields frames
 // with what they are (source, frame, augmentation, seed) for the frame cache's index.
-import type { FitTarget } from "../../infer/frame-fit.ts";
-import { PictureFitter } from "../../infer/offline-fit.ts";
-import type { LetterboxTransform } from "../../infer/types.ts";
+import type { FitTarget } from "../../ingest/frame-fit.ts";
+import { PictureFitter } from "../../ingest/offline-fit.ts";
+import type { LetterboxTransform } from "../../core/types.ts";
 import { fitVideoFrames, readVideoFrames } from "../../ingest/gst/video-file.ts";
 import { readImageFile } from "../../ingest/image-file.ts";
-import type { RgbImage } from "../../ingest/rgb-image.ts";
+import type { RgbImage } from "../../core/rgb-image.ts";
 import { augment, describeAugment, planAugment, seedOf } from "./augment.ts";
 import type { FrameItem } from "./frame-cache.ts";
 import { formatFrameRange, inRange, type DataSelection, type DataSource } from "./spec.ts";

@@ -6,15 +6,16 @@
 // per frame), as a COCO evaluation ranks all of a detector's output; the reference keeps only
 // what scores above the stated reference threshold. Boxes are compared in source pixels, so
 // models with different input sizes (nanodet 416, centernet 512) compare fairly. Frames are
-// fitted to each model's input by the daemon's own pipeline (src/infer/frame-fit.ts).
-import { DEFAULT_SCORE_THRESHOLD, Detector, type DetectorOptions } from "../../infer/detector.ts";
-import type { Detection } from "../../infer/types.ts";
-import type { FitTarget } from "../../infer/frame-fit.ts";
-import { PictureFitter } from "../../infer/offline-fit.ts";
+// fitted to each model's input by the daemon's own pipeline (src/ingest/frame-fit.ts).
+import { DEFAULT_SCORE_THRESHOLD } from "../../core/postprocess.ts";
+import { Detector, type DetectorOptions } from "../../infer/detector.ts";
+import type { Detection } from "../../core/types.ts";
+import type { FitTarget } from "../../ingest/frame-fit.ts";
+import { PictureFitter } from "../../ingest/offline-fit.ts";
 import { fitVideoFrames } from "../../ingest/gst/video-file.ts";
 import { readImageFile } from "../../ingest/image-file.ts";
-import type { RgbImage } from "../../ingest/rgb-image.ts";
-import type { ResolvedModel } from "../manifest.ts";
+import type { RgbImage } from "../../core/rgb-image.ts";
+import type { ResolvedModel } from "../../infer/manifest.ts";
 import type { CocoLabels, LabelledImage } from "./coco-json.ts";
 import { meanAveragePrecision, recallAt, type EvalFrame } from "./map.ts";
 

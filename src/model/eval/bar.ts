@@ -6,7 +6,7 @@
 //     class collapse.
 // One function evaluates models against it and returns a verdict a command, the build of the
 // shipped variants or a test can act on.
-import { readVerifiedModel, type ResolvedModel } from "../manifest.ts";
+import { readVerifiedModel, type ResolvedModel } from "../../infer/manifest.ts";
 import { decodeModel } from "../onnx/serialize.ts";
 import { measureSideBySide } from "../prune/latency.ts";
 import { COLLAPSE_RECALL, evaluateOnSets, type EvalProgress, type SessionChoice, type SetAgreement } from "./set-agreement.ts";

@@ -9,8 +9,8 @@
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import { z } from "zod";
-import type { Box } from "../../infer/types.ts";
-import { formatZodIssues } from "../manifest.ts";
+import type { Box } from "../../core/types.ts";
+import { formatZodIssues } from "../../infer/manifest.ts";
 
 const CocoSchema = z.object({
   images: z.array(

@@ -1,5 +1,5 @@
 // Real frames for judging and calibrating models offline: decoded and fitted to a model's
-// input by the daemon's own GStreamer pipeline (fitVideoFrames, src/infer/frame-fit.ts), so
+// input by the daemon's own GStreamer pipeline (fitVideoFrames, src/ingest/frame-fit.ts), so
 // they are the very pixels the daemon would feed the model, then the shared input-tensor step.
 //
 // Calibration (pruning importance, least-squares recovery) and evaluation (agreement) must
@@ -9,10 +9,10 @@
 // near-identical frames of one moment (vtest.avi: 10 fps) from landing on both sides.
 import { resolve } from "node:path";
 import { toModelInputData, type ModelInputData, type ModelInputSpec } from "../../infer/input-tensor.ts";
-import type { LetterboxTransform } from "../../infer/types.ts";
+import type { LetterboxTransform } from "../../core/types.ts";
 import { fitVideoFrames, probeVideo, readVideoFrames } from "../../ingest/gst/video-file.ts";
-import type { RgbImage } from "../../ingest/rgb-image.ts";
-import { MODELS_DIR } from "../manifest.ts";
+import type { RgbImage } from "../../core/rgb-image.ts";
+import { MODELS_DIR } from "../../infer/manifest.ts";
 
 export const DEFAULT_EVAL_VIDEO = resolve(MODELS_DIR, "..", ".cache/fixtures/vtest.avi");
 /** Share of the clip, from its start, that calibration frames are drawn from. */

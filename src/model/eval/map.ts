@@ -2,7 +2,7 @@
 // with its dense parent: the parent's detections play the part of ground truth. Real
 // labels (COCO JSON) go through the same code.
 import { iou } from "../../infer/nms.ts";
-import type { Detection } from "../../infer/types.ts";
+import type { Detection } from "../../core/types.ts";
 
 export interface EvalFrame {
   /** reference boxes ("ground truth") */

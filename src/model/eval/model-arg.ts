@@ -5,7 +5,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import { decodeModel } from "../onnx/serialize.ts";
-import { resolveModel, sha256Hex, type Manifest, type ModelEntry, type ResolvedModel } from "../manifest.ts";
+import { resolveModel, sha256Hex, type Manifest, type ModelEntry, type ResolvedModel } from "../../infer/manifest.ts";
 
 function decoderOutputs(entry: ModelEntry): string[] {
   const d = entry.decoder;
@@ -42,7 +42,14 @@ export async function resolveModelArg(arg: string, manifest: Manifest, manifestP
   }
   const input = graph.inputs.length === 1 ? graph.inputs[0] : undefined;
   const outputs = new Set(graph.outputs.map((o) => o.name));
-  const like = Object.entries(manifest.models).find(
+  // Of the interchangeable entries, the one nearest the imported model (fewest parents):
+  // a file is run and compared like nanodet-u8, not like one of its pruned or INT8 variants.
+  const depth = (name: string): number => {
+    let d = 0;
+    for (let e = manifest.models[name]; e?.parent != null && d < 16; e = manifest.models[e.parent]) d++;
+    return d;
+  };
+  const like = Object.entries(manifest.models).sort(([a], [b]) => depth(a) - depth(b)).find(
     ([, e]) =>
       input !== undefined &&
       e.input.name === input.name &&

@@ -8,13 +8,13 @@
 // the bar's operating point (same class, IoU >= 0.5, model score >= 0.3), overall and per
 // class, with class collapse flagged (a class with >= 5 confident objects found < 80 %).
 // Frames come from the frame cache, fitted by the daemon's own pipeline.
-import type { FitTarget } from "../../infer/frame-fit.ts";
+import type { FitTarget } from "../../ingest/frame-fit.ts";
 import { Detector, type DetectorOptions } from "../../infer/detector.ts";
-import type { Detection } from "../../infer/types.ts";
+import type { Detection } from "../../core/types.ts";
 import { tailTransform } from "../../ingest/pipeline-description.ts";
 import { prepareFrames } from "../data/build.ts";
 import type { FrameCache } from "../data/frame-cache.ts";
-import type { ResolvedModel } from "../manifest.ts";
+import type { ResolvedModel } from "../../infer/manifest.ts";
 import { AGREEMENT_CLASSES, DEFAULT_REFERENCE_THRESHOLD, PREDICTION_SCORE_FLOOR } from "./agreement.ts";
 import { averagePrecision, recallAt, type EvalFrame } from "./map.ts";
 

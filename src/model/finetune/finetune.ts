@@ -13,7 +13,7 @@ import * as ort from "onnxruntime-node";
 import { writeFileAtomic } from "../../util/atomic-write.ts";
 import { prepareFrames } from "../data/build.ts";
 import { resolveModelArg } from "../eval/model-arg.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, type ResolvedModel } from "../manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, type ResolvedModel } from "../../infer/manifest.ts";
 import { checkOnnx } from "../onnx-checker.ts";
 import { DEFAULT_AUGMENT, runDistillation, type AugmentSettings, type DistillEvent, type DistillHead, type DistillSummary } from "./distill.ts";
 

@@ -16,6 +16,7 @@ const DTYPE_TO_ONNX: Record<DType, number> = {
   int32: DT.INT32,
   int64: DT.INT64,
   uint8: DT.UINT8,
+  int8: DT.INT8,
   bool: DT.BOOL,
 };
 
@@ -75,6 +76,8 @@ function allocate(dtype: DType, n: number): TensorData {
     case "uint8":
     case "bool":
       return new Uint8Array(n);
+    case "int8":
+      return new Int8Array(n);
   }
 }
 

@@ -67,6 +67,10 @@ const RULES: Record<string, Rule> = {
   Equal: elementwise("bool"),
   Greater: elementwise("bool"),
   Less: elementwise("bool"),
+  // QDQ (src/model/quantize/): the output has the input's shape and the zero point's type
+  // (uint8 when absent, as the spec says); dequantized values are float32.
+  QuantizeLinear: (_n, [x, , zp]) => [{ dims: x!.dims, dtype: zp?.dtype ?? "uint8" }],
+  DequantizeLinear: (_n, [x]) => [{ dims: x!.dims, dtype: "float32" }],
   Conv: (n, [x, w]) => {
     if (!w || w.dims.length !== 4) throw new ShapeError(n, `weight must be rank 4, got [${w?.dims}]`);
     const group = intAttr(n, "group", 1);
@@ -210,10 +214,24 @@ export interface GraphStats {
   convLayers: number;
 }
 
-/** Parameters (float initializer elements) and multiply-accumulates of Conv layers. */
+/**
+ * Parameters (float initializer elements, and the quantized weights and biases a
+ * DequantizeLinear reads; QDQ scales and zero points are not parameters) and
+ * multiply-accumulates of Conv layers.
+ */
 export function graphStats(g: OnnxGraph, shapes = inferShapes(g)): GraphStats {
+  const qdqConstants = new Set<string>();
+  const quantizedParameters = new Set<string>();
+  for (const n of g.nodes) {
+    if (n.opType !== "QuantizeLinear" && n.opType !== "DequantizeLinear") continue;
+    for (const i of n.inputs.slice(1)) if (i) qdqConstants.add(i);
+    if (n.opType === "DequantizeLinear" && g.initializers.has(n.inputs[0])) quantizedParameters.add(n.inputs[0]);
+  }
   let parameters = 0;
-  for (const t of g.initializers.values()) if (t.dtype === "float32" || t.dtype === "float16") parameters += t.dims.reduce((p, d) => p * d, 1);
+  for (const [name, t] of g.initializers) {
+    const float = t.dtype === "float32" || t.dtype === "float16";
+    if ((float && !qdqConstants.has(name)) || quantizedParameters.has(name)) parameters += t.dims.reduce((p, d) => p * d, 1);
+  }
   let macs = 0;
   let convLayers = 0;
   for (const n of g.nodes) {

@@ -1,9 +1,9 @@
 // Constant tensors as the model tools hold them: a dtype, static dims and a typed array.
 // int64 data is kept in a BigInt64Array so ONNX initializers round-trip exactly.
 
-export type DType = "float32" | "float16" | "int32" | "int64" | "uint8" | "bool";
+export type DType = "float32" | "float16" | "int32" | "int64" | "uint8" | "int8" | "bool";
 
-export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array;
+export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array;
 
 export interface Tensor {
   dtype: DType;
@@ -57,6 +57,8 @@ export function fromNumbers(dtype: DType, dims: number[], values: ArrayLike<numb
       for (let i = 0; i < arr.length; i++) arr[i] = values[i];
       return { dtype, dims: [...dims], data: arr };
     }
+    case "int8":
+      return { dtype, dims: [...dims], data: Int8Array.from({ length: sizeOf(dims) }, (_, i) => values[i]) };
     case "float16":
       throw new TypeError("float16 tensors are created from raw half bits, not numbers");
   }
@@ -86,6 +88,7 @@ export function bytesPerElement(dtype: DType): number {
     case "float16":
       return 2;
     case "uint8":
+    case "int8":
     case "bool":
       return 1;
   }

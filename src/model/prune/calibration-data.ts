@@ -8,7 +8,7 @@ import { extname, resolve } from "node:path";
 import { toModelInputData, type ModelInputData } from "../../infer/input-tensor.ts";
 import { prepareFrames } from "../data/build.ts";
 import { VIDEO_EXTENSIONS } from "../data/spec.ts";
-import type { ResolvedModel } from "../manifest.ts";
+import type { ResolvedModel } from "../../infer/manifest.ts";
 
 export type CalibrationSource = { kind: "clip"; video: string } | { kind: "data"; specs: string[] };
 

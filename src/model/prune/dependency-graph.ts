@@ -141,6 +141,301 @@ export function matchNodes(g: OnnxGraph, keys: readonly string[], option: string
   return out;
 }
 
+/** What tracing the channels keeps as it walks the nodes in order, with its helpers. */
+interface Trace {
+  g: OnnxGraph;
+  uf: UnionFind;
+  /** tensor -> the channel ids along its axis 1 */
+  chan: Map<string, number[]>;
+  /** ids created for channels that no Conv produces (blocked at once) */
+  orphan: Set<number>;
+  /** id -> the Conv that created it */
+  producerOf: Map<number, string>;
+  convs: Map<string, ConvInfo>;
+  ignored: ReadonlySet<string>;
+  protectStem: boolean;
+  /** tensors with a Conv somewhere upstream: a Conv reading none of them is a stem */
+  afterConv: ReadonlySet<string>;
+  fresh(n: number): number[];
+  dims(t: string): number[] | undefined;
+  constOf(t: string): number[] | undefined;
+  block(n: OnnxNode, reason: string, ids: readonly number[]): void;
+  blockInputs(n: OnnxNode, reason: string): void;
+  tieAll(a: readonly number[], b: readonly number[]): void;
+}
+
+/** A node that reads tracked channels, with its first input and that input's channels. */
+interface Visit {
+  n: OnnxNode;
+  op: string;
+  x: string;
+  xIds: number[] | undefined;
+  xDims: number[] | undefined;
+}
+
+/** Conv: a dense Conv makes new channels, a depthwise one keeps its input's, a grouped one is blocked. */
+function traceConv(t: Trace, n: OnnxNode): void {
+  const { g, chan, producerOf, convs, ignored, protectStem, afterConv, fresh, dims, block, blockInputs } = t;
+  const [x, w, b] = n.inputs;
+  const wt = g.initializers.get(w);
+  const xIds = chan.get(x);
+  const out = n.outputs[0];
+  if (!wt || (b && !g.initializers.has(b))) {
+    blockInputs(n, "Conv with a weight or bias that is not a constant");
+    return;
+  }
+  const group = intAttr(n, "group", 1);
+  const cin = dims(x)![1];
+  const cout = wt.dims[0];
+  let kind: ConvKind = "dense";
+  if (group !== 1) kind = group === cin && cout === cin ? "depthwise" : "grouped";
+  convs.set(n.name, { node: n.name, kind, input: xIds ? x : null, output: out, weight: w, bias: b || null });
+  if (kind === "depthwise" && xIds) {
+    chan.set(out, xIds); // channel c of the output is channel c of the input
+    if (ignored.has(n.name)) block(n, "protected by --ignore", xIds);
+    return;
+  }
+  const ids = fresh(cout);
+  for (const id of ids) producerOf.set(id, n.name);
+  chan.set(out, ids);
+  if (kind === "grouped") {
+    block(n, `grouped Conv (group ${group}) ties channels in blocks; not pruned`, [...(xIds ?? []), ...ids]);
+  } else if (kind === "depthwise") {
+    block(n, "depthwise Conv on channels that no earlier Conv produces", ids);
+  } else if (!xIds && protectStem && !afterConv.has(x)) {
+    block(n, "first conv (reads the model input), protected by default", ids);
+  }
+  if (ignored.has(n.name)) block(n, "protected by --ignore", ids);
+}
+
+/** Ops that keep every channel where it is (activations, pooling, resizing). */
+function tracePassThrough(t: Trace, v: Visit): void {
+  const { chan, dims, blockInputs } = t;
+  const { n, op, xIds, xDims } = v;
+  // extra inputs (Clip's bounds, Resize's sizes) must be constants or untracked scalars
+  if (!xIds || n.inputs.slice(1).some((i) => i && chan.has(i))) {
+    blockInputs(n, `${op} with channel data on an input other than the first`);
+    return;
+  }
+  if ((op === "MaxPool" && n.outputs[1]) || (op === "Dropout" && n.outputs[1])) {
+    blockInputs(n, `${op} second output (indices/mask) is used`);
+    return;
+  }
+  const oDims = dims(n.outputs[0]);
+  if (!oDims || oDims.length < 2 || oDims[1] !== xDims![1]) {
+    blockInputs(n, `${op} changes the channel count`);
+    return;
+  }
+  chan.set(n.outputs[0], xIds);
+}
+
+/** Per-channel normalisation with constant parameters: channels pass through. */
+function traceNormalization(t: Trace, v: Visit): void {
+  const { g, chan, blockInputs } = t;
+  const { n, op, xIds } = v;
+  if (!xIds || n.inputs.slice(1).some((i) => i && !g.initializers.has(i))) {
+    blockInputs(n, `${op} with parameters that are not constants`);
+    return;
+  }
+  chan.set(n.outputs[0], xIds);
+}
+
+/** Element-wise ops tie the channels of their full-width inputs together; broadcast ones are blocked. */
+function traceElementwise(t: Trace, v: Visit): void {
+  const { g, chan, dims, block, blockInputs, tieAll } = t;
+  const { n, op } = v;
+  const oDims = dims(n.outputs[0])!;
+  const r = oDims.length;
+  if (r < 2) {
+    blockInputs(n, `${op} output of rank ${r} has no channel axis`);
+    return;
+  }
+  const c = oDims[1];
+  let ref: number[] | undefined;
+  let bad: string | undefined;
+  for (const [k, i] of n.inputs.entries()) {
+    if (!i) continue;
+    const d = dims(i)!;
+    const ax = d.length - r + 1; // channel axis of this input after right-aligned broadcasting
+    const cd = ax >= 0 ? d[ax] : 1;
+    const ids = chan.get(i);
+    if (ids) {
+      if (d.length !== r) bad ??= `input ${k} has rank ${d.length}, output rank ${r}`;
+      else if (cd !== c) block(n, `input ${k} (${cd} channel) is broadcast across ${c} channels`, ids);
+      else if (ref) tieAll(ref, ids);
+      else ref = ids;
+    } else if (!g.initializers.has(i) && cd === c && c > 1) {
+      bad ??= `input ${k} (${i}) carries ${c} channels that no Conv produces`;
+    }
+  }
+  if (bad !== undefined || !ref) {
+    blockInputs(n, bad ?? `${op} has no input with the full channel axis`);
+    return;
+  }
+  for (const o of n.outputs) if (o) chan.set(o, ref);
+}
+
+/** Concat on the channel axis lines its inputs' channels up; on another axis it ties them. */
+function traceConcat(t: Trace, v: Visit): void {
+  const { chan, orphan, fresh, dims, block, blockInputs, tieAll } = t;
+  const { n } = v;
+  const oDims = dims(n.outputs[0])!;
+  let axis = intAttr(n, "axis", 0);
+  if (axis < 0) axis += oDims.length;
+  if (axis === 1) {
+    const ids: number[] = [];
+    for (const i of n.inputs) {
+      const got = chan.get(i);
+      if (got) ids.push(...got);
+      else {
+        const made = fresh(dims(i)![1]);
+        for (const id of made) orphan.add(id);
+        block(n, `Concat input ${i} has channels that no Conv produces`, made);
+        ids.push(...made);
+      }
+    }
+    chan.set(n.outputs[0], ids);
+    return;
+  }
+  // Concat on another axis: output channel c mixes channel c of every input
+  if (axis === 0 || n.inputs.some((i) => !chan.has(i))) {
+    blockInputs(n, `Concat on axis ${axis} with inputs whose channels cannot all be pruned`);
+    return;
+  }
+  const ref = chan.get(n.inputs[0])!;
+  for (const i of n.inputs.slice(1)) tieAll(ref, chan.get(i)!);
+  chan.set(n.outputs[0], ref);
+}
+
+/** Split on the channel axis hands each output its slice of the channels. */
+function traceSplit(t: Trace, v: Visit): void {
+  const { g, chan, dims, blockInputs } = t;
+  const { n, xIds, xDims } = v;
+  if (!xIds || (n.inputs[1] && !g.initializers.has(n.inputs[1]))) {
+    blockInputs(n, "Split with sizes that are not constants");
+    return;
+  }
+  let axis = intAttr(n, "axis", 0);
+  if (axis < 0) axis += xDims!.length;
+  if (axis !== 1) {
+    if (axis === 0) {
+      blockInputs(n, "Split on the batch axis");
+      return;
+    }
+    for (const o of n.outputs) if (o) chan.set(o, xIds);
+    return;
+  }
+  let off = 0;
+  for (const o of n.outputs) {
+    const c = dims(o)![1];
+    if (o) chan.set(o, xIds.slice(off, off + c));
+    off += c;
+  }
+}
+
+/** Slice with constant bounds: a slice of the channel axis keeps that slice. */
+function traceSlice(t: Trace, v: Visit): void {
+  const { chan, constOf, blockInputs } = t;
+  const { n, xIds, xDims } = v;
+  const starts = constOf(n.inputs[1]);
+  const ends = constOf(n.inputs[2]);
+  const r = xDims?.length ?? 0;
+  const axes = (n.inputs[3] ? constOf(n.inputs[3]) : starts?.map((_, i) => i))?.map((a) => (a < 0 ? a + r : a));
+  const steps = n.inputs[4] ? constOf(n.inputs[4]) : starts?.map(() => 1);
+  if (!xIds || !starts || !ends || !axes || !steps) {
+    blockInputs(n, "Slice with starts/ends/axes/steps that are not constants");
+    return;
+  }
+  const k = axes.indexOf(1);
+  if (axes.includes(0)) {
+    blockInputs(n, "Slice on the batch axis");
+    return;
+  }
+  if (k < 0) {
+    chan.set(n.outputs[0], xIds);
+    return;
+  }
+  if (steps[k] !== 1) {
+    blockInputs(n, `Slice on the channel axis with step ${steps[k]}`);
+    return;
+  }
+  const c = xDims![1];
+  const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + c : v, 0), c);
+  chan.set(n.outputs[0], xIds.slice(clamp(starts[k]), clamp(ends[k])));
+}
+
+/** Pad that leaves the batch and channel axes alone: channels pass through. */
+function tracePad(t: Trace, v: Visit): void {
+  const { chan, constOf, blockInputs } = t;
+  const { n, xIds, xDims } = v;
+  const pads = constOf(n.inputs[1]);
+  const r = xDims?.length ?? 0;
+  if (!xIds || !pads || n.inputs.slice(1).some((i) => i && chan.has(i))) {
+    blockInputs(n, "Pad with pads that are not constants");
+    return;
+  }
+  if (pads[0] || pads[1] || pads[r] || pads[r + 1]) {
+    blockInputs(n, "Pad pads the batch or channel axis");
+    return;
+  }
+  chan.set(n.outputs[0], xIds);
+}
+
+/** Reductions over spatial axes only: channels pass through. */
+function traceReduce(t: Trace, v: Visit): void {
+  const { chan, constOf, blockInputs } = t;
+  const { n, op, xIds, xDims } = v;
+  const r = xDims!.length;
+  const keep = intAttr(n, "keepdims", 1) === 1;
+  const axesIn = n.inputs[1] ? constOf(n.inputs[1]) : intsAttr(n, "axes", []);
+  const axes = (axesIn && axesIn.length ? axesIn : xDims!.map((_, i) => i)).map((a) => (a < 0 ? a + r : a));
+  if (!xIds || axes.includes(1) || (!keep && axes.includes(0))) {
+    blockInputs(n, `${op} over axes [${axes.join(",")}] reduces or moves the channel axis`);
+    return;
+  }
+  chan.set(n.outputs[0], xIds);
+}
+
+/** Transpose that keeps batch and channel first: channels pass through. */
+function traceTranspose(t: Trace, v: Visit): void {
+  const { chan, blockInputs } = t;
+  const { n, xIds, xDims } = v;
+  const perm = intsAttr(n, "perm", xDims!.map((_, i) => xDims!.length - 1 - i));
+  if (!xIds || perm[0] !== 0 || perm[1] !== 1) {
+    blockInputs(n, `Transpose with perm [${perm.join(",")}] moves the channel axis`);
+    return;
+  }
+  chan.set(n.outputs[0], xIds);
+}
+
+/** Reshape that keeps the leading two dims: channels pass through. */
+function traceReshape(t: Trace, v: Visit): void {
+  const { chan, dims, constOf, blockInputs } = t;
+  const { n, xIds, xDims } = v;
+  const oDims = dims(n.outputs[0])!;
+  const target = constOf(n.inputs[1]);
+  if (!xIds || !target || oDims.length < 2 || oDims[0] !== xDims![0] || oDims[1] !== xDims![1] || target[0] === -1) {
+    blockInputs(n, `Reshape [${xDims!.join(",")}] -> [${oDims.join(",")}] touches the channel axis`);
+    return;
+  }
+  // the leading two dims stay, so every element keeps its channel index
+  chan.set(n.outputs[0], xIds);
+}
+
+/** Which tracer handles an op, in the order they are tried. */
+const OP_RULES: readonly { matches: (op: string) => boolean; trace: (t: Trace, v: Visit) => void }[] = [
+  { matches: (op) => PASS_THROUGH.has(op), trace: tracePassThrough },
+  { matches: (op) => op === "BatchNormalization" || op === "InstanceNormalization", trace: traceNormalization },
+  { matches: (op) => ELEMENTWISE.has(op), trace: traceElementwise },
+  { matches: (op) => op === "Concat", trace: traceConcat },
+  { matches: (op) => op === "Split", trace: traceSplit },
+  { matches: (op) => op === "Slice", trace: traceSlice },
+  { matches: (op) => op === "Pad", trace: tracePad },
+  { matches: (op) => REDUCE.has(op), trace: traceReduce },
+  { matches: (op) => op === "Transpose", trace: traceTranspose },
+  { matches: (op) => op === "Reshape", trace: traceReshape },
+];
+
 /** Builds the channel dependency graph; the graph must be topologically sorted with static shapes. */
 export function buildDependencyGraph(g: OnnxGraph, opts: DependencyOptions = {}): DependencyGraph {
   const shapes = inferShapes(g);
@@ -177,249 +472,23 @@ export function buildDependencyGraph(g: OnnxGraph, opts: DependencyOptions = {})
   const afterConv = new Set<string>();
   for (const n of g.nodes) if (n.opType === "Conv" || n.inputs.some((i) => afterConv.has(i))) for (const o of n.outputs) afterConv.add(o);
 
+  const t: Trace = { g, uf, chan, orphan, producerOf, convs, ignored, protectStem, afterConv, fresh, dims, constOf, block, blockInputs, tieAll };
   for (const n of g.nodes) {
-    const tracked = n.inputs.filter((i) => i && chan.has(i));
     const op = n.opType;
-
     if (op === "Conv") {
-      const [x, w, b] = n.inputs;
-      const wt = g.initializers.get(w);
-      const xIds = chan.get(x);
-      const out = n.outputs[0];
-      if (!wt || (b && !g.initializers.has(b))) {
-        blockInputs(n, "Conv with a weight or bias that is not a constant");
-        continue;
-      }
-      const group = intAttr(n, "group", 1);
-      const cin = dims(x)![1];
-      const cout = wt.dims[0];
-      let kind: ConvKind = "dense";
-      if (group !== 1) kind = group === cin && cout === cin ? "depthwise" : "grouped";
-      convs.set(n.name, { node: n.name, kind, input: xIds ? x : null, output: out, weight: w, bias: b || null });
-      if (kind === "depthwise" && xIds) {
-        chan.set(out, xIds); // channel c of the output is channel c of the input
-        if (ignored.has(n.name)) block(n, "protected by --ignore", xIds);
-        continue;
-      }
-      const ids = fresh(cout);
-      for (const id of ids) producerOf.set(id, n.name);
-      chan.set(out, ids);
-      if (kind === "grouped") {
-        block(n, `grouped Conv (group ${group}) ties channels in blocks; not pruned`, [...(xIds ?? []), ...ids]);
-      } else if (kind === "depthwise") {
-        block(n, "depthwise Conv on channels that no earlier Conv produces", ids);
-      } else if (!xIds && protectStem && !afterConv.has(x)) {
-        block(n, "first conv (reads the model input), protected by default", ids);
-      }
-      if (ignored.has(n.name)) block(n, "protected by --ignore", ids);
+      traceConv(t, n);
       continue;
     }
-
-    if (tracked.length === 0) continue; // constant folding, shape arithmetic, the input's preprocessing
+    if (!n.inputs.some((i) => i && chan.has(i))) continue; // constant folding, shape arithmetic, the input's preprocessing
     if (ignored.has(n.name)) {
       blockInputs(n, "protected by --ignore");
       continue;
     }
-
     const x = n.inputs[0];
     const xIds = chan.get(x);
-    const xDims = xIds ? dims(x)! : undefined;
-
-    if (PASS_THROUGH.has(op)) {
-      // extra inputs (Clip's bounds, Resize's sizes) must be constants or untracked scalars
-      if (!xIds || n.inputs.slice(1).some((i) => i && chan.has(i))) {
-        blockInputs(n, `${op} with channel data on an input other than the first`);
-        continue;
-      }
-      if ((op === "MaxPool" && n.outputs[1]) || (op === "Dropout" && n.outputs[1])) {
-        blockInputs(n, `${op} second output (indices/mask) is used`);
-        continue;
-      }
-      const oDims = dims(n.outputs[0]);
-      if (!oDims || oDims.length < 2 || oDims[1] !== xDims![1]) {
-        blockInputs(n, `${op} changes the channel count`);
-        continue;
-      }
-      chan.set(n.outputs[0], xIds);
-      continue;
-    }
-
-    if (op === "BatchNormalization" || op === "InstanceNormalization") {
-      if (!xIds || n.inputs.slice(1).some((i) => i && !g.initializers.has(i))) {
-        blockInputs(n, `${op} with parameters that are not constants`);
-        continue;
-      }
-      chan.set(n.outputs[0], xIds);
-      continue;
-    }
-
-    if (ELEMENTWISE.has(op)) {
-      const oDims = dims(n.outputs[0])!;
-      const r = oDims.length;
-      if (r < 2) {
-        blockInputs(n, `${op} output of rank ${r} has no channel axis`);
-        continue;
-      }
-      const c = oDims[1];
-      let ref: number[] | undefined;
-      let bad: string | undefined;
-      for (const [k, i] of n.inputs.entries()) {
-        if (!i) continue;
-        const d = dims(i)!;
-        const ax = d.length - r + 1; // channel axis of this input after right-aligned broadcasting
-        const cd = ax >= 0 ? d[ax] : 1;
-        const ids = chan.get(i);
-        if (ids) {
-          if (d.length !== r) bad ??= `input ${k} has rank ${d.length}, output rank ${r}`;
-          else if (cd !== c) block(n, `input ${k} (${cd} channel) is broadcast across ${c} channels`, ids);
-          else if (ref) tieAll(ref, ids);
-          else ref = ids;
-        } else if (!g.initializers.has(i) && cd === c && c > 1) {
-          bad ??= `input ${k} (${i}) carries ${c} channels that no Conv produces`;
-        }
-      }
-      if (bad !== undefined || !ref) {
-        blockInputs(n, bad ?? `${op} has no input with the full channel axis`);
-        continue;
-      }
-      for (const o of n.outputs) if (o) chan.set(o, ref);
-      continue;
-    }
-
-    if (op === "Concat") {
-      const oDims = dims(n.outputs[0])!;
-      let axis = intAttr(n, "axis", 0);
-      if (axis < 0) axis += oDims.length;
-      if (axis === 1) {
-        const ids: number[] = [];
-        for (const i of n.inputs) {
-          const got = chan.get(i);
-          if (got) ids.push(...got);
-          else {
-            const made = fresh(dims(i)![1]);
-            for (const id of made) orphan.add(id);
-            block(n, `Concat input ${i} has channels that no Conv produces`, made);
-            ids.push(...made);
-          }
-        }
-        chan.set(n.outputs[0], ids);
-        continue;
-      }
-      // Concat on another axis: output channel c mixes channel c of every input
-      if (axis === 0 || n.inputs.some((i) => !chan.has(i))) {
-        blockInputs(n, `Concat on axis ${axis} with inputs whose channels cannot all be pruned`);
-        continue;
-      }
-      const ref = chan.get(n.inputs[0])!;
-      for (const i of n.inputs.slice(1)) tieAll(ref, chan.get(i)!);
-      chan.set(n.outputs[0], ref);
-      continue;
-    }
-
-    if (op === "Split") {
-      if (!xIds || (n.inputs[1] && !g.initializers.has(n.inputs[1]))) {
-        blockInputs(n, "Split with sizes that are not constants");
-        continue;
-      }
-      let axis = intAttr(n, "axis", 0);
-      if (axis < 0) axis += xDims!.length;
-      if (axis !== 1) {
-        if (axis === 0) {
-          blockInputs(n, "Split on the batch axis");
-          continue;
-        }
-        for (const o of n.outputs) if (o) chan.set(o, xIds);
-        continue;
-      }
-      let off = 0;
-      for (const o of n.outputs) {
-        const c = dims(o)![1];
-        if (o) chan.set(o, xIds.slice(off, off + c));
-        off += c;
-      }
-      continue;
-    }
-
-    if (op === "Slice") {
-      const starts = constOf(n.inputs[1]);
-      const ends = constOf(n.inputs[2]);
-      const r = xDims?.length ?? 0;
-      const axes = (n.inputs[3] ? constOf(n.inputs[3]) : starts?.map((_, i) => i))?.map((a) => (a < 0 ? a + r : a));
-      const steps = n.inputs[4] ? constOf(n.inputs[4]) : starts?.map(() => 1);
-      if (!xIds || !starts || !ends || !axes || !steps) {
-        blockInputs(n, "Slice with starts/ends/axes/steps that are not constants");
-        continue;
-      }
-      const k = axes.indexOf(1);
-      if (axes.includes(0)) {
-        blockInputs(n, "Slice on the batch axis");
-        continue;
-      }
-      if (k < 0) {
-        chan.set(n.outputs[0], xIds);
-        continue;
-      }
-      if (steps[k] !== 1) {
-        blockInputs(n, `Slice on the channel axis with step ${steps[k]}`);
-        continue;
-      }
-      const c = xDims![1];
-      const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + c : v, 0), c);
-      chan.set(n.outputs[0], xIds.slice(clamp(starts[k]), clamp(ends[k])));
-      continue;
-    }
-
-    if (op === "Pad") {
-      const pads = constOf(n.inputs[1]);
-      const r = xDims?.length ?? 0;
-      if (!xIds || !pads || n.inputs.slice(1).some((i) => i && chan.has(i))) {
-        blockInputs(n, "Pad with pads that are not constants");
-        continue;
-      }
-      if (pads[0] || pads[1] || pads[r] || pads[r + 1]) {
-        blockInputs(n, "Pad pads the batch or channel axis");
-        continue;
-      }
-      chan.set(n.outputs[0], xIds);
-      continue;
-    }
-
-    if (REDUCE.has(op)) {
-      const r = xDims!.length;
-      const keep = intAttr(n, "keepdims", 1) === 1;
-      const axesIn = n.inputs[1] ? constOf(n.inputs[1]) : intsAttr(n, "axes", []);
-      const axes = (axesIn && axesIn.length ? axesIn : xDims!.map((_, i) => i)).map((a) => (a < 0 ? a + r : a));
-      if (!xIds || axes.includes(1) || (!keep && axes.includes(0))) {
-        blockInputs(n, `${op} over axes [${axes.join(",")}] reduces or moves the channel axis`);
-        continue;
-      }
-      chan.set(n.outputs[0], xIds);
-      continue;
-    }
-
-    if (op === "Transpose") {
-      const perm = intsAttr(n, "perm", xDims!.map((_, i) => xDims!.length - 1 - i));
-      if (!xIds || perm[0] !== 0 || perm[1] !== 1) {
-        blockInputs(n, `Transpose with perm [${perm.join(",")}] moves the channel axis`);
-        continue;
-      }
-      chan.set(n.outputs[0], xIds);
-      continue;
-    }
-
-    if (op === "Reshape") {
-      const oDims = dims(n.outputs[0])!;
-      const target = constOf(n.inputs[1]);
-      if (!xIds || !target || oDims.length < 2 || oDims[0] !== xDims![0] || oDims[1] !== xDims![1] || target[0] === -1) {
-        blockInputs(n, `Reshape [${xDims!.join(",")}] -> [${oDims.join(",")}] touches the channel axis`);
-        continue;
-      }
-      // the leading two dims stay, so every element keeps its channel index
-      chan.set(n.outputs[0], xIds);
-      continue;
-    }
-
-    blockInputs(n, `op ${op} is not understood by the channel dependency graph`);
+    const rule = OP_RULES.find((r) => r.matches(op));
+    if (rule) rule.trace(t, { n, op, x, xIds, xDims: xIds ? dims(x)! : undefined });
+    else blockInputs(n, `op ${op} is not understood by the channel dependency graph`);
   }
 
   for (const o of g.outputs) {

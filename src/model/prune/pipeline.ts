@@ -14,7 +14,7 @@ import { evaluateAgreement, type AgreementReport } from "../eval/agreement.ts";
 import { DEFAULT_CALIBRATION_FRAMES, DEFAULT_EVAL_VIDEO, readModelFrames, splitVideoFrames, type FrameSplit } from "../eval/frames.ts";
 import { calibrationInputsFromData, calibrationSource, type CalibrationSource } from "./calibration-data.ts";
 import { resolveModelArg } from "../eval/model-arg.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../../infer/manifest.ts";
 import { checkOnnx } from "../onnx-checker.ts";
 import type { OnnxGraph } from "../onnx/ir.ts";
 import { decodeModel, encodeModel } from "../onnx/serialize.ts";

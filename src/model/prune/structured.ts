@@ -203,6 +203,141 @@ export function sliceAxis(t: Tensor, axis: number, keep: readonly number[]): Ten
   return { dtype: t.dtype, dims, data: out };
 }
 
+/** A pruning rewrite in progress: the copy being rewritten, what is removed, and the helpers every op's rewrite uses. */
+interface Rewrite {
+  g: OnnxGraph;
+  dep: DependencyGraph;
+  /** per Conv input, its channels' means: the removed ones are folded into the bias */
+  means: ChannelStats | undefined;
+  /** indices of the channels of a tensor that stay; null when it loses none */
+  keepOf(t: string): number[] | null;
+  /** replaces input k of n with t (in place when only n reads it, else as a copy for n) */
+  setConst(n: OnnxNode, k: number, t: Tensor): void;
+  changedConvs: string[];
+  keptOutputChannels: Map<string, number[]>;
+}
+
+/** A Conv loses the removed output channels (its weight rows and bias) and input channels (weight columns), with the mean of the removed inputs folded into the bias when given; a depthwise one its groups too. */
+function rewriteConv(rw: Rewrite, n: OnnxNode): void {
+  const { dep, means, keepOf, setConst, changedConvs, keptOutputChannels } = rw;
+  const init = (k: number): Tensor | undefined => (n.inputs[k] ? rw.g.initializers.get(n.inputs[k]) : undefined);
+  const c = dep.convs.get(n.name);
+  if (!c || c.kind === "grouped") return;
+  const keepOut = keepOf(c.output);
+  const keepIn = c.kind === "dense" && c.input ? keepOf(c.input) : null;
+  const dense = init(1)!;
+  let w = dense;
+  let b = init(2);
+  const m = keepIn && c.input ? means?.get(c.input) : undefined;
+  if (keepIn && m) {
+    const delta = meanContribution(dense, keepIn, m);
+    const bias = new Float32Array(dense.dims[0]);
+    if (b) bias.set(b.data as Float32Array);
+    for (let o = 0; o < bias.length; o++) bias[o] += delta[o];
+    b = { dtype: "float32", dims: [bias.length], data: bias };
+    if (!n.inputs[2]) n.inputs[2] = "";
+    setConst(n, 2, b);
+  }
+  if (keepOut) {
+    w = sliceAxis(w, 0, keepOut);
+    keptOutputChannels.set(n.name, keepOut);
+  }
+  if (keepIn) {
+    w = sliceAxis(w, 1, keepIn);
+    changedConvs.push(n.name);
+  }
+  if (keepOut || keepIn) setConst(n, 1, w);
+  if (b && keepOut) setConst(n, 2, sliceAxis(b, 0, keepOut));
+  if (c.kind === "depthwise" && keepOut) n.attrs.group = attr.int(keepOut.length);
+}
+
+/** Normalisation loses the parameters of the removed channels. */
+function rewriteNormalization(rw: Rewrite, n: OnnxNode): void {
+  const { keepOf, setConst } = rw;
+  const init = (k: number): Tensor | undefined => (n.inputs[k] ? rw.g.initializers.get(n.inputs[k]) : undefined);
+  const keep = keepOf(n.inputs[0]);
+  if (keep) for (let k = 1; k < n.inputs.length; k++) if (init(k)) setConst(n, k, sliceAxis(init(k)!, 0, keep));
+}
+
+/** A Split on the channel axis gets the new sizes of its outputs. */
+function rewriteSplit(rw: Rewrite, n: OnnxNode): void {
+  const { g, dep, keepOf, setConst } = rw;
+  const x = dep.shapes.get(n.inputs[0])!;
+  let axis = n.attrs.axis?.kind === "int" ? n.attrs.axis.value : 0;
+  if (axis < 0) axis += x.dims.length;
+  if (axis !== 1 || !n.outputs.some((o) => keepOf(o))) return;
+  const sizes = n.outputs.map((o) => keepOf(o)?.length ?? dep.channels.get(o)!.length);
+  if (g.opset >= 13) setConst(n, 1, fromNumbers("int64", [sizes.length], sizes));
+  else n.attrs.split = attr.ints(sizes);
+}
+
+/** A Slice of the channel axis gets its bounds recounted over the channels that stay. */
+function rewriteSlice(rw: Rewrite, n: OnnxNode): void {
+  const { dep, keepOf, setConst } = rw;
+  const init = (k: number): Tensor | undefined => (n.inputs[k] ? rw.g.initializers.get(n.inputs[k]) : undefined);
+  const keep = keepOf(n.inputs[0]);
+  if (!keep) return;
+  const r = dep.shapes.get(n.inputs[0])!.dims.length;
+  const starts = toNumbers(init(1)!);
+  const axes = init(3) ? toNumbers(init(3)!).map((a) => (a < 0 ? a + r : a)) : starts.map((_, i) => i);
+  const k = axes.indexOf(1);
+  if (k < 0) return;
+  const c = dep.channels.get(n.inputs[0])!.length;
+  const ends = toNumbers(init(2)!);
+  const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + c : v, 0), c);
+  const below = (v: number): number => keep.filter((i) => i < clamp(v)).length;
+  const [s0, e0] = [starts[k], ends[k]];
+  starts[k] = below(s0);
+  ends[k] = below(e0);
+  setConst(n, 1, fromNumbers(init(1)!.dtype, [starts.length], starts));
+  setConst(n, 2, fromNumbers(init(2)!.dtype, [ends.length], ends));
+}
+
+/** Resize sizes and Reshape targets spell the channel count out: it becomes the new one. */
+function rewriteShapeConstant(rw: Rewrite, n: OnnxNode): void {
+  const { keepOf, setConst } = rw;
+  const init = (k: number): Tensor | undefined => (n.inputs[k] ? rw.g.initializers.get(n.inputs[k]) : undefined);
+  const out0 = n.outputs[0];
+  // sizes / target shape spell the channel count out
+  const keep = keepOf(out0);
+  const k = n.opType === "Reshape" ? 1 : 3;
+  const t = init(k);
+  if (!keep || !t) return;
+  const v = toNumbers(t);
+  if (v[1] > 0) {
+    v[1] = keep.length;
+    setConst(n, k, fromNumbers(t.dtype, t.dims, v));
+  }
+}
+
+/** Element-wise ops with a per-channel constant operand ([C], [C,1,1], [1,C,1,1], ...) lose its removed channels. */
+function rewriteChannelConstants(rw: Rewrite, n: OnnxNode): void {
+  const { dep, keepOf, setConst } = rw;
+  const init = (k: number): Tensor | undefined => (n.inputs[k] ? rw.g.initializers.get(n.inputs[k]) : undefined);
+  const out0 = n.outputs[0];
+  const keep = keepOf(out0);
+  if (!keep || n.opType === "Concat") return;
+  const r = dep.shapes.get(out0)?.dims.length ?? 0;
+  const c = dep.channels.get(out0)!.length;
+  n.inputs.forEach((i, k) => {
+    const t = init(k);
+    if (!t) return;
+    const ax = t.dims.length - r + 1;
+    if (ax >= 0 && t.dims[ax] === c && c > 1) setConst(n, k, sliceAxis(t, ax, keep));
+  });
+}
+
+/** Each op's rewrite; any other op goes to rewriteChannelConstants. */
+const REWRITES = new Map<string, (rw: Rewrite, n: OnnxNode) => void>([
+  ["Conv", rewriteConv],
+  ["BatchNormalization", rewriteNormalization],
+  ["InstanceNormalization", rewriteNormalization],
+  ["Split", rewriteSplit],
+  ["Slice", rewriteSlice],
+  ["Resize", rewriteShapeConstant],
+  ["Reshape", rewriteShapeConstant],
+]);
+
 function applyRemoval(
   src: OnnxGraph,
   dep: DependencyGraph,
@@ -229,109 +364,16 @@ function applyRemoval(
     while (n.inputs.length <= k) n.inputs.push("");
     n.inputs[k] = fresh;
   };
-  const keepOf = (t: string): number[] | null => keptIndices(dep, removed, t);
-  const changedConvs: string[] = [];
-  const keptOutputChannels = new Map<string, number[]>();
-
-  for (const n of g.nodes) {
-    const init = (k: number): Tensor | undefined => (n.inputs[k] ? g.initializers.get(n.inputs[k]) : undefined);
-    const out0 = n.outputs[0];
-    switch (n.opType) {
-      case "Conv": {
-        const c = dep.convs.get(n.name);
-        if (!c || c.kind === "grouped") break;
-        const keepOut = keepOf(c.output);
-        const keepIn = c.kind === "dense" && c.input ? keepOf(c.input) : null;
-        const dense = init(1)!;
-        let w = dense;
-        let b = init(2);
-        const m = keepIn && c.input ? means?.get(c.input) : undefined;
-        if (keepIn && m) {
-          const delta = meanContribution(dense, keepIn, m);
-          const bias = new Float32Array(dense.dims[0]);
-          if (b) bias.set(b.data as Float32Array);
-          for (let o = 0; o < bias.length; o++) bias[o] += delta[o];
-          b = { dtype: "float32", dims: [bias.length], data: bias };
-          if (!n.inputs[2]) n.inputs[2] = "";
-          setConst(n, 2, b);
-        }
-        if (keepOut) {
-          w = sliceAxis(w, 0, keepOut);
-          keptOutputChannels.set(n.name, keepOut);
-        }
-        if (keepIn) {
-          w = sliceAxis(w, 1, keepIn);
-          changedConvs.push(n.name);
-        }
-        if (keepOut || keepIn) setConst(n, 1, w);
-        if (b && keepOut) setConst(n, 2, sliceAxis(b, 0, keepOut));
-        if (c.kind === "depthwise" && keepOut) n.attrs.group = attr.int(keepOut.length);
-        break;
-      }
-      case "BatchNormalization":
-      case "InstanceNormalization": {
-        const keep = keepOf(n.inputs[0]);
-        if (keep) for (let k = 1; k < n.inputs.length; k++) if (init(k)) setConst(n, k, sliceAxis(init(k)!, 0, keep));
-        break;
-      }
-      case "Split": {
-        const x = dep.shapes.get(n.inputs[0])!;
-        let axis = n.attrs.axis?.kind === "int" ? n.attrs.axis.value : 0;
-        if (axis < 0) axis += x.dims.length;
-        if (axis !== 1 || !n.outputs.some((o) => keepOf(o))) break;
-        const sizes = n.outputs.map((o) => keepOf(o)?.length ?? dep.channels.get(o)!.length);
-        if (g.opset >= 13) setConst(n, 1, fromNumbers("int64", [sizes.length], sizes));
-        else n.attrs.split = attr.ints(sizes);
-        break;
-      }
-      case "Slice": {
-        const keep = keepOf(n.inputs[0]);
-        if (!keep) break;
-        const r = dep.shapes.get(n.inputs[0])!.dims.length;
-        const starts = toNumbers(init(1)!);
-        const axes = init(3) ? toNumbers(init(3)!).map((a) => (a < 0 ? a + r : a)) : starts.map((_, i) => i);
-        const k = axes.indexOf(1);
-        if (k < 0) break;
-        const c = dep.channels.get(n.inputs[0])!.length;
-        const ends = toNumbers(init(2)!);
-        const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + c : v, 0), c);
-        const below = (v: number): number => keep.filter((i) => i < clamp(v)).length;
-        const [s0, e0] = [starts[k], ends[k]];
-        starts[k] = below(s0);
-        ends[k] = below(e0);
-        setConst(n, 1, fromNumbers(init(1)!.dtype, [starts.length], starts));
-        setConst(n, 2, fromNumbers(init(2)!.dtype, [ends.length], ends));
-        break;
-      }
-      case "Resize":
-      case "Reshape": {
-        // sizes / target shape spell the channel count out
-        const keep = keepOf(out0);
-        const k = n.opType === "Reshape" ? 1 : 3;
-        const t = init(k);
-        if (!keep || !t) break;
-        const v = toNumbers(t);
-        if (v[1] > 0) {
-          v[1] = keep.length;
-          setConst(n, k, fromNumbers(t.dtype, t.dims, v));
-        }
-        break;
-      }
-      default: {
-        // element-wise ops with a per-channel constant operand ([C], [C,1,1], [1,C,1,1], ...)
-        const keep = keepOf(out0);
-        if (!keep || n.opType === "Concat") break;
-        const r = dep.shapes.get(out0)?.dims.length ?? 0;
-        const c = dep.channels.get(out0)!.length;
-        n.inputs.forEach((i, k) => {
-          const t = init(k);
-          if (!t) return;
-          const ax = t.dims.length - r + 1;
-          if (ax >= 0 && t.dims[ax] === c && c > 1) setConst(n, k, sliceAxis(t, ax, keep));
-        });
-      }
-    }
-  }
+  const rw: Rewrite = {
+    g,
+    dep,
+    means,
+    keepOf: (t) => keptIndices(dep, removed, t),
+    setConst,
+    changedConvs: [],
+    keptOutputChannels: new Map(),
+  };
+  for (const n of g.nodes) (REWRITES.get(n.opType) ?? rewriteChannelConstants)(rw, n);
 
   // drop initializers nothing reads any more
   const read = new Set(g.nodes.flatMap((n) => n.inputs));
@@ -348,8 +390,8 @@ function applyRemoval(
     groups,
     layers,
     skipped: dep.skipped,
-    changedConvs,
-    keptOutputChannels,
+    changedConvs: rw.changedConvs,
+    keptOutputChannels: rw.keptOutputChannels,
     before: graphStats(src, dep.shapes),
     after: graphStats(g, shapesAfter),
     importance: kind,

@@ -62,7 +62,7 @@ describe.skipIf(!HAVE_VTEST)("benchModels", () => {
       onProgress: (e) => events.push(e.kind),
     });
 
-    expect(result.settings).toMatchObject({ frames: 2, warmup: 1, threads: 2, models: ["nanodet-u8"], tfjs: false });
+    expect(result.settings).toMatchObject({ frames: 2, warmup: 1, threads: 2, provider: "cpu", models: ["nanodet-u8"], tfjs: false });
     expect(result.settings.frameIndices).toHaveLength(2);
     // threads != 1, so the 1-thread row comes along for the like-for-like comparison.
     expect(result.rows.map((r) => [r.model, r.runtime, r.label, r.threads])).toEqual([
@@ -87,6 +87,18 @@ describe.skipIf(!HAVE_VTEST)("benchModels", () => {
     const table = modelBenchTable(result).split("\n");
     expect(table[0]).toMatch(/^\| model +\| runtime +\| threads \| p50 ms \| p99 ms \| mean ms \| runs\/s \| speedup vs TF\.js \|$/);
     expect(table).toHaveLength(4);
+  });
+
+  it("times the asked-for provider only: a GPU provider that does not load fails the bench instead of falling back to the CPU", async () => {
+    const { listSupportedBackends } = await import("onnxruntime-node");
+    // Only meaningful where cuda cannot run: the stock x64 binding lists it but, with its CUDA
+    // libraries not downloaded (ONNXRUNTIME_NODE_INSTALL=skip), cannot create a cuda session.
+    const cudaListed = listSupportedBackends().some((b) => b.name === "cuda");
+    const cudaLibs = existsSync(resolve("node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so"));
+    if (cudaListed && cudaLibs) return;
+    await expect(benchModels({ frames: 1, warmup: 0, models: ["nanodet-u8"], tfjs: false, provider: "cuda", video: VTEST })).rejects.toThrow(
+      /cuda/,
+    );
   });
 
   it("names the unknown model and the ones it knows", async () => {

@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { readManifest } from "../../../src/model/manifest.ts";
+import { readManifest } from "../../../src/infer/manifest.ts";
 import { benchPipeline, pacedFileSource, renderPipelineBench } from "../../../src/cli/bench/pipeline-bench.ts";
 
 const VTEST = resolve(".cache/fixtures/vtest.avi");

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createRawSession, decodeRawFrames, loadRawModel } from "../../../src/cli/bench/raw-model.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest } from "../../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest } from "../../../src/infer/manifest.ts";
 
 const VTEST = resolve(".cache/fixtures/vtest.avi");
 const HAVE_VTEST = existsSync(VTEST);

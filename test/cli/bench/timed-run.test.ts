@@ -6,7 +6,7 @@ import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
 import { timedRun } from "../../../src/cli/bench/timed-run.ts";
 import { createSession } from "../../../src/infer/session.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../../src/infer/manifest.ts";
 
 describe("timedRun", () => {
   it("times each run in ms and leaves the session able to run again after freeing the outputs", async () => {

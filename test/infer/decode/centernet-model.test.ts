@@ -6,11 +6,11 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { COCO_LABELS } from "../../../src/infer/coco-labels.ts";
 import { decodeCenterNetDetections, decodeCenterNetHeads } from "../../../src/infer/decode/centernet.ts";
-import { computeLetterbox } from "../../../src/infer/letterbox.ts";
-import type { RawTensor } from "../../../src/infer/types.ts";
+import { computeLetterbox } from "../../../src/core/letterbox.ts";
+import type { RawTensor } from "../../../src/core/types.ts";
 import { readVideoFrames } from "../../../src/ingest/gst/video-file.ts";
-import { resizeToModel } from "../../../src/ingest/resize.ts";
-import { MODELS_DIR } from "../../../src/model/manifest.ts";
+import { resizeToModel } from "../../../src/infer/resize.ts";
+import { MODELS_DIR } from "../../../src/infer/manifest.ts";
 
 const VIDEO = ".cache/fixtures/vtest.avi";
 

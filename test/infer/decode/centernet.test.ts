@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { COCO_LABELS } from "../../../src/infer/coco-labels.ts";
 import { decodeCenterNetDetections, decodeCenterNetHeads } from "../../../src/infer/decode/centernet.ts";
 import { createDecoder } from "../../../src/infer/decode/index.ts";
-import type { Detection, RawTensor } from "../../../src/infer/types.ts";
+import type { Detection, RawTensor } from "../../../src/core/types.ts";
 
 const LABELS = ["a", "b", "c"] as const;
 // 32x24 input at stride 4: an 8-wide, 6-high map.
@@ -47,7 +47,7 @@ function reference(heat: RawTensor, wh: RawTensor, topK: number, threshold: numb
   peaks.sort((a, b) => b.score - a.score || a.index - b.index);
   return peaks
     .slice(0, topK)
-    .filter((p) => p.score >= threshold)
+    .filter((p) => p.score > threshold)
     .map(({ score, index }) => {
       const c = index % C;
       const pix = (index - c) / C;
@@ -126,7 +126,8 @@ describe("decodeCenterNetHeads", () => {
 
   it("breaks score ties by lower NHWC flat index, as tf.math.top_k does", () => {
     const { heat, wh } = heads();
-    // All-zero map at threshold 0: every pixel is a plateau peak; the first 4 flat indices win.
+    // A flat map above the threshold: every pixel is a plateau peak; the first 4 flat indices win.
+    heat.data.fill(0.1);
     const dets = decodeCenterNetHeads(heat, wh, { ...opts, scoreThreshold: 0, topK: 4 });
     expect(dets.map((d) => [d.classId, d.box[0]])).toEqual([
       [0, 0],
@@ -136,11 +137,11 @@ describe("decodeCenterNetHeads", () => {
     ]);
   });
 
-  it("applies the score threshold inclusively (score >= threshold)", () => {
+  it("applies the score threshold strictly, as every decoder does: a score equal to it is dropped", () => {
     const { heat, wh, set } = heads();
     set(3, 3, 0, 0.5);
-    expect(decodeCenterNetHeads(heat, wh, { ...opts, scoreThreshold: 0.5 })).toHaveLength(1);
-    expect(decodeCenterNetHeads(heat, wh, { ...opts, scoreThreshold: 0.50001 })).toHaveLength(0);
+    expect(decodeCenterNetHeads(heat, wh, { ...opts, scoreThreshold: 0.49999 })).toHaveLength(1);
+    expect(decodeCenterNetHeads(heat, wh, { ...opts, scoreThreshold: 0.5 })).toHaveLength(0);
   });
 
   it("applies classFilter after topK, like filtering the model's own 100-row output", () => {
@@ -196,13 +197,10 @@ describe("decodeCenterNetDetections", () => {
     return { dims: [1, r.length, 6], data: Float32Array.from(r.flat()) };
   }
 
-  it("reads x1, y1, x2, y2, score, class rows and keeps those at or above the threshold", () => {
+  it("reads x1, y1, x2, y2, score, class rows and keeps those above the threshold", () => {
     const t = rows([10, 20, 30, 40, 0.9, 2], [1, 2, 3, 4, 0.5, 0], [5, 6, 7, 8, 0.2, 1]);
     const dets = decodeCenterNetDetections(t, { scoreThreshold: 0.5, labels: LABELS });
-    expect(dets).toEqual([
-      { classId: 2, label: "c", score: Math.fround(0.9), box: [10, 20, 30, 40] },
-      { classId: 0, label: "a", score: 0.5, box: [1, 2, 3, 4] },
-    ]);
+    expect(dets, "0.5 equals the threshold: dropped").toEqual([{ classId: 2, label: "c", score: Math.fround(0.9), box: [10, 20, 30, 40] }]);
   });
 
   it("drops classes outside classFilter", () => {

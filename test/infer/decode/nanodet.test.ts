@@ -1,9 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { COCO_LABELS } from "../../../src/infer/coco-labels.ts";
 import { createDecoder } from "../../../src/infer/decode/index.ts";
-import { NANODET_DEFAULT_CENTER_OFFSET, decodeNanoDet } from "../../../src/infer/decode/nanodet.ts";
-import type { NanoDetLevel } from "../../../src/infer/decode/nanodet.ts";
-import type { RawTensor } from "../../../src/infer/types.ts";
+import { NANODET_DEFAULT_CENTER_OFFSET, decodeNanoDet, type NanoDetLevel } from "../../../src/infer/decode/nanodet.ts";
+import type { RawTensor } from "../../../src/core/types.ts";
 
 const BINS = 11; // reg_max 10
 const LABELS = ["a", "b", "c"] as const;

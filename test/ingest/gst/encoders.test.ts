@@ -9,7 +9,7 @@ import { GstJpegEncoder } from "../../../src/ingest/gst/jpeg-encoder.ts";
 import { reservedGstThreads } from "../../../src/ingest/gst/pipeline-runner.ts";
 import { readVideoFrames } from "../../../src/ingest/gst/video-file.ts";
 import { VideoWriter } from "../../../src/ingest/gst/video-writer.ts";
-import type { RgbImage } from "../../../src/ingest/rgb-image.ts";
+import type { RgbImage } from "../../../src/core/rgb-image.ts";
 
 let dir: string;
 beforeAll(async () => {

@@ -11,7 +11,7 @@ import {
   type ReadVideoOptions,
   type VideoFrame,
 } from "../../../src/ingest/gst/video-file.ts";
-import type { RgbImage } from "../../../src/ingest/rgb-image.ts";
+import type { RgbImage } from "../../../src/core/rgb-image.ts";
 
 const VTEST = resolve(".cache/fixtures/vtest.avi");
 const HAVE_VTEST = existsSync(VTEST);

@@ -3,12 +3,12 @@
 import * as ort from "onnxruntime-node";
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { computeLetterbox } from "../../../src/infer/letterbox.ts";
+import { computeLetterbox } from "../../../src/core/letterbox.ts";
 import { readVideoFrames } from "../../../src/ingest/gst/video-file.ts";
-import { resizeToModel, toNchwFloat, toNhwcFloat } from "../../../src/ingest/resize.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type ModelEntry } from "../../../src/model/manifest.ts";
+import { resizeToModel, toNchwFloat, toNhwcFloat } from "../../../src/infer/resize.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type ModelEntry } from "../../../src/infer/manifest.ts";
 import { TfjsReference } from "../../../src/model/tfjs/reference.ts";
-import type { RgbImage } from "../../../src/ingest/rgb-image.ts";
+import type { RgbImage } from "../../../src/core/rgb-image.ts";
 
 const VIDEO = ".cache/fixtures/vtest.avi";
 const VENDOR = ".cache/vendor/human-models-3.0.4";

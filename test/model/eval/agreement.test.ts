@@ -6,13 +6,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Detector } from "../../../src/infer/detector.ts";
-import type { Detection } from "../../../src/infer/types.ts";
+import type { Detection } from "../../../src/core/types.ts";
 import { writePng } from "../../../src/ingest/image-file.ts";
 import { agreementMetrics, evaluateAgainstLabels, evaluateAgreement } from "../../../src/model/eval/agreement.ts";
 import { readCocoLabels } from "../../../src/model/eval/coco-json.ts";
 import { readFramesAt } from "../../../src/model/eval/frames.ts";
 import { resolveModelArg } from "../../../src/model/eval/model-arg.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type Manifest } from "../../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel, type Manifest } from "../../../src/infer/manifest.ts";
 import { perceptd } from "../../cli/run-cli.ts";
 
 const ROOT = resolve(import.meta.dirname, "../../..");
@@ -144,6 +144,10 @@ describe.skipIf(!existsSync(VIDEO))("agreement on vtest.avi", () => {
     const m = await resolveModelArg(copy, manifest, DEFAULT_MANIFEST_PATH);
     expect(m.entry.parent).toBe("nanodet");
     expect(m.path).toBe(copy);
+    // a uint8-input file runs like nanodet-u8, not like one of its pruned or INT8 variants with the same input
+    const u8 = join(dir, "nanodet-u8-copy.onnx");
+    await copyFile(resolveModel(manifest, DEFAULT_MANIFEST_PATH, "nanodet-u8").path, u8);
+    expect((await resolveModelArg(u8, manifest, DEFAULT_MANIFEST_PATH)).entry.parent).toBe("nanodet-u8");
     const junk = join(dir, "junk.onnx");
     await writeFile(junk, "this is not a model");
     await expect(resolveModelArg(junk, manifest, DEFAULT_MANIFEST_PATH)).rejects.toThrow(/junk\.onnx is not a readable ONNX model/);

@@ -1,7 +1,7 @@
 // The calibration/evaluation split and the frames it hands to models, on the real vtest.avi.
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../../src/infer/manifest.ts";
 import { readFramesAt, readModelFrames, splitFrames, splitVideoFrames } from "../../../src/model/eval/frames.ts";
 
 const VIDEO = ".cache/fixtures/vtest.avi";

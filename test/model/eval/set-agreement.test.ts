@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { Box, Detection } from "../../../src/infer/types.ts";
+import type { Box, Detection } from "../../../src/core/types.ts";
 import { findsOutOfScene, judgeBar } from "../../../src/model/eval/bar.ts";
 import { setAgreementMetrics, type SetAgreement } from "../../../src/model/eval/set-agreement.ts";
 import { perceptd } from "../../cli/run-cli.ts";

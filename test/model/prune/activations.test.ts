@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { ModelInputData } from "../../../src/infer/input-tensor.ts";
 import { readModelFrames } from "../../../src/model/eval/frames.ts";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../../src/infer/manifest.ts";
 import type { OnnxGraph } from "../../../src/model/onnx/ir.ts";
 import { decodeModel } from "../../../src/model/onnx/serialize.ts";
 import { forEachActivation, samplePositions, summariseActivations, withOutputs } from "../../../src/model/prune/activations.ts";

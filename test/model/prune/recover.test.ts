@@ -4,7 +4,7 @@
 // 1x1 head output convolution_29 reading it loses the matching input channels.
 import { existsSync, readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../../src/model/manifest.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../../src/infer/manifest.ts";
 import { readModelFrames, splitFrames } from "../../../src/model/eval/frames.ts";
 import type { OnnxGraph } from "../../../src/model/onnx/ir.ts";
 import { decodeModel } from "../../../src/model/onnx/serialize.ts";

@@ -7,12 +7,12 @@
 // One pipeline for all pictures rather than one per file: the GStreamer binding never frees
 // a pipeline (about 1 MB each), and a corpus has hundreds of pictures. appsrc renegotiates
 // when its caps change between pictures of different sizes.
-import type { LetterboxTransform } from "./types.ts";
+import type { LetterboxTransform } from "../core/types.ts";
 import type { FitTarget } from "./frame-fit.ts";
-import type { GstElementHandle } from "../ingest/gst/binding.ts";
-import { GstRunner, packRgb, reserveGstThreads } from "../ingest/gst/pipeline-runner.ts";
-import { describePipeline, ELEMENTS, tailTransform } from "../ingest/pipeline-description.ts";
-import { assertRgbImage, type RgbImage } from "../ingest/rgb-image.ts";
+import type { GstElementHandle } from "./gst/binding.ts";
+import { GstRunner, packRgb, reserveGstThreads } from "./gst/pipeline-runner.ts";
+import { describePipeline, ELEMENTS, tailTransform } from "./pipeline-description.ts";
+import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
 
 export interface FittedPicture {
   /** target.width x target.height packed RGB: the model's input picture. */

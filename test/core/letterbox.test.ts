@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { boxToModel, boxToSource, computeLetterbox, toSourceDetections } from "../../src/infer/letterbox.ts";
-import type { Box, Detection } from "../../src/infer/types.ts";
+import { boxToModel, boxToSource, computeLetterbox, toSourceDetections } from "../../src/core/letterbox.ts";
+import type { Box, Detection } from "../../src/core/types.ts";
 
 function expectBoxClose(actual: Box, expected: Box, what: string): void {
   for (let i = 0; i < 4; i++) {

@@ -1,24 +1,18 @@
 // How a decoded frame becomes the model's input picture: the one resize/letterbox path that
 // the daemon runs on every camera frame and that calibration, evaluation and the frame cache
-// run offline (src/infer/offline-fit.ts), so offline numbers describe what the daemon feeds
+// run offline (src/ingest/offline-fit.ts), so offline numbers describe what the daemon feeds
 // its model. Pure: the GStreamer description of the step, not the running of it.
 //
 // GStreamer does the fitting, not JavaScript: the daemon scales in the source's own format
 // (I420, NV12, ...) before converting the small result to RGB, which is cheaper than
 // converting the full frame first, and the offline path must give the very same bytes.
-import type { ResizeMode } from "./types.ts";
+import type { ResizeMode } from "../core/types.ts";
 
 export interface FitTarget {
   width: number;
   height: number;
   resize: ResizeMode;
 }
-
-/**
- * Colour of the letterbox pads: videoscale's add-borders fills them with black. Offline code
- * that reasons about pads (augmentation, tests) uses this rather than its own constant.
- */
-export const LETTERBOX_PAD_RGB: readonly [number, number, number] = [0, 0, 0];
 
 /**
  * The conversion from any raw video format to width x height packed RGB. The first

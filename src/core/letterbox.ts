@@ -3,6 +3,12 @@
 // computed at preprocessing time is the single source of truth for both directions.
 import type { Box, Detection, LetterboxTransform, ResizeMode } from "./types.ts";
 
+/**
+ * Colour of the letterbox pads: videoscale's add-borders fills them with black. Offline code
+ * that reasons about pads (augmentation, tests) uses this rather than its own constant.
+ */
+export const LETTERBOX_PAD_RGB: readonly [number, number, number] = [0, 0, 0];
+
 function requireSize(name: string, value: number): void {
   if (!Number.isInteger(value) || value <= 0) {
     throw new RangeError(`computeLetterbox: ${name} must be a positive integer, got ${String(value)}`);

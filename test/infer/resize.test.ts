@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { computeLetterbox } from "../../src/infer/letterbox.ts";
-import { resizeToModel, toNchwFloat, toNhwcFloat } from "../../src/ingest/resize.ts";
-import type { RgbImage } from "../../src/ingest/rgb-image.ts";
+import { LETTERBOX_PAD_RGB, computeLetterbox } from "../../src/core/letterbox.ts";
+import { resizeToModel, toNchwFloat, toNhwcFloat } from "../../src/infer/resize.ts";
+import type { RgbImage } from "../../src/core/rgb-image.ts";
 
 function constant(width: number, height: number, rgb: [number, number, number]): RgbImage {
   const data = new Uint8Array(width * height * 3);
@@ -41,21 +41,21 @@ describe("resizeToModel", () => {
     for (let y = 45; y < 55; y++) for (let x = 0; x < 200; x++) img.data.set([255, 255, 255], (y * 200 + x) * 3);
     const t = computeLetterbox(200, 100, 64, 64, "letterbox");
     expect([t.padX, t.padY]).toEqual([0, 16]);
-    const out = resizeToModel(img, t);
+    const out = resizeToModel(img, t, 114);
     for (let x = 0; x < 64; x++) {
       for (const y of [0, 15, 48, 63]) expect(pixel(out, x, y)).toEqual([114, 114, 114]);
       for (const y of [16, 20, 43, 47]) expect(pixel(out, x, y)).toEqual([200, 50, 10]);
       expect(pixel(out, x, 32)).toEqual([255, 255, 255]);
     }
-    const black = resizeToModel(img, t, 0);
-    expect(pixel(black, 10, 5)).toEqual([0, 0, 0]);
+    const byDefault = resizeToModel(img, t);
+    expect(pixel(byDefault, 10, 5), "default pads: the daemon's GStreamer pad colour").toEqual([...LETTERBOX_PAD_RGB]);
   });
 
   it("letterbox pads left and right for a tall image, odd leftover on the right", () => {
     // 30x100 into 64x64: scale 0.64, content round(19.2) = 19 wide, padX = floor(45 / 2) = 22.
     const t = computeLetterbox(30, 100, 64, 64, "letterbox");
     expect(t.padX).toBe(22);
-    const out = resizeToModel(constant(30, 100, [1, 2, 3]), t);
+    const out = resizeToModel(constant(30, 100, [1, 2, 3]), t, 114);
     for (let y = 0; y < 64; y++) {
       expect(pixel(out, 21, y)).toEqual([114, 114, 114]);
       expect(pixel(out, 22, y)).toEqual([1, 2, 3]);

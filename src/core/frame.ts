@@ -1,6 +1,6 @@
 // A frame as it leaves ingest: already converted, scaled and letterboxed to the model
 // input by GStreamer, tagged with where and when it came from.
-import type { LetterboxTransform } from "../infer/types.ts";
+import type { LetterboxTransform } from "./types.ts";
 
 export interface Frame {
   camera: string;

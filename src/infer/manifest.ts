@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { DECODER_KINDS } from "../infer/decode/index.ts";
+import { DECODER_KINDS } from "./decode/index.ts";
 
 export const MANIFEST_SCHEMA_VERSION = 1;
 

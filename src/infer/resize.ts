@@ -1,7 +1,8 @@
 // Preprocessing from a decoded frame to model input. Runs once per frame on the CPU in
 // plain TypeScript, so the per-pixel loops avoid allocation and precompute all indices.
-import type { LetterboxTransform } from "../infer/types.ts";
-import { assertRgbImage, type RgbImage } from "./rgb-image.ts";
+import { LETTERBOX_PAD_RGB, computeLetterbox } from "../core/letterbox.ts";
+import type { LetterboxTransform, ResizeMode } from "../core/types.ts";
+import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
 
 export type ChannelOrder = "rgb" | "bgr";
 export type Triple = readonly [number, number, number];
@@ -48,12 +49,24 @@ function axisTable(src: number, scale: number, pad: number, dst: number): AxisTa
 }
 
 /**
+ * A still picture fitted on the CPU to a model input (stretch or letterbox per `spec`), with
+ * the transform that maps its boxes back: what `perceptd detect` and the model bench feed a
+ * model (the daemon's frames are fitted by GStreamer instead, src/ingest/frame-fit.ts).
+ */
+export function fitPicture(img: RgbImage, spec: { width: number; height: number; resize: ResizeMode }): { fitted: RgbImage; transform: LetterboxTransform } {
+  assertRgbImage(img, "fitPicture");
+  const transform = computeLetterbox(img.width, img.height, spec.width, spec.height, spec.resize);
+  return { fitted: resizeToModel(img, transform), transform };
+}
+
+/**
  * Bilinear resize of `img` into a t.dstWidth x t.dstHeight canvas placed per `t`
- * (stretch, or letterbox with `fill` grey in the pads; 114 is the YOLO convention).
+ * (stretch, or letterbox with `fill` grey in the pads: by default the colour of the daemon's
+ * GStreamer pads, LETTERBOX_PAD_RGB, so a letterbox model sees the same borders either way).
  * Values are rounded to nearest from float arithmetic, so they can differ by 1 from
  * OpenCV's fixed-point result. Like INTER_LINEAR, downscaling does no antialiasing.
  */
-export function resizeToModel(img: RgbImage, t: LetterboxTransform, fill = 114): RgbImage {
+export function resizeToModel(img: RgbImage, t: LetterboxTransform, fill: number = LETTERBOX_PAD_RGB[0]): RgbImage {
   assertRgbImage(img, "resizeToModel");
   if (img.width !== t.srcWidth || img.height !== t.srcHeight) {
     throw new RangeError(
