@@ -5,6 +5,10 @@
 #
 #   scripts/setup.sh            install what is missing, say what was done
 #   scripts/setup.sh --quiet    the same, silent when nothing was missing
+#   scripts/setup.sh --training also PyTorch (python3-torch, ~1 GB with its libraries) for
+#                               `perceptd finetune` and `perceptd models build-pruned`; the
+#                               daemon and the default test run do not need it (the
+#                               fine-tuning test skips, saying why, without it)
 #
 # Environment:
 #   ONNXRUNTIME_NODE_INSTALL   passed to onnxruntime-node's install script. Default "skip":
@@ -15,7 +19,14 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 quiet=0
-[[ "${1:-}" == "--quiet" ]] && quiet=1
+training=0
+for arg in "$@"; do
+  case "$arg" in
+    --quiet) quiet=1 ;;
+    --training) training=1 ;;
+    *) echo "setup: unknown option $arg (expected --quiet, --training)" >&2; exit 2 ;;
+  esac
+done
 say() { [[ $quiet == 1 ]] || echo "setup: $*"; }
 note() { echo "setup: $*" >&2; }
 
@@ -36,6 +47,8 @@ APT_PACKAGES=(
   shellcheck
   chromium # headless: the soak report's and the live view's browser tests
 )
+# Distillation fine-tuning (src/model/finetune/distill.py): PyTorch 1.13 from Debian.
+((training)) && APT_PACKAGES+=(python3-torch)
 
 missing_apt=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -8,6 +8,7 @@ import { register as registerBench } from "./commands/bench.ts";
 import { register as registerData } from "./commands/data.ts";
 import { register as registerDetect } from "./commands/detect.ts";
 import { register as registerEval } from "./commands/eval.ts";
+import { register as registerFinetune } from "./commands/finetune.ts";
 import { register as registerKeys } from "./commands/keys.ts";
 import { register as registerListen } from "./commands/listen.ts";
 import { register as registerModels } from "./commands/models.ts";
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
   registerDetect(program);
   registerEval(program);
   registerPrune(program);
+  registerFinetune(program);
   registerQuantize(program);
   registerData(program);
   registerListen(program);

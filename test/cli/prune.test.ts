@@ -99,7 +99,7 @@ describe("perceptd prune", () => {
     expect(await readFile(join(dir, "sparse.report.md"), "utf8")).toMatch(/\*\*Unstructured sparsity gives no speed-up/);
   });
 
-  it("bad input: clear errors, nothing written", async () => {
+  it("bad input: clear errors, nothing written", { timeout: 300_000 }, async () => {
     const out = join(dir, "bad.onnx");
     const ratio = await perceptd("prune", "nanodet", "--out", out, "--ratio", "1.5");
     expect(ratio.code).toBe(2);
@@ -116,7 +116,16 @@ describe("perceptd prune", () => {
     expect(missingFolder.stderr).toMatch(/data spec ".*no-such-folder\/": .*no-such-folder\/ does not exist/);
     const noRecover = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--oversample", "8");
     expect(noRecover.code).toBe(1);
-    expect(noRecover.stderr).toMatch(/--recover-layers, --samples-per-frame and --oversample tune least-squares recovery; they need --recover/);
+    expect(noRecover.stderr).toMatch(/--recover-layers, --samples-per-frame, --oversample and --ridge tune least-squares recovery; they need --recover/);
+    const ridgeNoRecover = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--ridge", "auto");
+    expect(ridgeNoRecover.code).toBe(1);
+    expect(ridgeNoRecover.stderr).toMatch(/and --ridge tune least-squares recovery; they need --recover/);
+    const badRidge = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--recover", "--ridge", "strong");
+    expect(badRidge.code).toBe(2);
+    expect(badRidge.stderr).toMatch(/expected auto or a number > 0, got "strong"/);
+    const validationNoRidge = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--recover", "--calibration", "corpus:calibration", "--validation", "corpus:validation");
+    expect(validationNoRidge.code).toBe(1);
+    expect(validationNoRidge.stderr).toMatch(/--validation and --validation-frames pick the ridge strength; they need --ridge/);
     const reconstruction = await perceptd("prune", "nanodet", "--out", out, "--ratio", "0.3", "--importance", "reconstruction");
     expect(reconstruction.code).toBe(1);
     expect(reconstruction.stderr).toMatch(/--importance reconstruction needs calibration frames: pass --calibration <video>/);

@@ -208,7 +208,7 @@ const HELP_AFTER = `
 The model and the reference are manifest names or ONNX files; a file is run like the
 manifest model with the same input and outputs (e.g. a pruned nanodet like nanodet).
 Without --reference and --labels, the reference is the dense model the variant descends from,
-with the same input (nanodet-p40-u8: nanodet-u8); with --video or --frames, its manifest parent.
+with the same input (a pruned nanodet-u8 file: nanodet-u8); with --video or --frames, its manifest parent.
 
 Agreement: COCO-style AP at IoU 0.5 and 0.5:0.95 (101-point) per class for
 ${AGREEMENT_CLASSES.join(", ")}, with the reference's detections scoring above
@@ -236,9 +236,9 @@ its frame_index field or the last number in its file name (frame_000120.jpg = fr
 Categories match model classes by name; crowd annotations are left out.
 
 Examples:
-  perceptd eval --model nanodet-p40-u8 --reference nanodet-u8
-  perceptd eval --model nanodet-p40-u8 --model nanodet-p50-u8 --reference nanodet-u8 --bar --json
-  perceptd eval --model nanodet-p40-u8 --reference nanodet-u8 --data corpus:validation --data my-clips/
+  perceptd eval --model .cache/build-pruned/nanodet-p40-u8.onnx --reference nanodet-u8
+  perceptd eval --model centernet-u8 --model .cache/build-pruned/nanodet-p25-u8.onnx --reference nanodet-u8 --bar --json
+  perceptd eval --model centernet-u8 --reference nanodet-u8 --data corpus:validation --data my-clips/
   perceptd eval --model models/nanodet-pruned-50.onnx --reference nanodet --video .cache/fixtures/vtest.avi
   perceptd eval --model centernet --reference nanodet --frames 200-790:10 --json
   perceptd eval --model nanodet --labels my-labels.json`;

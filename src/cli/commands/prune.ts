@@ -79,6 +79,9 @@ interface PruneFlags {
   recoverLayers?: RecoverLayers;
   samplesPerFrame?: number;
   oversample?: number;
+  ridge?: number | "auto";
+  validation?: string[];
+  validationFrames?: number;
   compensate: boolean;
   calibration?: string[];
   calibrationFrames?: number;
@@ -137,6 +140,19 @@ export function register(program: Command): void {
     )
     .option("--samples-per-frame <n>", "--recover: least output positions sampled per calibration frame and refitted Conv (default 128)", positiveInt)
     .option("--oversample <n>", "--recover: least fit samples per unknown of a refitted Conv; fewer overfit the calibration frames (default 4)", positiveNumber)
+    .option(
+      "--ridge <auto|value>",
+      "--recover: regularise the refit toward the original weights of the kept channels (not toward zero), so what the calibration " +
+        "data does not show is kept; auto picks the strength per layer on --validation data",
+      (v) => {
+        if (v === "auto") return v;
+        const n = Number(v);
+        if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError(`expected auto or a number > 0, got "${v}"`);
+        return n;
+      },
+    )
+    .option("--validation <data>", "--ridge: data the strength is picked on, repeatable, never fitted to (default corpus:validation)", (v: string, prev: string[] = []) => [...prev, v])
+    .option("--validation-frames <n>", "--ridge: validation frames read, spread over the data (default all)", positiveInt)
     .option("--no-compensate", "do not fold removed channels' mean activation into the next layer's bias (done by default with --calibration)")
     .option(
       "--calibration <data>",
@@ -187,6 +203,9 @@ export function register(program: Command): void {
           recoverLayers: flags.recoverLayers,
           samplesPerFrame: flags.samplesPerFrame,
           oversample: flags.oversample,
+          ridge: flags.ridge,
+          validation: flags.validation,
+          validationFrames: flags.validationFrames,
           compensate: flags.compensate,
           calibration: flags.calibration,
           calibrationFrames: flags.calibrationFrames,

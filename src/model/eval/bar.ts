@@ -130,3 +130,12 @@ export async function evaluateAgainstBar(opts: BarOptions): Promise<BarVerdict[]
   const sets = await evaluateOnSets({ models: opts.models, reference: opts.reference, sets: [BAR.heldOutSet, BAR.outOfSceneSet], session: opts.session, onProgress: opts.onProgress });
   return opts.models.map((m, k) => judgeBar(m.name, opts.reference.name, sets.filter((s) => s.model === m.name), latencies[k]));
 }
+
+/**
+ * The bar's third line alone (out-of-scene recall and no class collapse): what a pruned
+ * variant must hold to ship at all, default or not (`perceptd models build-pruned`).
+ */
+export function findsOutOfScene(v: BarVerdict): boolean {
+  const lines = v.checks.filter((c) => c.name === "out-of-scene recall" || c.name === "out-of-scene class collapse");
+  return lines.length === 2 && lines.every((c) => c.pass);
+}

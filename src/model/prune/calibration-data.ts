@@ -36,11 +36,17 @@ export interface CalibrationData {
  * `count` frames spread evenly over the data (all of them when it has fewer), fitted to the
  * model's input by the daemon's pipeline, refused when they include test or validation data.
  */
-export async function calibrationInputsFromData(specs: readonly string[], model: ResolvedModel, count: number, onProgress?: (text: string) => void): Promise<CalibrationData> {
+export async function calibrationInputsFromData(
+  specs: readonly string[],
+  model: ResolvedModel,
+  count: number,
+  onProgress?: (text: string) => void,
+  purpose: "calibration" | "validation" = "calibration",
+): Promise<CalibrationData> {
   const spec = model.entry.input;
   const cache = await prepareFrames(specs, { width: spec.width, height: spec.height, resize: spec.resize }, {
-    purpose: "calibration",
-    onProgress: (p) => onProgress?.(`prune: calibration data ${p.frames} frame(s), source ${p.source}/${p.sources}`),
+    purpose,
+    onProgress: (p) => onProgress?.(`prune: ${purpose} data ${p.frames} frame(s), source ${p.source}/${p.sources}`),
   });
   try {
     const total = cache.index.count;

@@ -24,7 +24,10 @@ import { buildDependencyGraph } from "./dependency-graph.ts";
 import { activationTensors, type ChannelStats, type ImportanceKind } from "./importance.ts";
 import { measureSideBySide, profileConvTimes, type ConvTimes, type LatencyResult } from "./latency.ts";
 import { covarianceAccumulator } from "./reconstruction.ts";
-import { DEFAULT_OVERSAMPLE, DEFAULT_SAMPLES_PER_FRAME, recoverLeastSquares } from "./recover.ts";
+import { DEFAULT_OVERSAMPLE, DEFAULT_RIDGE, DEFAULT_SAMPLES_PER_FRAME, recoverLeastSquares } from "./recover.ts";
+
+/** Where --ridge auto picks its strength unless --validation says otherwise. */
+export const DEFAULT_VALIDATION: readonly string[] = ["corpus:validation"];
 import { DEFAULT_RECOVER_LAYERS, downstreamConvs, type RecoverLayers } from "./recover-layers.ts";
 import { machine, writeReport, type PruneReport } from "./report.ts";
 import { pruneStructured, type StructuredOptions, type StructuredResult } from "./structured.ts";
@@ -56,6 +59,16 @@ export interface PruneOptions {
   samplesPerFrame?: number;
   /** Recovery: least fit samples per unknown of a refitted Conv (default DEFAULT_OVERSAMPLE). */
   oversample?: number;
+  /**
+   * Recovery: regularise the refit toward the original weights of the kept channels with this
+   * relative strength, or "auto" to pick it per layer on the validation data. Absent: the plain
+   * refit (a small ridge toward zero).
+   */
+  ridge?: number | "auto";
+  /** Validation data specs for --ridge (default corpus:validation); never fitted to. */
+  validation?: readonly string[];
+  /** Validation frames read (spread over the data; default all of corpus:validation's 24). */
+  validationFrames?: number;
   /**
    * Fold the mean contribution of removed channels into the consumers' biases (needs
    * calibration frames; default true when --calibration is given).
@@ -194,9 +207,11 @@ export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
   } else if (!targeted && opts.ratio === undefined && !opts.ratios) {
     throw new Error("give --ratio, --ratios, --target-flops or --target-latency");
   }
-  if ((opts.samplesPerFrame !== undefined || opts.oversample !== undefined || opts.recoverLayers !== undefined) && !opts.recover) {
-    throw new Error("--recover-layers, --samples-per-frame and --oversample tune least-squares recovery; they need --recover");
+  if ((opts.samplesPerFrame !== undefined || opts.oversample !== undefined || opts.recoverLayers !== undefined || opts.ridge !== undefined) && !opts.recover) {
+    throw new Error("--recover-layers, --samples-per-frame, --oversample and --ridge tune least-squares recovery; they need --recover");
   }
+  if (opts.ridge !== undefined && opts.ridge !== "auto" && !(Number.isFinite(opts.ridge) && opts.ridge > 0)) throw new RangeError(`--ridge must be auto or a number > 0, got ${String(opts.ridge)}`);
+  if ((opts.validation !== undefined || opts.validationFrames !== undefined) && opts.ridge === undefined) throw new Error("--validation and --validation-frames pick the ridge strength; they need --ridge");
   if (!opts.out.endsWith(".onnx")) throw new Error(`--out ${opts.out}: expected a path ending in .onnx`);
 
   const dataImportance = opts.importance === "activation" || opts.importance === "reconstruction";
@@ -333,8 +348,23 @@ export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
       if (structured.changedConvs.length === 0) recoveryPart = { skipped: "no Conv lost input channels; nothing to refit" };
       else {
         const refit = (opts.recoverLayers ?? DEFAULT_RECOVER_LAYERS) === "all" ? downstreamConvs(pruned, structured.changedConvs) : structured.changedConvs;
-        say(`prune: least-squares recovery of ${refit.length} Convs on ${frames.length} frames`);
+        const validationSpecs = opts.ridge === "auto" ? [...(opts.validation ?? DEFAULT_VALIDATION)] : opts.validation !== undefined ? [...opts.validation] : [];
+        const validationData =
+          validationSpecs.length > 0
+            ? await calibrationInputsFromData(
+                validationSpecs,
+                await resolveModelArg(opts.model, await readManifest(manifestPath), manifestPath),
+                opts.validationFrames ?? Number.MAX_SAFE_INTEGER,
+                (t) => say(t, true),
+                "validation",
+              )
+            : undefined;
+        const ridgeText = opts.ridge === undefined ? "" : `, ridge toward the original weights (${opts.ridge === "auto" ? `strength picked per layer on ${validationData!.inputs.length} frames of ${validationSpecs.join(", ")}` : opts.ridge})`;
+        say(`prune: least-squares recovery of ${refit.length} Convs on ${frames.length} frames${ridgeText}`);
         const rec = await recoverLeastSquares({
+          ridge: opts.ridge,
+          ridgeToward: opts.ridge === undefined ? "zero" : "original",
+          validationFrames: validationData?.inputs,
           dense,
           pruned,
           convNodes: refit,
@@ -352,7 +382,12 @@ export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
         pruned = rec.graph;
         recoveryPart = {
           frames: frames.length,
+          ridge:
+            opts.ridge === undefined
+              ? { toward: "zero", strength: DEFAULT_RIDGE, validationFrames: 0, validation: null }
+              : { toward: "original", strength: opts.ridge, validationFrames: validationData?.inputs.length ?? 0, validation: validationSpecs.length > 0 ? validationSpecs : null },
           layers: rec.layers.map((l) => ({
+            ridge: l.ridge,
             node: l.node,
             relMseBefore: l.relMseBefore,
             relMseAfter: l.relMseAfter,
@@ -377,6 +412,7 @@ export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
       minChannels: opts.minChannels,
       recover: !!opts.recover,
       recoverLayers: opts.recover ? (opts.recoverLayers ?? DEFAULT_RECOVER_LAYERS) : undefined,
+      ridge: opts.ridge,
     }),
   };
   const outBytes = encodeModel(pruned);
@@ -452,6 +488,7 @@ export async function runPrune(opts: PruneOptions): Promise<PruneOutcome> {
       recoverLayers: opts.recover ? (opts.recoverLayers ?? DEFAULT_RECOVER_LAYERS) : undefined,
       samplesPerFrame: opts.recover ? (opts.samplesPerFrame ?? DEFAULT_SAMPLES_PER_FRAME) : undefined,
       oversample: opts.recover ? (opts.oversample ?? DEFAULT_OVERSAMPLE) : undefined,
+      ridge: opts.recover ? (opts.ridge ?? null) : undefined,
       compensate: method === "structured" && (opts.compensate ?? true) && frames.length > 0,
       calibration:
         video !== undefined

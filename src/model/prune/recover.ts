@@ -11,7 +11,14 @@
 // pruned input (C' x kh x kw values). Float64 normal equations with ridge on W (not b),
 // solved by Cholesky. A fifth of the sampled positions is held out of the fit: it picks the
 // ridge (1x, 10x, 100x the given one) and vetoes a refit that does worse there than the
-// pruned weights. Too few samples per unknown make the fit memorise its samples (measured on
+// pruned weights.
+//
+// The ridge pulls W toward zero by default (a small one, to keep the system solvable), or
+// toward W0, the original weights of the kept channels (ridgeToward "original"):
+// min |Y - XZ|² + λ|W - W0|². The plain fit is free in every input direction the calibration
+// frames do not excite and may forget the dense model there; the pull toward W0 keeps its
+// response in those directions. Its strength is picked per layer on validation frames
+// (`ridge: "auto"`, data never fitted to), from RIDGE_GRID. Too few samples per unknown make the fit memorise its samples (measured on
 // nanodet at 50%: fit error 1e-3, error on the rest of the map above 1), so each layer samples
 // at least `oversample` x its unknowns. Errors are relative MSE, sum (y - ŷ)² / sum y², before
 // (pruned weights as they came) and after, on the fit samples and on the held-out ones.
@@ -26,6 +33,10 @@ export const DEFAULT_SAMPLES_PER_FRAME = 128;
 /** Ridge strength relative to the mean diagonal of XᵀX (scale-free across layers). */
 export const DEFAULT_RIDGE = 1e-3;
 export const DEFAULT_OVERSAMPLE = 4;
+/** Relative strengths tried by `ridge: "auto"` (toward W0), judged on the validation frames. */
+export const RIDGE_GRID: readonly number[] = [1e-4, 1e-3, 1e-2, 1e-1, 1, 10];
+/** What the ridge pulls the weights toward: zero, or the original weights of the kept channels (W0). */
+export type RidgeToward = "zero" | "original";
 
 export interface RecoverOptions {
   dense: OnnxGraph;
@@ -43,8 +54,20 @@ export interface RecoverOptions {
    * 1 the fit memorises its samples and generalises badly.
    */
   oversample?: number;
-  /** Smallest relative ridge tried; 10x and 100x it are tried too, the best on held-out samples wins. Default 1e-3. */
-  ridge?: number;
+  /**
+   * Toward zero: the smallest relative ridge tried; 10x and 100x it are tried too, the best on
+   * held-out samples wins. Default 1e-3. Toward W0: the relative strength, or "auto" to pick it
+   * per layer from RIDGE_GRID on `validationFrames`.
+   */
+  ridge?: number | "auto";
+  /** Default "zero". */
+  ridgeToward?: RidgeToward;
+  /**
+   * Model inputs of validation frames (never fitted to): when given, every sampled calibration
+   * position goes into the fit and the held-out samples (which pick the ridge and veto a refit)
+   * come from these frames instead. Needed by `ridge: "auto"`.
+   */
+  validationFrames?: readonly ModelInputData[];
   /**
    * Per Conv, the dense output channel each pruned output channel came from. Absent: the
    * identity when the counts match, otherwise found by matching the weights the pruner copied.
@@ -87,6 +110,10 @@ export interface LayerRecovery {
   refitted: boolean;
   /** Relative ridge of the kept solution (null when not refitted). */
   ridge: number | null;
+  /** What the ridge pulled toward. */
+  ridgeToward: RidgeToward;
+  /** Where the held-out samples came from. */
+  heldOutFrom: "calibration" | "validation";
 }
 
 export interface RecoverResult {
@@ -221,6 +248,10 @@ interface LayerPlan {
   /** Dense targets per frame: rows of kept.length values at the sampled positions. */
   targets: Float32Array[];
   positions: Int32Array[];
+  /** The same for the validation frames (empty without them). */
+  valTargets: Float32Array[];
+  valPositions: Int32Array[];
+  valPerFrame: number;
   /** Positions sampled per frame (fit and held out). */
   perFrame: number;
   wave: number;
@@ -319,14 +350,18 @@ class NormalEquations {
     return this.heldX.length;
   }
 
-  /** Adds the patches of `plan` at its sampled positions of frame `f` from input map `data`. */
-  addFrame(plan: LayerPlan, f: number, data: Float32Array): void {
+  /**
+   * Adds the patches of `plan` at its sampled positions of frame `f` from input map `data`:
+   * "split" holds every HOLD_OUT_EVERY-th one out, "fit" fits them all, "held" holds them all
+   * out (validation frames, whose targets and positions are the plan's val* ones).
+   */
+  addFrame(plan: LayerPlan, f: number, data: Float32Array, use: "split" | "fit" | "held" = "split"): void {
     const { kh, kw, strides, dilations, pads } = plan.pruned;
     const [C, H, W] = plan.inShape;
     const outW = plan.outSpatial[1];
     const { n, m, x } = this;
-    const y = plan.targets[f];
-    plan.positions[f].forEach((p, r) => {
+    const y = use === "held" ? plan.valTargets[f] : plan.targets[f];
+    (use === "held" ? plan.valPositions : plan.positions)[f].forEach((p, r) => {
       const oy = Math.floor(p / outW);
       const ox = p - oy * outW;
       const iy0 = oy * strides[0] - pads[0];
@@ -344,7 +379,7 @@ class NormalEquations {
         }
       }
       x[n - 1] = 1;
-      if (r % HOLD_OUT_EVERY === HOLD_OUT_EVERY - 1) {
+      if (use === "held" || (use === "split" && r % HOLD_OUT_EVERY === HOLD_OUT_EVERY - 1)) {
         this.heldX.push(Float32Array.from(x));
         this.heldY.push(y.slice(r * m, (r + 1) * m));
         return;
@@ -363,16 +398,17 @@ class NormalEquations {
   }
 
   /**
-   * sum (y - Zᵀx)² over the fit samples for the ridge solution Z of (A + λD) Z = B: expanding
-   * the square and using Zᵀ A Z = Zᵀ B - λ Zᵀ D Z leaves yy - Zᵀ B - λ Zᵀ D Z, O(n m), not O(n² m).
+   * sum (y - Zᵀx)² over the fit samples for the ridge solution Z of (A + λD) Z = B + λ D P
+   * (P the prior: zero or Z0): expanding the square and using Zᵀ A Z = Zᵀ B + λ Zᵀ D (P - Z)
+   * leaves yy - Zᵀ B + λ Zᵀ D (P - Z), O(n m), not O(n² m).
    */
-  residualOfSolution(z: Float64Array, lambda: number): number {
+  residualOfSolution(z: Float64Array, lambda: number, prior: Float64Array | null): number {
     const { n, m, b } = this;
     let zb = 0;
     for (let i = 0; i < n * m; i++) zb += z[i] * b[i];
-    let zdz = 0;
-    for (let i = 0; i < (n - 1) * m; i++) zdz += z[i] * z[i];
-    return Math.max(0, this.yy - zb - lambda * zdz);
+    let zdpz = 0;
+    for (let i = 0; i < (n - 1) * m; i++) zdpz += z[i] * ((prior === null ? 0 : prior[i]) - z[i]);
+    return Math.max(0, this.yy - zb + lambda * zdpz);
   }
 
   /** Relative MSE of Z on the held-out samples: sum (y - Zᵀx)² / sum y². */
@@ -411,12 +447,16 @@ function weightsAsZ(geo: ConvGeometry): Float64Array {
   return z;
 }
 
-/** The ridge solution for relative strength `ridge`, raised tenfold until the system factors. */
-function solveRidge(eq: NormalEquations, ridge: number): { z: Float64Array; ridge: number; lambda: number } {
+/**
+ * The ridge solution for relative strength `ridge`, raised tenfold until the system factors:
+ * (A + λD) Z = B + λ D P, D the identity on W's rows (not the bias, the last unknown), P the
+ * prior (null: zero).
+ */
+function solveRidge(eq: NormalEquations, ridge: number, prior: Float64Array | null): { z: Float64Array; ridge: number; lambda: number } {
   const { n, m, a, b } = eq;
-  // The ridge is on W, not on the bias (the last unknown).
   const { l, ridge: r, lambda } = choleskyFactorRidged(a, n, ridge, n - 1);
   const z = Float64Array.from(b);
+  if (prior !== null) for (let i = 0; i < (n - 1) * m; i++) z[i] += lambda * prior[i];
   choleskySolveFactored(l, n, z, m);
   return { z, ridge: r, lambda };
 }
@@ -445,10 +485,17 @@ function writeWeights(g: OnnxGraph, geo: ConvGeometry, z: Float64Array, namer: (
 export async function recoverLeastSquares(opts: RecoverOptions): Promise<RecoverResult> {
   const samplesPerFrame = positiveInt("samplesPerFrame", opts.samplesPerFrame ?? DEFAULT_SAMPLES_PER_FRAME);
   const ridge = opts.ridge ?? DEFAULT_RIDGE;
+  const toward: RidgeToward = opts.ridgeToward ?? "zero";
   const oversample = opts.oversample ?? DEFAULT_OVERSAMPLE;
+  const validation = opts.validationFrames ?? [];
   if (!(oversample > 0 && Number.isFinite(oversample))) throw new RangeError(`recoverLeastSquares: oversample must be a positive number, got ${String(oversample)}`);
-  if (!(ridge >= 0 && Number.isFinite(ridge))) throw new RangeError(`recoverLeastSquares: ridge must be a finite number >= 0, got ${String(ridge)}`);
+  if (ridge !== "auto" && !(ridge >= 0 && Number.isFinite(ridge))) throw new RangeError(`recoverLeastSquares: ridge must be "auto" or a finite number >= 0, got ${String(ridge)}`);
+  if (ridge === "auto" && toward !== "original") throw new RangeError('recoverLeastSquares: ridge "auto" picks the pull toward the original weights; set ridgeToward "original"');
+  if (ridge === "auto" && validation.length === 0) throw new RangeError('recoverLeastSquares: ridge "auto" picks its strength on validation frames; none were given');
   if (opts.frames.length === 0) throw new RangeError("recoverLeastSquares: no calibration frames");
+  // Toward zero, a grid above the given floor; toward W0, the strength asked for or the grid.
+  const grid: readonly number[] = ridge === "auto" ? RIDGE_GRID : toward === "original" ? [ridge] : [ridge, ridge * 10, ridge * 100];
+  const fitUse = validation.length > 0 ? "fit" : "split";
   const seed = opts.seed ?? 1;
   const { dense } = opts;
   const work = cloneGraph(opts.pruned);
@@ -498,6 +545,10 @@ export async function recoverLeastSquares(opts: RecoverOptions): Promise<Recover
         outSpatial: [outDims[2], outDims[3]],
         targets: [],
         positions: [],
+        valTargets: [],
+        valPositions: [],
+        // at least one held-out sample per unknown over the validation frames
+        valPerFrame: validation.length === 0 ? 0 : Math.min(outDims[2] * outDims[3], Math.max(samplesPerFrame, Math.ceil((pGeo.inC * pGeo.kh * pGeo.kw + 1) / validation.length))),
         perFrame: Math.min(
           outDims[2] * outDims[3],
           Math.max(samplesPerFrame, Math.ceil((oversample * (pGeo.inC * pGeo.kh * pGeo.kw + 1) * HOLD_OUT_EVERY) / ((HOLD_OUT_EVERY - 1) * opts.frames.length))),
@@ -529,6 +580,29 @@ export async function recoverLeastSquares(opts: RecoverOptions): Promise<Recover
     },
     { threads: opts.threads, onProgress: (frame, frames) => opts.onProgress?.({ kind: "dense", frame, frames }) },
   );
+  if (validation.length > 0) {
+    await forEachActivation(
+      dense,
+      [...denseTensor.keys()],
+      validation,
+      (f, values) => {
+        for (const [tensor, plan] of denseTensor) {
+          const { data } = values.get(tensor)!;
+          const spatial = plan.outSpatial[0] * plan.outSpatial[1];
+          // a seed apart from the calibration frames' (frame numbers count from 0 in both)
+          const at = samplePositions(plan.valPerFrame, spatial, positionSeed(seed + 104729, plan.name, f));
+          const m = plan.kept.length;
+          const rows = new Float32Array(at.length * m);
+          at.forEach((p, r) => {
+            for (let o = 0; o < m; o++) rows[r * m + o] = data[plan.kept[o] * spatial + p];
+          });
+          plan.valTargets.push(rows);
+          plan.valPositions.push(at);
+        }
+      },
+      { threads: opts.threads },
+    );
+  }
 
   const namer = uniqueNamer(work);
   const layers: LayerRecovery[] = [];
@@ -544,13 +618,24 @@ export async function recoverLeastSquares(opts: RecoverOptions): Promise<Recover
       inputs,
       opts.frames,
       (f, values) => {
-        for (const p of wave) eqs.get(p.name)!.addFrame(p, f, values.get(p.pruned.node.inputs[0])!.data);
+        for (const p of wave) eqs.get(p.name)!.addFrame(p, f, values.get(p.pruned.node.inputs[0])!.data, fitUse);
       },
       {
         threads: opts.threads,
         onProgress: (frame, frames) => opts.onProgress?.({ kind: "wave", wave: w, waves: order.length, layers: order[w], frame, frames }),
       },
     );
+    if (validation.length > 0) {
+      await forEachActivation(
+        work,
+        inputs,
+        validation,
+        (f, values) => {
+          for (const p of wave) eqs.get(p.name)!.addFrame(p, f, values.get(p.pruned.node.inputs[0])!.data, "held");
+        },
+        { threads: opts.threads },
+      );
+    }
     for (const p of wave) {
       const eq = eqs.get(p.name)!;
       eq.flush();
@@ -558,15 +643,16 @@ export async function recoverLeastSquares(opts: RecoverOptions): Promise<Recover
       const total = eq.yy > 0 ? eq.yy : 1;
       const before = eq.before / total;
       const heldBefore = eq.heldOutError(eq.z0);
+      const prior = toward === "original" ? eq.z0 : null;
       let best: { z: Float64Array; ridge: number; lambda: number; held: number } | null = null;
-      for (const r of [ridge, ridge * 10, ridge * 100]) {
-        const sol = solveRidge(eq, r);
+      for (const r of grid) {
+        const sol = solveRidge(eq, r, prior);
         const held = eq.heldOutError(sol.z);
         if (best === null || held < best.held) best = { ...sol, held };
       }
       // A refit that does worse on samples it did not see than the pruned weights is not kept.
       const keep = best !== null && (eq.heldOut === 0 || best.held < heldBefore);
-      const after = keep ? eq.residualOfSolution(best!.z, best!.lambda) / total : before;
+      const after = keep ? eq.residualOfSolution(best!.z, best!.lambda, prior) / total : before;
       if (keep) writeWeights(work, p.pruned, best!.z, namer);
       const layer: LayerRecovery = {
         node: p.name,
@@ -583,6 +669,8 @@ export async function recoverLeastSquares(opts: RecoverOptions): Promise<Recover
         heldOutAfter: keep ? best!.held : heldBefore,
         refitted: keep,
         ridge: keep ? best!.ridge : null,
+        ridgeToward: toward,
+        heldOutFrom: validation.length > 0 ? "validation" : "calibration",
       };
       layers.push(layer);
       opts.onProgress?.({ kind: "layer", layer });

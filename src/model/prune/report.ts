@@ -23,6 +23,8 @@ export interface RecoveryLayerReport {
   /** On the positions held out of the fit (absent in reports written before they were recorded). */
   heldOutBefore?: number;
   heldOutAfter?: number;
+  /** relative ridge of the kept refit; null when the refit was not kept (absent in older reports) */
+  ridge?: number | null;
 }
 
 export interface PruneReport {
@@ -54,7 +56,14 @@ export interface PruneReport {
     estimatedMsFraction?: number;
     target: string;
   };
-  recovery?: { frames: number; layers: RecoveryLayerReport[] } | { skipped: string };
+  recovery?:
+    | {
+        frames: number;
+        /** what the ridge pulled toward, its strength ("auto": picked per layer on the validation frames) and those frames */
+        ridge?: { toward: "zero" | "original"; strength: number | "auto"; validationFrames: number; validation: string[] | null };
+        layers: RecoveryLayerReport[];
+      }
+    | { skipped: string };
   latency?: LatencyResult;
   agreement?: AgreementReport;
   check: { onnxChecker: string; onnxruntime: string };
@@ -135,16 +144,21 @@ export function renderMarkdown(r: PruneReport): string {
     out.push("## Least-squares recovery", "");
     if ("skipped" in r.recovery) out.push(r.recovery.skipped, "");
     else {
+      const rg = r.recovery.ridge;
+      const validation = rg !== undefined && rg.validationFrames > 0;
       out.push(
         `Refitted on ${r.recovery.frames} calibration frame(s); relative MSE of each layer's output against the dense layer, on the calibration samples ` +
-          "it was fitted on and on the sampled positions held out of the fit (what the refit is worth on data it did not see).",
+          (validation
+            ? `it was fitted on and on ${rg.validationFrames} validation frame(s) (${(rg.validation ?? []).join(", ")}) it never saw, which pick the ridge and veto a refit.`
+            : "it was fitted on and on the sampled positions held out of the fit (what the refit is worth on data it did not see)."),
         "",
       );
+      if (rg !== undefined) out.push(`Ridge toward ${rg.toward === "original" ? "the original weights of the kept channels (W0)" : "zero"}, strength ${String(rg.strength)} (relative to the mean diagonal of XᵀX).`, "");
       const held = (v: number | undefined): string => (v === undefined ? "-" : v.toExponential(3));
       out.push(
         table(
-          ["layer", "rel. MSE before", "rel. MSE after", "held-out before", "held-out after", "samples"],
-          r.recovery.layers.map((x) => [x.node, x.relMseBefore.toExponential(3), x.relMseAfter.toExponential(3), held(x.heldOutBefore), held(x.heldOutAfter), String(x.samples)]),
+          ["layer", "rel. MSE before", "rel. MSE after", "held-out before", "held-out after", "ridge", "samples"],
+          r.recovery.layers.map((x) => [x.node, x.relMseBefore.toExponential(3), x.relMseAfter.toExponential(3), held(x.heldOutBefore), held(x.heldOutAfter), x.ridge === undefined || x.ridge === null ? "-" : x.ridge.toExponential(0), String(x.samples)]),
         ),
         "",
       );

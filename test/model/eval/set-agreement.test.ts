@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Box, Detection } from "../../../src/core/types.ts";
-import { judgeBar } from "../../../src/model/eval/bar.ts";
+import { findsOutOfScene, judgeBar } from "../../../src/model/eval/bar.ts";
 import { setAgreementMetrics, type SetAgreement } from "../../../src/model/eval/set-agreement.ts";
 import { perceptd } from "../../cli/run-cli.ts";
 
@@ -69,6 +69,14 @@ describe("judgeBar", () => {
     expect(blind.checks.filter((c) => !c.pass).map((c) => c.name)).toEqual(["out-of-scene recall", "out-of-scene class collapse"]);
     const inClip = judgeBar("m", "r", [fakeSet("vtest:held-out", 0.91, 1, []), fakeSet("corpus:out-of-scene", 1, 1, [])], latency);
     expect(inClip.checks.filter((c) => !c.pass).map((c) => c.name)).toEqual(["held-out person AP@0.5"]);
+  });
+
+  it("a variant ships when it holds the third line (out of scene), whatever its speed or in-clip figures", () => {
+    const oos = (recall: number, collapsed: string[]): SetAgreement => fakeSet("corpus:out-of-scene", 1, recall, collapsed);
+    expect(findsOutOfScene(judgeBar("m", "r", [fakeSet("vtest:held-out", 0.9, 1, []), oos(0.93, [])], { ...latency, speedup: 1.1 }))).toBe(true);
+    expect(findsOutOfScene(judgeBar("m", "r", [fakeSet("vtest:held-out", 0.95, 1, []), oos(0.652, ["person"])], latency))).toBe(false);
+    expect(findsOutOfScene(judgeBar("m", "r", [fakeSet("vtest:held-out", 0.95, 1, []), oos(0.95, ["person"])], latency))).toBe(false);
+    expect(findsOutOfScene(judgeBar("m", "r", [fakeSet("vtest:held-out", 0.95, 1, [])], latency)), "out-of-scene set not measured").toBe(false);
   });
 
   it("a set or the latency not measured fails its check rather than passing by absence", () => {
