@@ -6,6 +6,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import type { BenchProgress, ModelBenchOptions } from "../bench/model-bench.ts";
 import type { PipelineBenchOptions } from "../bench/pipeline-bench.ts";
 import { DEFAULT_PIPELINE_FRAMES, DEFAULT_PIPELINE_WARMUP } from "../bench/pipeline-defaults.ts";
+import { statusWriter } from "../status-writer.ts";
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from "../../core/providers.ts";
 
 function providerOption(value: string): ExecutionProvider {
@@ -28,42 +29,6 @@ function listOption(value: string): string[] {
   const names = value.split(",").map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new InvalidArgumentError(`expected comma-separated model names, got "${value}"`);
   return names;
-}
-
-interface StatusWriter {
-  tty: boolean;
-  /** rewrites the live line (terminals only) */
-  status: (text: string) => void;
-  /** a milestone, one a line */
-  line: (text: string) => void;
-  /** clears the live line */
-  done: () => void;
-}
-
-/**
- * On a terminal one line is rewritten in place; elsewhere (CI logs, `2> file`) carriage
- * returns would pile up into one unreadable line, so only milestones are written, one a line.
- */
-function statusWriter(stream: NodeJS.WriteStream): StatusWriter {
-  const tty = stream.isTTY === true;
-  let live = false;
-  return {
-    tty,
-    status: (text) => {
-      if (!tty) return;
-      stream.write(`\r\x1b[2K${text}`);
-      live = true;
-    },
-    line: (text) => {
-      if (live) stream.write("\r\x1b[2K");
-      live = false;
-      stream.write(`${text}\n`);
-    },
-    done: () => {
-      if (live) stream.write("\r\x1b[2K");
-      live = false;
-    },
-  };
 }
 
 function progressPrinter(stream: NodeJS.WriteStream): { onProgress: (e: BenchProgress) => void; done: () => void } {

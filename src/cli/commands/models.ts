@@ -2,6 +2,7 @@
 // list what the manifest holds, and verify files against their checksums.
 import { InvalidArgumentError, type Command } from "commander";
 import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, resolveModel } from "../../infer/manifest.ts";
+import { statusWriter } from "../status-writer.ts";
 
 export function register(program: Command): void {
   const models = program.command("models").description("build, list and verify the ONNX models in models/");
@@ -41,17 +42,14 @@ export function register(program: Command): void {
       if (opts.device !== "cpu" && opts.device !== "cuda") throw new Error(`--device: expected cpu or cuda, got "${opts.device}"`);
       const { buildPrunedVariants } = await import("../../model/pruned-variants.ts");
       const { renderSetAgreement, renderVerdict } = await import("./eval-sets.ts");
-      const tty = process.stderr.isTTY;
+      const progress = statusWriter(process.stderr);
       const built = await buildPrunedVariants({
         only: opts.only?.split(",").map((s) => s.trim()).filter(Boolean),
         device: opts.device,
         resume: opts.resume,
         manifestPath: opts.manifest,
         renderBar: (v) => `${v.sets.map(renderSetAgreement).join("\n\n")}\n\n${renderVerdict(v)}`,
-        log: (m, live) => {
-          if (live && tty) process.stderr.write(`\r\x1b[2K${m}`);
-          else if (!live) process.stderr.write(`${tty ? "\r\x1b[2K" : ""}models: ${m}\n`);
-        },
+        log: (m, live) => (live ? progress.status(m) : progress.line(`models: ${m}`)),
       });
       for (const b of built.built) process.stdout.write(`${b.sha256}  ${b.file}\n`);
       for (const v of built.verdicts) process.stdout.write(`${v.model}: bar ${v.holds ? "held" : "not held"}; ${v.checks.map((c) => `${c.name} ${c.pass ? "pass" : "FAIL"}`).join(", ")}\n`);
@@ -72,14 +70,11 @@ export function register(program: Command): void {
     })
     .action(async (opts: { only?: string; threads?: number }) => {
       const { buildQuantizedVariants } = await import("../../model/quantized-variants.ts");
-      const tty = process.stderr.isTTY;
+      const progress = statusWriter(process.stderr);
       const built = await buildQuantizedVariants({
         only: opts.only?.split(",").map((s) => s.trim()).filter(Boolean),
         threads: opts.threads,
-        log: (m, live) => {
-          if (live && tty) process.stderr.write(`\r\x1b[2K${m}`);
-          else if (!live) process.stderr.write(`${tty ? "\r\x1b[2K" : ""}models: ${m}\n`);
-        },
+        log: (m, live) => (live ? progress.status(m) : progress.line(`models: ${m}`)),
       });
       for (const b of built) process.stdout.write(`${b.sha256}  ${b.file}\n`);
     });

@@ -2,6 +2,7 @@
 // (magnitude, storage only) pruning of an ONNX detector, with a JSON + Markdown report next to
 // the output. The work is in src/model/prune/pipeline.ts; this file parses and prints.
 import { InvalidArgumentError, type Command } from "commander";
+import { statusWriter } from "../status-writer.ts";
 import { IMPORTANCE_KINDS, type ImportanceKind } from "../../model/prune/importance.ts";
 import { RECOVER_LAYERS, type RecoverLayers } from "../../model/prune/recover-layers.ts";
 
@@ -170,19 +171,8 @@ export function register(program: Command): void {
     .option("--manifest <path>", "model manifest")
     .action(async (model: string, flags: PruneFlags) => {
       const { runPrune } = await import("../../model/prune/pipeline.ts");
-      const tty = process.stderr.isTTY === true;
-      let live = false;
-      const onProgress = (text: string, transient = false): void => {
-        if (transient) {
-          if (!tty) return;
-          process.stderr.write(`\r\x1b[2K${text}`);
-          live = true;
-          return;
-        }
-        if (live) process.stderr.write("\r\x1b[2K");
-        live = false;
-        process.stderr.write(`${text}\n`);
-      };
+      const progress = statusWriter(process.stderr);
+      const onProgress = (text: string, transient = false): void => (transient ? progress.status(text) : progress.line(text));
       try {
         const { report, reportFiles } = await runPrune({
           model,
@@ -217,7 +207,7 @@ export function register(program: Command): void {
           command: commandLineOf(["perceptd", "prune", ...process.argv.slice(3)]),
           onProgress,
         });
-        if (live) process.stderr.write("\r\x1b[2K");
+        progress.done();
         const l = report.latency?.rows;
         process.stdout.write(
           `${report.model.output}\n` +
@@ -234,7 +224,7 @@ export function register(program: Command): void {
             `  report: ${reportFiles.markdown}, ${reportFiles.json}\n`,
         );
       } finally {
-        if (live) process.stderr.write("\r\x1b[2K");
+        progress.done();
       }
     });
 }

@@ -2,6 +2,7 @@
 // detector with calibration frames, a per-layer report next to the output. The work is in
 // src/model/quantize/pipeline.ts; this file parses and prints.
 import { InvalidArgumentError, type Command } from "commander";
+import { statusWriter } from "../status-writer.ts";
 import { CALIBRATION_METHODS } from "../../model/quantize/calibration.ts";
 import {
   DEFAULT_CALIBRATION,
@@ -104,19 +105,8 @@ export function register(program: Command): void {
     .option("--manifest <path>", "model manifest")
     .action(async (model: string, flags: QuantizeFlags) => {
       const { runQuantize } = await import("../../model/quantize/pipeline.ts");
-      const tty = process.stderr.isTTY === true;
-      let live = false;
-      const onProgress = (text: string, transient = false): void => {
-        if (transient) {
-          if (!tty) return;
-          process.stderr.write(`\r\x1b[2K${text}`);
-          live = true;
-          return;
-        }
-        if (live) process.stderr.write("\r\x1b[2K");
-        live = false;
-        process.stderr.write(`${text}\n`);
-      };
+      const progress = statusWriter(process.stderr);
+      const onProgress = (text: string, transient = false): void => (transient ? progress.status(text) : progress.line(text));
       try {
         const { report, reportFiles } = await runQuantize({
           model,
@@ -140,7 +130,7 @@ export function register(program: Command): void {
           command: commandLineOf(["perceptd", "quantize", ...process.argv.slice(3)]),
           onProgress,
         });
-        if (live) process.stderr.write("\r\x1b[2K");
+        progress.done();
         const l = report.latency;
         const a = report.agreement;
         process.stdout.write(
@@ -152,7 +142,7 @@ export function register(program: Command): void {
             `  report: ${reportFiles[1]}, ${reportFiles[0]}\n`,
         );
       } finally {
-        if (live) process.stderr.write("\r\x1b[2K");
+        progress.done();
       }
     });
 }
