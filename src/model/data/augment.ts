@@ -5,6 +5,7 @@
 // augmented at source size, before it is fitted to the model input like any frame.
 import jpeg from "jpeg-js";
 import type { RgbImage } from "../../core/rgb-image.ts";
+import { mulberry32 } from "../../util/prng.ts";
 
 export interface AugmentPlan {
   flip: boolean;
@@ -23,33 +24,11 @@ export interface AugmentPlan {
   jpegQuality: number;
 }
 
-/** mulberry32: small, fast, and the same sequence on every platform. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A 32-bit seed from text (FNV-1a), so seeds follow from what an item is. */
-export function seedOf(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
 const round2 = (v: number): number => Math.round(v * 100) / 100;
 
 /** The operations for `seed`; probabilities and ranges are those of common detector training recipes. */
 export function planAugment(seed: number): AugmentPlan {
-  const r = prng(seed);
+  const r = mulberry32(seed);
   const between = (lo: number, hi: number): number => lo + (hi - lo) * r();
   const flip = r() < 0.5;
   const crop = r() < 0.7 ? { scale: round2(between(0.55, 0.95)), x: r(), y: r() } : null;
@@ -173,7 +152,7 @@ function blurImage(img: RgbImage, sigma: number): RgbImage {
 
 /** Gaussian noise (Box-Muller) from the item's own stream, so it is reproducible. */
 function noiseImage(img: RgbImage, sigma: number, seed: number): RgbImage {
-  const r = prng(seed ^ 0x9e3779b9);
+  const r = mulberry32(seed ^ 0x9e3779b9);
   const d = img.data;
   const out = new Uint8Array(d.length);
   for (let i = 0; i < d.length; i += 2) {

@@ -8,9 +8,10 @@ import type { LetterboxTransform } from "../../core/types.ts";
 import { fitVideoFrames, readVideoFrames } from "../../ingest/gst/video-file.ts";
 import { readImageFile } from "../../ingest/image-file.ts";
 import type { RgbImage } from "../../core/rgb-image.ts";
-import { augment, describeAugment, planAugment, seedOf } from "./augment.ts";
+import { augment, describeAugment, planAugment } from "./augment.ts";
 import type { FrameItem } from "./frame-cache.ts";
 import { formatFrameRange, inRange, type DataSelection, type DataSource } from "./spec.ts";
+import { fnv1a } from "../../util/prng.ts";
 
 export interface LoadedFrame {
   item: FrameItem;
@@ -28,7 +29,7 @@ export interface LoadProgress {
 
 /** The seed of augmented copy `copy` (1-based) of a frame: from the file's content, not its name. */
 export function augmentSeed(sha256: string, frame: number | null, copy: number): number {
-  return seedOf(`${sha256}|${frame ?? "-"}|${copy}`);
+  return fnv1a(`${sha256}|${frame ?? "-"}|${copy}`);
 }
 
 async function* copiesOf(

@@ -11,6 +11,7 @@ import { createSession } from "../../infer/session.ts";
 import type { OnnxGraph, ValueInfo } from "../onnx/ir.ts";
 import { encodeModel } from "../onnx/serialize.ts";
 import { inferShapes } from "../onnx/shape-inference.ts";
+import { fnv1a, mulberry32 } from "../../util/prng.ts";
 
 /** One captured tensor of one frame, as float32. */
 export interface Activation {
@@ -100,28 +101,6 @@ export async function forEachActivation(
   }
 }
 
-/** A small deterministic PRNG (mulberry32): the same seed picks the same positions in every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** FNV-1a of a string, to derive per-tensor seeds from names. */
-export function hashString(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
-
 /**
  * `count` distinct positions in [0, size), ascending, chosen by `seed` (Floyd's algorithm);
  * every position when count >= size. Recovery calls it with the same seed for the dense
@@ -129,7 +108,7 @@ export function hashString(s: string): number {
  */
 export function samplePositions(count: number, size: number, seed: number): Int32Array {
   if (count >= size) return Int32Array.from({ length: size }, (_, i) => i);
-  const next = rng(seed);
+  const next = mulberry32(seed);
   const chosen = new Set<number>();
   for (let j = size - count; j < size; j++) {
     const t = Math.floor(next() * (j + 1));
@@ -197,7 +176,7 @@ export async function summariseActivations(
         }
         a.positions += dims[0] * spatial;
         if (perFrame > 0) {
-          const at = samplePositions(perFrame, spatial, (seed ^ hashString(name)) + frame * 7919);
+          const at = samplePositions(perFrame, spatial, (seed ^ fnv1a(name)) + frame * 7919);
           const rows = new Float32Array(at.length * channels);
           at.forEach((p, r) => {
             for (let c = 0; c < channels; c++) rows[r * channels + c] = data[c * spatial + p];

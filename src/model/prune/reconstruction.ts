@@ -19,9 +19,10 @@
 // output energy, so consumers of different scale count alike.
 import type { ModelInputData } from "../../infer/input-tensor.ts";
 import type { OnnxGraph } from "../onnx/ir.ts";
-import { forEachActivation, samplePositions, hashString, type Activation, type ActivationAccumulator, type CaptureOptions } from "./activations.ts";
+import { forEachActivation, samplePositions, type Activation, type ActivationAccumulator, type CaptureOptions } from "./activations.ts";
 import { choleskyFactorRidged, choleskySolveFactored } from "./cholesky.ts";
 import type { DependencyGraph } from "./dependency-graph.ts";
+import { fnv1a } from "../../util/prng.ts";
 
 /** Per tensor: the centred channel covariance (C x C, row-major) over sampled positions. */
 export type ChannelCovariances = Map<string, { channels: number; cov: Float64Array }>;
@@ -52,7 +53,7 @@ export function covarianceAccumulator(opts: CovarianceOptions = {}): ActivationA
       const spatial = dims[2] * dims[3];
       let a = acc.get(name);
       if (a === undefined) acc.set(name, (a = { c, xx: new Float64Array(c * c), sum: new Float64Array(c), n: 0 }));
-      const at = samplePositions(Math.min(perFrame, spatial), spatial, (seed ^ hashString(name)) + f * 7919);
+      const at = samplePositions(Math.min(perFrame, spatial), spatial, (seed ^ fnv1a(name)) + f * 7919);
       const x = new Float64Array(c);
       for (const p of at) {
         for (let i = 0; i < c; i++) x[i] = data[i * spatial + p];

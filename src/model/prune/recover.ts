@@ -26,8 +26,9 @@ import type { ModelInputData } from "../../infer/input-tensor.ts";
 import { cloneGraph, intsAttr, stringAttr, uniqueNamer, type OnnxGraph, type OnnxNode } from "../onnx/ir.ts";
 import { inferShapes } from "../onnx/shape-inference.ts";
 import type { Tensor } from "../onnx/tensor.ts";
-import { forEachActivation, hashString, samplePositions } from "./activations.ts";
+import { forEachActivation, samplePositions } from "./activations.ts";
 import { choleskyFactorRidged, choleskySolveFactored } from "./cholesky.ts";
+import { fnv1a } from "../../util/prng.ts";
 
 export const DEFAULT_SAMPLES_PER_FRAME = 128;
 /** Ridge strength relative to the mean diagonal of XᵀX (scale-free across layers). */
@@ -258,7 +259,7 @@ interface LayerPlan {
 }
 
 function positionSeed(seed: number, layer: string, frame: number): number {
-  return (seed ^ hashString(layer)) + frame * 7919;
+  return (seed ^ fnv1a(layer)) + frame * 7919;
 }
 
 /** Every HOLD_OUT_EVERY-th sampled position is kept out of the fit and used to judge it. */
