@@ -31,6 +31,13 @@ export function activeGstPipelines(): number {
   return busPolls;
 }
 
+let wakeUps = 0;
+
+/** Bus polls woken after a stop because GStreamer flushed their messages (see WAKE_AFTER_MS). */
+export function gstBusWakeUps(): number {
+  return wakeUps;
+}
+
 /** Threadpool threads reserved by running pipelines (readers and cameras). */
 export function reservedGstThreads(): number {
   return reserved;
@@ -117,6 +124,20 @@ function isSeekable(p: GstPipelineHandle): p is SeekablePipeline {
   return typeof (p as { seek?: unknown }).seek === "function";
 }
 
+/*
+ * After stop(), the bus poll parked in gst_bus_timed_pop returns only if it pops one of the
+ * state-change messages posted on the way down. GStreamer (1.22 here, auto-flush-bus off or
+ * not) flushes the pipeline's bus at READY->NULL, at the end of the synchronous stop, and
+ * flushing discards what is queued without waking the poll: when the poll thread was not
+ * scheduled during those few hundred microseconds (a loaded machine, about 1 stop in 100
+ * here), it stays parked for good, holding its libuv thread and the event loop open. So a
+ * poll not back soon after a stop is woken: pause() takes the pipeline NULL->READY, which
+ * unflushes the bus and posts state changes; the callback that pops one stops the pipeline
+ * again from within the dispatch, so the binding finds it in NULL and does not re-arm.
+ */
+const WAKE_AFTER_MS = 200;
+const WAKE_ATTEMPTS = 10;
+
 // GstSeekFlags: FLUSH drops what is queued (and the EOS), KEY_UNIT starts at a keyframe.
 const SEEK_FLUSH = 1 << 0;
 const SEEK_KEY_UNIT = 1 << 2;
@@ -163,8 +184,8 @@ export class GstRunner {
         throw new Error(`${where}: could not set ${p.element}.${p.name} (binding read back ${String(el[p.name])})`);
       }
     }
-    // Left on, the bus is flushed on the way to NULL, and the poll parked in
-    // gst_bus_timed_pop could miss the state-change messages that are its only wake-up.
+    // Fewer messages are lost on the way to NULL with this off, though GStreamer still
+    // flushes the bus there (see WAKE_AFTER_MS).
     this.pipeline["auto-flush-bus"] = false;
   }
 
@@ -196,7 +217,8 @@ export class GstRunner {
    * which would park a thread forever.
    */
   private drainFailedStart(): void {
-    this.halt();
+    // The pipeline never left NULL, so its bus was never flushed: no wake-up needed.
+    this.halt(false);
     this.holdBus();
     const popOne = (): void => {
       this.pipeline.pollBus((msg) => {
@@ -228,8 +250,12 @@ export class GstRunner {
       }
     }
     // The binding re-arms the poll after this callback only while the pipeline is not
-    // NULL, so the first callback at or after halt() is the last one.
-    if (this.halted) this.releaseBus();
+    // NULL, so the first callback at or after halt() is the last one. Stopping again is a
+    // no-op, except after a wake-up (see WAKE_AFTER_MS) left the pipeline in PAUSED.
+    if (this.halted) {
+      this.pipeline.stop();
+      this.releaseBus();
+    }
   }
 
   private emit(fn: (e: RunnerEvents) => void): void {
@@ -284,10 +310,25 @@ export class GstRunner {
     if (!this.halted) this.pipeline.sendEOS();
   }
 
-  private halt(): void {
+  private halt(wakeBus = true): void {
     if (this.halted) return;
     this.halted = true;
     this.pipeline.stop();
+    if (wakeBus) this.wakeBusIfParked(1);
+  }
+
+  /** See WAKE_AFTER_MS: wakes a bus poll that missed the messages of the stop. */
+  private wakeBusIfParked(attempt: number): void {
+    setTimeout(() => {
+      if (!this.busHeld) return;
+      if (attempt > WAKE_ATTEMPTS) {
+        process.emitWarning(`${this.where}: GStreamer bus poll still parked ${WAKE_ATTEMPTS} wake-ups after stop; one libuv threadpool thread stays held`);
+        return;
+      }
+      wakeUps++;
+      this.pipeline.pause();
+      this.wakeBusIfParked(attempt + 1);
+    }, WAKE_AFTER_MS);
   }
 
   /** Pipeline to NULL (synchronous) and no more events. Safe to call more than once. */
