@@ -121,14 +121,15 @@ interface Slot<F, W> {
 
 interface Lane<F, W> {
   slots: Slot<F, W>[];
-  workers: WorkerSlot<W>[];
+  workers: WorkerSlot<F, W>[];
   /** slot index served last; the search for the next frame starts after it */
   cursor: number;
 }
 
-interface WorkerSlot<W> {
+interface WorkerSlot<F, W> {
   index: number;
   worker: W;
+  lane: Lane<F, W>;
   /** the infer() chains in flight, so close() and settle() can wait for them */
   running: Set<Promise<void>>;
 }
@@ -136,7 +137,7 @@ interface WorkerSlot<W> {
 export class FrameScheduler<F extends ScheduledFrame, R, W extends SchedulerWorker<F, R>> {
   private readonly slots = new Map<string, Slot<F, W>>();
   private readonly lanes: Lane<F, W>[];
-  private readonly workerSlots: WorkerSlot<W>[] = [];
+  private readonly workerSlots: WorkerSlot<F, W>[] = [];
   private readonly opts: FrameSchedulerOptions<F, R, W>;
   private closed = false;
 
@@ -145,7 +146,7 @@ export class FrameScheduler<F extends ScheduledFrame, R, W extends SchedulerWork
     this.lanes = opts.lanes.map(({ cameras, workers }) => {
       const lane: Lane<F, W> = { slots: [], workers: [], cursor: -1 };
       for (const worker of workers) {
-        const w = { index: this.workerSlots.length, worker, running: new Set<Promise<void>>() };
+        const w = { index: this.workerSlots.length, worker, lane, running: new Set<Promise<void>>() };
         this.workerSlots.push(w);
         lane.workers.push(w);
       }
@@ -221,15 +222,14 @@ export class FrameScheduler<F extends ScheduledFrame, R, W extends SchedulerWork
 
   /** The cameras whose frames worker `index` runs. */
   camerasOf(index: number): string[] {
-    return this.lanes.find((l) => l.workers.some((w) => w.index === index))?.slots.map((s) => s.camera) ?? [];
+    return this.workerSlots[index]?.lane.slots.map((s) => s.camera) ?? [];
   }
 
   /** Puts `worker` in place of worker `index` (a replacement) and hands it the waiting frames. */
   setWorker(index: number, worker: W): void {
     const w = this.workerSlots[index];
     w.worker = worker;
-    const lane = this.lanes.find((l) => l.workers.includes(w));
-    if (lane !== undefined) this.dispatch(lane);
+    this.dispatch(w.lane);
   }
 
   /** The frames in flight on worker `index`, or on every worker, as promises that settle when each is released. */
@@ -281,7 +281,7 @@ export class FrameScheduler<F extends ScheduledFrame, R, W extends SchedulerWork
           const slot = this.nextSlot(lane, worker.inFlight > 0);
           // Every worker of a lane sees the same slots: nothing for this one is nothing for the next.
           if (slot === undefined) return;
-          this.start(w, slot);
+          this.run(w, slot);
         }
       }
     }
@@ -303,7 +303,7 @@ export class FrameScheduler<F extends ScheduledFrame, R, W extends SchedulerWork
     return undefined;
   }
 
-  private start(w: WorkerSlot<W>, slot: Slot<F, W>): void {
+  private run(w: WorkerSlot<F, W>, slot: Slot<F, W>): void {
     const frame = slot.waiting;
     if (frame === undefined) throw new Error("unreachable: nextSlot() returns slots with a waiting frame");
     slot.waiting = undefined;
@@ -339,7 +339,7 @@ export class FrameScheduler<F extends ScheduledFrame, R, W extends SchedulerWork
    * the workers then run while results are handled (hazard stage, bus), and a throwing
    * callback cannot wedge the lane.
    */
-  private finish(w: WorkerSlot<W>, slot: Slot<F, W>, chain: Promise<void>): void {
+  private finish(w: WorkerSlot<F, W>, slot: Slot<F, W>, chain: Promise<void>): void {
     w.running.delete(chain);
     const ready: (() => void)[] = [];
     while (slot.outstanding.length > 0 && slot.outstanding[0].release !== undefined) {

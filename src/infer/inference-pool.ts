@@ -85,8 +85,8 @@ export interface InferencePoolStats {
   workers: WorkerStats[];
 }
 
-/** One worker's place in pool.workers, and the replacement under way there. */
-interface Lane {
+/** What the worker at one index of pool.workers starts with, first and on replacement, and the replacement under way. */
+interface WorkerSpec {
   name: string;
   depth: 1 | 2;
   replacing: Promise<InferenceWorker> | undefined;
@@ -115,7 +115,7 @@ export function threadsPerSession(configured: number, sessions: number, cores = 
 export class InferencePool {
   readonly layout: WorkerLayout;
   /** by worker index, as in pool.workers */
-  private readonly lanes: Lane[];
+  private readonly specs: WorkerSpec[];
   private readonly scheduler: FrameScheduler<Frame, InferResult, InferenceWorker>;
   private readonly opts: InferencePoolOptions;
   /** opts.init with the thread split applied: what every worker, replacements too, starts with */
@@ -123,9 +123,9 @@ export class InferencePool {
   private settings: DetectSettings;
   private closing: Promise<void> | undefined;
 
-  private constructor(layout: WorkerLayout, lanes: Lane[], scheduler: FrameScheduler<Frame, InferResult, InferenceWorker>, opts: InferencePoolOptions, workerInit: WorkerInit) {
+  private constructor(layout: WorkerLayout, specs: WorkerSpec[], scheduler: FrameScheduler<Frame, InferResult, InferenceWorker>, opts: InferencePoolOptions, workerInit: WorkerInit) {
     this.layout = layout;
-    this.lanes = lanes;
+    this.specs = specs;
     this.scheduler = scheduler;
     this.opts = opts;
     this.workerInit = workerInit;
@@ -153,20 +153,20 @@ export class InferencePool {
       throw new RangeError(`InferencePool: replayWorkers must be an integer in [1, ${MAX_REPLAY_WORKERS}], got ${String(replayWorkers)}`);
     }
 
-    const policies = new Map<string, SchedulingPolicy>(cameras.map((c) => [c, ahead.has(c) ? backpressure : latestWins]));
-    const policyOf = (c: string): SchedulingPolicy => policies.get(c) ?? latestWins;
-    const cameraGroups = layout === "shared" ? [cameras] : cameras.map((c) => [c]);
+    // Replays that wait for the consumer lose nothing by queueing; a live frame would go stale.
+    const policyOf = (c: string): SchedulingPolicy => (ahead.has(c) ? backpressure : latestWins);
+    const laneCameras = layout === "shared" ? [cameras] : cameras.map((c) => [c]);
     const sizeOf = (g: readonly string[]): number => (g.every((c) => policyOf(c).queueAhead) ? replayWorkers : 1);
-    const total = cameraGroups.reduce((n, g) => n + sizeOf(g), 0);
+    const total = laneCameras.reduce((n, g) => n + sizeOf(g), 0);
     const init: WorkerInit = { ...opts.init, intraOpThreads: threadsPerSession(opts.init.intraOpThreads, total) };
-    const lanes: (Lane & { group: number })[] = cameraGroups.flatMap((g, group) =>
+    const specs: (WorkerSpec & { lane: number })[] = laneCameras.flatMap((g, lane) =>
       Array.from({ length: sizeOf(g) }, (_, k) => {
         const base = layout === "shared" ? "shared" : g[0];
         const depth = g.some((c) => policyOf(c).queueAhead) ? (2 as const) : (1 as const);
-        return { group, name: sizeOf(g) > 1 ? `${base}-${k + 1}` : base, depth, replacing: undefined };
+        return { lane, name: sizeOf(g) > 1 ? `${base}-${k + 1}` : base, depth, replacing: undefined };
       }),
     );
-    const started = await Promise.allSettled(lanes.map((w) => InferenceWorker.start(init, opts.settings, { ...opts.workerOptions, name: w.name, depth: w.depth })));
+    const started = await Promise.allSettled(specs.map((w) => InferenceWorker.start(init, opts.settings, { ...opts.workerOptions, name: w.name, depth: w.depth })));
     const workers: InferenceWorker[] = [];
     for (const s of started) {
       if (s.status === "rejected") {
@@ -176,13 +176,13 @@ export class InferencePool {
       workers.push(s.value);
     }
     const scheduler = new FrameScheduler<Frame, InferResult, InferenceWorker>({
-      lanes: cameraGroups.map((g, group) => ({ cameras: g, workers: workers.filter((_, i) => lanes[i].group === group) })),
-      policies,
+      lanes: laneCameras.map((g, lane) => ({ cameras: g, workers: workers.filter((_, i) => specs[i].lane === lane) })),
+      policies: new Map(cameras.map((c) => [c, policyOf(c)])),
       onResult: (result, worker) => opts.onResult?.(result, worker),
       onDrop: (frame, reason) => opts.onDrop?.(frame, reason),
       onError: (e) => opts.onError?.(e),
     });
-    return new InferencePool(layout, lanes, scheduler, opts, init);
+    return new InferencePool(layout, specs, scheduler, opts, init);
   }
 
   /**
@@ -232,32 +232,32 @@ export class InferencePool {
    * terminated, or detached when it is inside a run (see InferenceWorker.terminate); its
    * frame in flight fails (counted, not reported: the caller knows). The new one starts and
    * warms up while the lane's cameras keep latest-wins waiting frames, which it then resumes. Rejects with the start error, leaving the lane down, or when the pool
-   * closes meanwhile. Concurrent calls for one lane share one replacement.
+   * closes meanwhile. Concurrent calls for one worker share one replacement.
    */
   replaceWorker(index: number): Promise<InferenceWorker> {
-    const lane = this.lanes[index] as Lane | undefined;
     const old = this.scheduler.worker(index);
-    if (lane === undefined || old === undefined) {
-      return Promise.reject(new RangeError(`InferencePool.replaceWorker: index must be an integer in [0, ${this.lanes.length - 1}], got ${String(index)}`));
+    if (old === undefined) {
+      return Promise.reject(new RangeError(`InferencePool.replaceWorker: index must be an integer in [0, ${this.specs.length - 1}], got ${String(index)}`));
     }
-    if (this.closing !== undefined) return Promise.reject(new Error(`InferencePool: closing, not replacing worker ${lane.name}`));
-    lane.replacing ??= (async () => {
+    const spec = this.specs[index];
+    if (this.closing !== undefined) return Promise.reject(new Error(`InferencePool: closing, not replacing worker ${spec.name}`));
+    spec.replacing ??= (async () => {
       try {
         await old.terminate();
         await Promise.all(this.scheduler.running(index));
-        const fresh = await InferenceWorker.start(this.workerInit, this.settings, { ...this.opts.workerOptions, name: lane.name, depth: lane.depth });
+        const fresh = await InferenceWorker.start(this.workerInit, this.settings, { ...this.opts.workerOptions, name: spec.name, depth: spec.depth });
         if (this.closing !== undefined) {
           await fresh.close();
-          throw new Error(`InferencePool: closed while replacing worker ${lane.name}`);
+          throw new Error(`InferencePool: closed while replacing worker ${spec.name}`);
         }
         this.watch(index, fresh);
         this.scheduler.setWorker(index, fresh);
         return fresh;
       } finally {
-        lane.replacing = undefined;
+        spec.replacing = undefined;
       }
     })();
-    return lane.replacing;
+    return spec.replacing;
   }
 
   stats(): InferencePoolStats {
