@@ -257,7 +257,7 @@ export interface InferenceOverrunOptions {
  *
  * Feed: frame(camera, workMs) for each result, with workMs = the worker's time on the frame
  * (timings.preprocessMs + inferenceMs + decodeMs): that is what bounds the frame rate the
- * worker sustains. Queueing is left out: it is the frame-slot's latest-wins policy at work,
+ * worker sustains. Queueing is left out: it is the scheduler's latest-wins policy at work,
  * and end-to-end age has its own rule (FreshnessMonitor).
  */
 export class InferenceOverrunMonitor {

@@ -1,4 +1,4 @@
-// Inference for all cameras: latest-wins scheduling (frame-slot.ts) in front of one or more
+// Inference for all cameras: the frame scheduler (frame-scheduler.ts) in front of one or more
 // inference workers (inference-worker.ts). submit() never blocks and never queues more
 // than one waiting frame per camera; results, drops and errors come back by callback.
 //
@@ -16,11 +16,9 @@
 // with 2 threads each 30/s at 84 ms (the sessions' spinning threads fight for the cores).
 // Shared wins on latency, which is what the hazard logic downstream needs.
 //
-// Cameras in `queueAhead` (sources that wait for the consumer: an unpaced replay) may have
-// their next frame queued in the worker while the current one runs (frame-slot.ts): the
-// session then goes from frame to frame without waiting on the main thread, which costs a
-// round trip and the result handling per frame otherwise. A live camera never does: its
-// frame would age in that queue where a newer one could have replaced it.
+// Which frame runs on which worker, latest-wins for live cameras and backpressure with
+// frames queued ahead for replays (`queueAhead`), is the scheduler's (frame-scheduler.ts);
+// this file starts, replaces and closes the workers it schedules onto.
 //
 // A lane whose cameras are all queue-ahead replays may also run `replayWorkers` workers side
 // by side, each on its own frames, with the cores split between them (frame parallelism
@@ -28,10 +26,9 @@
 // throughput counts, and on a CPU two one-thread sessions get more frames through the same
 // cores than one two-thread session: no barrier between the threads of every operator, and
 // decode, NMS and GStreamer fill one session's gaps instead of stalling both threads (README,
-// pipeline bench). Results still leave in frame order per camera: a frame finished early
-// waits for the ones before it, and counts as in flight until it leaves.
+// pipeline bench).
 import { availableParallelism } from "node:os";
-import { FrameScheduler, type CameraSlotStats } from "./frame-slot.ts";
+import { FrameScheduler, backpressure, latestWins, type CameraSlotStats, type DropReason, type SchedulerError, type SchedulingPolicy } from "./frame-scheduler.ts";
 import {
   DEFAULT_CLOSE_TIMEOUT_MS,
   InferenceWorker,
@@ -45,19 +42,9 @@ import type { Frame } from "../core/frame.ts";
 
 export type WorkerLayout = "shared" | "per-camera";
 
-/** Why a frame never ran: replaced by a newer one while waiting, or the pool shut down. */
-export type DropReason = "replaced" | "closed";
+export type { DropReason };
 
-export interface InferencePoolError {
-  error: Error;
-  /** the worker can no longer run frames (crashed, terminated, fatal error); its cameras stall */
-  fatal: boolean;
-  /** index into pool.workers */
-  worker: number;
-  /** the frame that failed, when one did */
-  camera?: string;
-  seq?: number;
-}
+export type InferencePoolError = SchedulerError;
 
 export interface InferencePoolOptions {
   init: WorkerInit;
@@ -78,14 +65,7 @@ export interface InferencePoolOptions {
   workerOptions?: Omit<InferenceWorkerOptions, "name" | "depth">;
 }
 
-export interface CameraInferStats extends CameraSlotStats {
-  /** frames whose result was delivered */
-  completed: number;
-  /** frames whose inference failed */
-  errors: number;
-  /** indices into pool.workers of the workers that run this camera's frames */
-  workers: number[];
-}
+export type CameraInferStats = CameraSlotStats;
 
 export interface WorkerStats {
   name: string;
@@ -105,31 +85,11 @@ export interface InferencePoolStats {
   workers: WorkerStats[];
 }
 
-/** One worker; `index` is its place in pool.workers and in the health supervisor's list. */
-interface Lane {
-  index: number;
+/** What the worker at one index of pool.workers starts with, first and on replacement, and the replacement under way. */
+interface WorkerSpec {
   name: string;
-  worker: InferenceWorker;
+  depth: 1 | 2;
   replacing: Promise<InferenceWorker> | undefined;
-  group: LaneGroup;
-  /** the infer() chains in flight, so close() and settle() can wait for them */
-  running: Set<Promise<void>>;
-}
-
-/** Cameras served by the same workers: one scheduler, results released in order per camera. */
-interface LaneGroup {
-  cameras: string[];
-  lanes: Lane[];
-  scheduler: FrameScheduler<Frame>;
-  completed: Map<string, number>;
-  errors: Map<string, number>;
-  /** per camera, its frames handed out and not yet released, oldest first */
-  outstanding: Map<string, Outstanding[]>;
-}
-
-interface Outstanding {
-  /** set once the frame finished: hands its result or error on */
-  release: (() => void) | undefined;
 }
 
 /**
@@ -154,26 +114,23 @@ export function threadsPerSession(configured: number, sessions: number, cores = 
 
 export class InferencePool {
   readonly layout: WorkerLayout;
-  private readonly lanes: Lane[];
-  private readonly groups: LaneGroup[];
-  private readonly groupOf: Map<string, LaneGroup>;
+  /** by worker index, as in pool.workers */
+  private readonly specs: WorkerSpec[];
+  private readonly scheduler: FrameScheduler<Frame, InferResult, InferenceWorker>;
   private readonly opts: InferencePoolOptions;
   /** opts.init with the thread split applied: what every worker, replacements too, starts with */
   private readonly workerInit: WorkerInit;
   private settings: DetectSettings;
   private closing: Promise<void> | undefined;
-  /** whenSlotFree() callers, by camera */
-  private readonly slotWaiters = new Map<string, (() => void)[]>();
 
-  private constructor(layout: WorkerLayout, groups: LaneGroup[], opts: InferencePoolOptions, workerInit: WorkerInit) {
+  private constructor(layout: WorkerLayout, specs: WorkerSpec[], scheduler: FrameScheduler<Frame, InferResult, InferenceWorker>, opts: InferencePoolOptions, workerInit: WorkerInit) {
     this.layout = layout;
-    this.groups = groups;
-    this.lanes = groups.flatMap((g) => g.lanes);
-    this.groupOf = new Map(groups.flatMap((g) => g.cameras.map((c) => [c, g] as const)));
+    this.specs = specs;
+    this.scheduler = scheduler;
     this.opts = opts;
     this.workerInit = workerInit;
     this.settings = opts.settings;
-    for (const lane of this.lanes) this.watch(lane, lane.worker);
+    scheduler.workers.forEach((w, index) => this.watch(index, w));
   }
 
   /** Starts the workers (in parallel) and resolves once all are warm; if one fails, the others are closed and start rejects with its error. */
@@ -196,39 +153,36 @@ export class InferencePool {
       throw new RangeError(`InferencePool: replayWorkers must be an integer in [1, ${MAX_REPLAY_WORKERS}], got ${String(replayWorkers)}`);
     }
 
-    const cameraGroups = layout === "shared" ? [cameras] : cameras.map((c) => [c]);
-    const replayOnly = (g: readonly string[]): boolean => g.every((c) => ahead.has(c));
-    const sizeOf = (g: readonly string[]): number => (replayOnly(g) ? replayWorkers : 1);
-    const total = cameraGroups.reduce((n, g) => n + sizeOf(g), 0);
+    // Replays that wait for the consumer lose nothing by queueing; a live frame would go stale.
+    const policyOf = (c: string): SchedulingPolicy => (ahead.has(c) ? backpressure : latestWins);
+    const laneCameras = layout === "shared" ? [cameras] : cameras.map((c) => [c]);
+    const sizeOf = (g: readonly string[]): number => (g.every((c) => policyOf(c).queueAhead) ? replayWorkers : 1);
+    const total = laneCameras.reduce((n, g) => n + sizeOf(g), 0);
     const init: WorkerInit = { ...opts.init, intraOpThreads: threadsPerSession(opts.init.intraOpThreads, total) };
-    const specs = cameraGroups.flatMap((g, group) =>
+    const specs: (WorkerSpec & { lane: number })[] = laneCameras.flatMap((g, lane) =>
       Array.from({ length: sizeOf(g) }, (_, k) => {
         const base = layout === "shared" ? "shared" : g[0];
-        return { group, name: sizeOf(g) > 1 ? `${base}-${k + 1}` : base, depth: g.some((c) => ahead.has(c)) ? (2 as const) : (1 as const) };
+        const depth = g.some((c) => policyOf(c).queueAhead) ? (2 as const) : (1 as const);
+        return { lane, name: sizeOf(g) > 1 ? `${base}-${k + 1}` : base, depth, replacing: undefined };
       }),
     );
     const started = await Promise.allSettled(specs.map((w) => InferenceWorker.start(init, opts.settings, { ...opts.workerOptions, name: w.name, depth: w.depth })));
-    const failed = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
-    if (failed !== undefined) {
-      await Promise.all(started.map((s) => (s.status === "fulfilled" ? s.value.close() : undefined)));
-      throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+    const workers: InferenceWorker[] = [];
+    for (const s of started) {
+      if (s.status === "rejected") {
+        await Promise.all(started.map((t) => (t.status === "fulfilled" ? t.value.close() : undefined)));
+        throw s.reason instanceof Error ? s.reason : new Error(String(s.reason));
+      }
+      workers.push(s.value);
     }
-    const groups: LaneGroup[] = cameraGroups.map((g) => ({
-      cameras: g,
-      lanes: [],
-      // Two per worker: the one running and the one queued behind it.
-      scheduler: new FrameScheduler<Frame>(g, { maxInFlight: new Map(g.filter((c) => ahead.has(c)).map((c) => [c, 2 * sizeOf(g)])) }),
-      completed: new Map(g.map((c) => [c, 0])),
-      errors: new Map(g.map((c) => [c, 0])),
-      outstanding: new Map(g.map((c) => [c, []])),
-    }));
-    specs.forEach((w, index) => {
-      const s = started[index];
-      if (s.status !== "fulfilled") throw new Error("unreachable: a failed start was handled above");
-      const group = groups[w.group];
-      group.lanes.push({ index, name: s.value.name, worker: s.value, replacing: undefined, group, running: new Set() });
+    const scheduler = new FrameScheduler<Frame, InferResult, InferenceWorker>({
+      lanes: laneCameras.map((g, lane) => ({ cameras: g, workers: workers.filter((_, i) => specs[i].lane === lane) })),
+      policies: new Map(cameras.map((c) => [c, policyOf(c)])),
+      onResult: (result, worker) => opts.onResult?.(result, worker),
+      onDrop: (frame, reason) => opts.onDrop?.(frame, reason),
+      onError: (e) => opts.onError?.(e),
     });
-    return new InferencePool(layout, groups, opts, init);
+    return new InferencePool(layout, specs, scheduler, opts, init);
   }
 
   /**
@@ -236,7 +190,7 @@ export class InferencePool {
    * replay-only lane contributes its replayWorkers in a row ("shared-1", "shared-2", ...).
    */
   get workers(): readonly InferenceWorker[] {
-    return this.lanes.map((l) => l.worker);
+    return this.scheduler.workers;
   }
 
   /** Execution provider of the first worker (all use the same chain, so normally the same). */
@@ -251,17 +205,7 @@ export class InferencePool {
    * frame.pixels (transferred to the worker). Throws for a camera not given to start().
    */
   submit(frame: Frame): void {
-    const group = this.groupOf.get(frame.camera);
-    if (group === undefined) {
-      throw new Error(`InferencePool: frame from unknown camera ${JSON.stringify(frame.camera)}; known cameras: ${[...this.groupOf.keys()].join(", ")}`);
-    }
-    if (this.closing !== undefined) {
-      this.drop(frame, "closed");
-      return;
-    }
-    const { dropped } = group.scheduler.offer(frame);
-    if (dropped !== undefined) this.drop(dropped, "replaced");
-    this.pump(group);
+    this.scheduler.submit(frame);
   }
 
   /**
@@ -272,13 +216,7 @@ export class InferencePool {
    * decode.
    */
   whenSlotFree(camera: string): Promise<void> | null {
-    const group = this.groupOf.get(camera);
-    if (group === undefined || this.closing !== undefined || !group.scheduler.isWaiting(camera)) return null;
-    return new Promise((resolve) => {
-      const list = this.slotWaiters.get(camera);
-      if (list === undefined) this.slotWaiters.set(camera, [resolve]);
-      else list.push(resolve);
-    });
+    return this.scheduler.whenSlotFree(camera);
   }
 
   /** New decode settings for every worker, from the next frame each runs (SIGHUP). Throws RangeError on bad values, before changing any worker. */
@@ -294,52 +232,46 @@ export class InferencePool {
    * terminated, or detached when it is inside a run (see InferenceWorker.terminate); its
    * frame in flight fails (counted, not reported: the caller knows). The new one starts and
    * warms up while the lane's cameras keep latest-wins waiting frames, which it then resumes. Rejects with the start error, leaving the lane down, or when the pool
-   * closes meanwhile. Concurrent calls for one lane share one replacement.
+   * closes meanwhile. Concurrent calls for one worker share one replacement.
    */
   replaceWorker(index: number): Promise<InferenceWorker> {
-    const lane = this.lanes[index];
-    if (lane === undefined) {
-      return Promise.reject(new RangeError(`InferencePool.replaceWorker: index must be an integer in [0, ${this.lanes.length - 1}], got ${String(index)}`));
+    const old = this.scheduler.worker(index);
+    if (old === undefined) {
+      return Promise.reject(new RangeError(`InferencePool.replaceWorker: index must be an integer in [0, ${this.specs.length - 1}], got ${String(index)}`));
     }
-    if (this.closing !== undefined) return Promise.reject(new Error(`InferencePool: closing, not replacing worker ${lane.name}`));
-    lane.replacing ??= (async () => {
+    const spec = this.specs[index];
+    if (this.closing !== undefined) return Promise.reject(new Error(`InferencePool: closing, not replacing worker ${spec.name}`));
+    spec.replacing ??= (async () => {
       try {
-        await lane.worker.terminate();
-        await Promise.all(lane.running);
-        const fresh = await InferenceWorker.start(this.workerInit, this.settings, { ...this.opts.workerOptions, name: lane.name, depth: lane.worker.depth });
+        await old.terminate();
+        await Promise.all(this.scheduler.running(index));
+        const fresh = await InferenceWorker.start(this.workerInit, this.settings, { ...this.opts.workerOptions, name: spec.name, depth: spec.depth });
         if (this.closing !== undefined) {
           await fresh.close();
-          throw new Error(`InferencePool: closed while replacing worker ${lane.name}`);
+          throw new Error(`InferencePool: closed while replacing worker ${spec.name}`);
         }
-        lane.worker = fresh;
-        this.watch(lane, fresh);
-        this.pump(lane.group);
+        this.watch(index, fresh);
+        this.scheduler.setWorker(index, fresh);
         return fresh;
       } finally {
-        lane.replacing = undefined;
+        spec.replacing = undefined;
       }
     })();
-    return lane.replacing;
+    return spec.replacing;
   }
 
   stats(): InferencePoolStats {
-    const cameras: CameraInferStats[] = [];
-    for (const g of this.groups) {
-      for (const s of g.scheduler.stats()) {
-        cameras.push({ ...s, completed: g.completed.get(s.camera) ?? 0, errors: g.errors.get(s.camera) ?? 0, workers: g.lanes.map((l) => l.index) });
-      }
-    }
     return {
       layout: this.layout,
-      cameras,
-      workers: this.lanes.map((l) => ({
-        name: l.worker.name,
-        cameras: l.group.scheduler.cameras,
-        provider: l.worker.provider,
-        state: l.worker.state,
-        busy: l.worker.busy,
-        copiedFrames: l.worker.copiedFrames,
-        intraOpThreads: l.worker.intraOpThreads,
+      cameras: this.scheduler.stats(),
+      workers: this.workers.map((w, index) => ({
+        name: w.name,
+        cameras: this.scheduler.camerasOf(index),
+        provider: w.provider,
+        state: w.state,
+        busy: w.busy,
+        copiedFrames: w.copiedFrames,
+        intraOpThreads: w.intraOpThreads,
       })),
     };
   }
@@ -352,12 +284,12 @@ export class InferencePool {
   async settle(timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
-      const running = this.lanes.flatMap((l) => [...l.running]);
+      const running = this.scheduler.running();
       const left = deadline - performance.now();
       if (running.length === 0 || left <= 0) return;
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((r) => (timer = setTimeout(r, left)));
-      // A finished frame's handler pumps the next waiting one synchronously, so looking
+      // A finished frame's handler dispatches the next waiting one synchronously, so looking
       // again right after any lane settles sees the whole pool's state.
       await Promise.race([Promise.race(running), timeout]);
       clearTimeout(timer);
@@ -375,110 +307,19 @@ export class InferencePool {
   close(timeoutMs = DEFAULT_CLOSE_TIMEOUT_MS): Promise<void> {
     if (this.closing !== undefined) return this.closing;
     this.closing = (async () => {
-      for (const g of this.groups) for (const f of g.scheduler.drain()) this.drop(f, "closed");
-      this.releaseSlotWaiters();
+      this.scheduler.close();
       // A replacement under way ends on its own: it sees `closing` and closes what it started.
-      await Promise.all(this.lanes.map((lane) => lane.worker.close(timeoutMs)));
+      await Promise.all(this.workers.map((w) => w.close(timeoutMs)));
       // The result handlers run before a worker's close() resumes; this only waits for their finally.
-      await Promise.all(this.lanes.flatMap((lane) => [...lane.running]));
+      await Promise.all(this.scheduler.running());
     })();
     return this.closing;
   }
 
-  private watch(lane: Lane, worker: InferenceWorker): void {
+  private watch(index: number, worker: InferenceWorker): void {
     worker.on("error", (error) => {
       // A replaced worker's last words are about a thread the lane no longer uses.
-      if (lane.worker === worker) this.report({ error, fatal: true, worker: lane.index });
+      if (this.scheduler.worker(index) === worker) this.opts.onError?.({ error, fatal: true, worker: index });
     });
-  }
-
-  /**
-   * Hands the group's workers what they may take now: a frame to each idle one first, so a
-   * replay's frames spread over its sessions, then a queued-ahead one behind a running frame.
-   */
-  private pump(group: LaneGroup): void {
-    for (const ahead of [false, true]) {
-      for (const lane of group.lanes) {
-        const w = lane.worker;
-        while (w.alive && this.closing === undefined && (ahead ? w.inFlight < w.depth : w.inFlight === 0)) {
-          const frame = group.scheduler.next(w.inFlight > 0);
-          // Every worker of a group sees the same scheduler: nothing for this one is nothing for the next.
-          if (frame === undefined) return;
-          this.dispatch(lane, frame);
-        }
-      }
-    }
-  }
-
-  private dispatch(lane: Lane, frame: Frame): void {
-    this.releaseSlotWaiters(frame.camera);
-    const { group } = lane;
-    const entry: Outstanding = { release: undefined };
-    group.outstanding.get(frame.camera)?.push(entry);
-    const chain: Promise<void> = lane.worker.infer(frame).then(
-      (result) => {
-        entry.release = () => {
-          group.completed.set(frame.camera, (group.completed.get(frame.camera) ?? 0) + 1);
-          this.opts.onResult?.(result, lane.index);
-        };
-        this.finish(lane, frame.camera, chain);
-      },
-      (err: unknown) => {
-        const error = err instanceof Error ? err : new Error(String(err));
-        // A dead worker reports itself once through its "error" event; the frame's own failure is not news.
-        const report = lane.worker.alive ? { error, fatal: false, worker: lane.index, camera: frame.camera, seq: frame.seq } : undefined;
-        entry.release = () => {
-          group.errors.set(frame.camera, (group.errors.get(frame.camera) ?? 0) + 1);
-          if (report !== undefined) this.report(report);
-        };
-        this.finish(lane, frame.camera, chain);
-      },
-    );
-    lane.running.add(chain);
-  }
-
-  /**
-   * A frame of `camera` finished on `lane`. Releases the camera's finished frames that no
-   * earlier frame holds back (in order), frees their slots and hands the workers their next
-   * frames before calling back: the workers then run while results are handled here (hazard
-   * stage, bus), and a throwing callback cannot wedge the lane.
-   */
-  private finish(lane: Lane, camera: string, chain: Promise<void>): void {
-    const { group } = lane;
-    lane.running.delete(chain);
-    const queue = group.outstanding.get(camera) ?? [];
-    const ready: (() => void)[] = [];
-    while (queue.length > 0 && queue[0].release !== undefined) {
-      ready.push(queue[0].release);
-      queue.shift();
-      group.scheduler.done(camera);
-    }
-    this.pump(group);
-    let failure: { error: unknown } | undefined;
-    for (const release of ready) {
-      try {
-        release();
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-    if (failure !== undefined) throw failure.error;
-  }
-
-  private releaseSlotWaiters(camera?: string): void {
-    const cameras = camera === undefined ? [...this.slotWaiters.keys()] : [camera];
-    for (const c of cameras) {
-      const list = this.slotWaiters.get(c);
-      this.slotWaiters.delete(c);
-      for (const resolve of list ?? []) resolve();
-    }
-  }
-
-  private drop(frame: Frame, reason: DropReason): void {
-    this.opts.onDrop?.(frame, reason);
-  }
-
-  private report(e: InferencePoolError): void {
-    this.opts.onError?.(e);
   }
 }

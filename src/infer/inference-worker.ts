@@ -2,7 +2,7 @@
 // by transfer with their letterbox transform, takes back detections in source pixels, and
 // shuts it down. One request at a time, or
 // two when the pool queues one ahead (options.depth); which frame goes next is the
-// scheduler's business (frame-slot.ts, inference-pool.ts).
+// scheduler's business (frame-scheduler.ts).
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
 import type { Detection } from "../core/types.ts";
@@ -63,7 +63,7 @@ export interface InferenceWorkerOptions {
   /**
    * Requests held at once: 1 (default), or 2 so the next frame already waits in the
    * thread's queue while one runs and the session never idles on a round trip through the
-   * main thread. Only for frames that cannot go stale meanwhile (see frame-slot.ts).
+   * main thread. Only for frames that cannot go stale meanwhile (see frame-scheduler.ts).
    */
   depth?: 1 | 2;
   /**
