@@ -165,8 +165,9 @@ describe.each(transports)("BusPublisher over $name", ({ name, endpoint }) => {
     for (let batch = 0; batch < total / 100; batch++) {
       const t0 = performance.now();
       for (let i = 0; i < 100; i++) pub.publish("detections", payload);
-      // generous bound: a blocked send would show as an unbounded wait, not as milliseconds
-      expect(performance.now() - t0, "100 publish() calls").toBeLessThan(250);
+      // A hang guard, not a speed check: a blocked send waits without bound, so any bound
+      // far above a loaded machine's pauses tells the two apart.
+      expect(performance.now() - t0, "100 publish() calls").toBeLessThan(2000);
       await pub.flush(5000);
       expect(pub.stats().queued, "our queue drains although the subscriber does not read").toBe(0);
     }

@@ -115,7 +115,11 @@ describe.skipIf(!HAVE_VTEST)("InferencePool, shared worker", () => {
     expect(rec.drops).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map((seq) => ({ camera: "a", seq, reason: "replaced" })));
     expect(rec.errors).toEqual([]);
     expect(rec.results[1].detections.some((d) => d.label === "person")).toBe(true);
-    expect(rec.results[1].timings.queueMs).toBeGreaterThan(rec.results[1].timings.inferenceMs * 0.5); // it waited for frame 0
+    // One session runs one frame at a time: frame 9 started only once frame 0 had ended.
+    const [first, last] = rec.results;
+    const startMs = (r: typeof first): number => Number(r.tIngestNs) / 1e6 + r.timings.queueMs;
+    const endMs = (r: typeof first): number => startMs(r) + r.timings.preprocessMs + r.timings.inferenceMs + r.timings.decodeMs;
+    expect(startMs(last), "frame 9 waited for frame 0").toBeGreaterThanOrEqual(endMs(first) - 0.5);
     expect(pool.stats().cameras).toEqual([
       { camera: "a", offered: 10, dropped: 8, started: 2, finished: 2, waiting: false, inFlight: false, completed: 2, errors: 0, workers: [0] },
     ]);
@@ -161,10 +165,6 @@ describe.skipIf(!HAVE_VTEST)("InferencePool, shared worker", () => {
     expect(rec.errors).toEqual([]);
     expect(rec.results.map((r) => r.seq), "results in order").toEqual([...Array(12).keys()]);
     expect(sawTwo, "a second frame went to the worker while one ran").toBe(true);
-    // A frame that was already in the worker's queue started the moment the one before it
-    // ended, without waiting for this thread to hand it over.
-    const gaps = rec.results.slice(1).map((r, i) => Number(r.tIngestNs) / 1e6 + r.timings.queueMs - (Number(rec.results[i].tIngestNs) / 1e6 + rec.results[i].timings.queueMs + rec.results[i].timings.preprocessMs + rec.results[i].timings.inferenceMs + rec.results[i].timings.decodeMs));
-    expect(Math.min(...gaps), "some frame started right after the one before it").toBeLessThan(1);
   });
 
   it("replayWorkers: a replay-only lane runs its frames on two sessions side by side, results still in frame order", async () => {
@@ -287,16 +287,13 @@ describe.skipIf(!HAVE_VTEST)("InferencePool, shared worker", () => {
     pool.submit(frame("a", 0)); // goes to the worker at once
     pool.submit(frame("a", 1));
     pool.submit(frame("b", 0));
-    const t0 = performance.now();
     await pool.close();
-    const ms = performance.now() - t0;
     expect(rec.results.map((r) => `${r.camera}#${r.seq}`)).toEqual(["a#0"]);
     expect(rec.drops).toEqual([
       { camera: "a", seq: 1, reason: "closed" },
       { camera: "b", seq: 0, reason: "closed" },
     ]);
     expect(exits).toEqual([0]);
-    expect(ms).toBeLessThan(2000);
     pool.submit(frame("a", 2));
     expect(rec.drops.at(-1)).toEqual({ camera: "a", seq: 2, reason: "closed" });
     expect(rec.errors).toEqual([]);
