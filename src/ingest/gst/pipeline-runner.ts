@@ -31,13 +31,6 @@ export function activeGstPipelines(): number {
   return busPolls;
 }
 
-let wakeUps = 0;
-
-/** Bus polls woken after a stop because GStreamer flushed their messages (see WAKE_AFTER_MS). */
-export function gstBusWakeUps(): number {
-  return wakeUps;
-}
-
 /** Threadpool threads reserved by running pipelines (readers and cameras). */
 export function reservedGstThreads(): number {
   return reserved;
@@ -325,7 +318,6 @@ export class GstRunner {
         process.emitWarning(`${this.where}: GStreamer bus poll still parked ${WAKE_ATTEMPTS} wake-ups after stop; one libuv threadpool thread stays held`);
         return;
       }
-      wakeUps++;
       this.pipeline.pause();
       this.wakeBusIfParked(attempt + 1);
     }, WAKE_AFTER_MS);
