@@ -226,7 +226,7 @@ function checkOptions(opts: PruneOptions, method: PruneRun["method"]): boolean {
   return targeted;
 }
 
-/** The calibration source, required when a step learns from frames; checked before the model is read. */
+/** The calibration source, asked for before the model is read so that a step needing frames fails before any slow work. */
 async function calibrationSourceFor(run: PruneRun): Promise<CalibrationSource | undefined> {
   const { opts } = run;
   const dataImportance = opts.importance === "activation" || opts.importance === "reconstruction";
@@ -451,7 +451,7 @@ async function pruneStructuredStep(run: PruneRun, dense: OnnxGraph, frames: read
   return { graph, structured, sweep, recovery };
 }
 
-/** Records where the pruned model came from and how it was made, inside the model. */
+/** Parent and recipe go into the model itself, so a pruned file says where it came from without its report. */
 function stampProvenance(run: PruneRun, pruned: OnnxGraph, sourcePath: string, base: StructuredOptions, sweep: PruneReport["sweep"]): void {
   const { opts } = run;
   pruned.metadata = {
