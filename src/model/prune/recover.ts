@@ -26,7 +26,7 @@ import type { ModelInputData } from "../../infer/input-tensor.ts";
 import { cloneGraph, intsAttr, stringAttr, uniqueNamer, type OnnxGraph, type OnnxNode } from "../onnx/ir.ts";
 import { inferShapes } from "../onnx/shape-inference.ts";
 import type { Tensor } from "../onnx/tensor.ts";
-import { forEachActivation, samplePositions } from "./activations.ts";
+import { forEachActivation, samplePositions, type Activation, type CaptureOptions } from "./activations.ts";
 import { choleskyFactorRidged, choleskySolveFactored } from "./cholesky.ts";
 import { fnv1a } from "../../util/prng.ts";
 
@@ -482,8 +482,19 @@ function writeWeights(g: OnnxGraph, geo: ConvGeometry, z: Float64Array, namer: (
   node.inputs[2] = bName;
 }
 
-/** Refits the chosen Convs of `pruned` to reproduce the dense graph's outputs; see the file comment. */
-export async function recoverLeastSquares(opts: RecoverOptions): Promise<RecoverResult> {
+/** The options with their defaults, checked once before any graph is touched. */
+interface RecoverSettings {
+  samplesPerFrame: number;
+  oversample: number;
+  toward: RidgeToward;
+  validation: readonly ModelInputData[];
+  /** Relative ridge strengths tried per layer; the best on held-out samples wins. */
+  grid: readonly number[];
+  fitUse: "fit" | "split";
+  seed: number;
+}
+
+function recoverSettings(opts: RecoverOptions): RecoverSettings {
   const samplesPerFrame = positiveInt("samplesPerFrame", opts.samplesPerFrame ?? DEFAULT_SAMPLES_PER_FRAME);
   const ridge = opts.ridge ?? DEFAULT_RIDGE;
   const toward: RidgeToward = opts.ridgeToward ?? "zero";
@@ -496,183 +507,203 @@ export async function recoverLeastSquares(opts: RecoverOptions): Promise<Recover
   if (opts.frames.length === 0) throw new RangeError("recoverLeastSquares: no calibration frames");
   // Toward zero, a grid above the given floor; toward W0, the strength asked for or the grid.
   const grid: readonly number[] = ridge === "auto" ? RIDGE_GRID : toward === "original" ? [ridge] : [ridge, ridge * 10, ridge * 100];
-  const fitUse = validation.length > 0 ? "fit" : "split";
-  const seed = opts.seed ?? 1;
-  const { dense } = opts;
-  const work = cloneGraph(opts.pruned);
+  return { samplesPerFrame, oversample, toward, validation, grid, fitUse: validation.length > 0 ? "fit" : "split", seed: opts.seed ?? 1 };
+}
 
-  const names =
-    opts.convNodes ??
-    work.nodes
-      .filter((n) => n.opType === "Conv" && n.inputs[1] !== undefined && work.initializers.has(n.inputs[1]))
-      .filter((n) => {
-        const d = dense.nodes.find((x) => x.name === n.name);
-        const dw = d ? dense.initializers.get(d.inputs[1]) : undefined;
-        return dw !== undefined && dw.dims[1] !== work.initializers.get(n.inputs[1])!.dims[1];
-      })
-      .map((n) => n.name);
-  if (names.length === 0) return { graph: work, layers: [] };
+/** Default targets: every Conv whose input channel count differs from the dense one. */
+function changedConvs(dense: OnnxGraph, work: OnnxGraph): string[] {
+  return work.nodes
+    .filter((n) => n.opType === "Conv" && n.inputs[1] !== undefined && work.initializers.has(n.inputs[1]))
+    .filter((n) => {
+      const d = dense.nodes.find((x) => x.name === n.name);
+      const dw = d ? dense.initializers.get(d.inputs[1]) : undefined;
+      return dw !== undefined && dw.dims[1] !== work.initializers.get(n.inputs[1])!.dims[1];
+    })
+    .map((n) => n.name);
+}
 
+function planLayer(
+  name: string,
+  wave: number,
+  graphs: { dense: OnnxGraph; work: OnnxGraph; denseShapes: ReturnType<typeof inferShapes>; prunedShapes: ReturnType<typeof inferShapes> },
+  opts: RecoverOptions,
+  s: RecoverSettings,
+): LayerPlan {
+  const { dense, work, denseShapes, prunedShapes } = graphs;
+  const dGeo = convGeometry(dense, convByName(dense, name, "dense"), "dense");
+  const pGeo = convGeometry(work, convByName(work, name, "pruned"), "pruned");
+  if (dGeo.kh !== pGeo.kh || dGeo.kw !== pGeo.kw) throw new Error(`Conv "${name}": kernel differs between dense and pruned graphs`);
+  const kept = opts.outputChannels?.get(name) ?? matchOutputChannels(dGeo, pGeo);
+  if (kept.length !== pGeo.outC || kept.some((k) => !(k >= 0 && k < dGeo.outC))) {
+    throw new Error(`Conv "${name}": outputChannels lists ${kept.length} channels in 0..${dGeo.outC - 1}, the pruned Conv has ${pGeo.outC}`);
+  }
+  const inDims = prunedShapes.get(pGeo.node.inputs[0])?.dims;
+  const outDims = prunedShapes.get(pGeo.node.outputs[0])?.dims;
+  const denseOut = denseShapes.get(dGeo.node.outputs[0])?.dims;
+  if (!inDims || inDims.length !== 4 || inDims[0] !== 1 || !outDims || !denseOut) {
+    throw new Error(`Conv "${name}": recovery needs a batch-1 NCHW input of known shape`);
+  }
+  if (denseOut[2] !== outDims[2] || denseOut[3] !== outDims[3]) throw new Error(`Conv "${name}": output size differs between dense and pruned graphs`);
+  const { samplesPerFrame, oversample, validation } = s;
+  return {
+    name,
+    dense: dGeo,
+    pruned: pGeo,
+    kept,
+    inShape: [inDims[1], inDims[2], inDims[3]],
+    outSpatial: [outDims[2], outDims[3]],
+    targets: [],
+    positions: [],
+    valTargets: [],
+    valPositions: [],
+    // at least one held-out sample per unknown over the validation frames
+    valPerFrame: validation.length === 0 ? 0 : Math.min(outDims[2] * outDims[3], Math.max(samplesPerFrame, Math.ceil((pGeo.inC * pGeo.kh * pGeo.kw + 1) / validation.length))),
+    perFrame: Math.min(
+      outDims[2] * outDims[3],
+      Math.max(samplesPerFrame, Math.ceil((oversample * (pGeo.inC * pGeo.kh * pGeo.kw + 1) * HOLD_OUT_EVERY) / ((HOLD_OUT_EVERY - 1) * opts.frames.length))),
+    ),
+    wave,
+  };
+}
+
+/** The target Convs grouped into waves, each with its plan. */
+function planLayers(dense: OnnxGraph, work: OnnxGraph, names: readonly string[], opts: RecoverOptions, s: RecoverSettings): { order: string[][]; plans: Map<string, LayerPlan> } {
   for (const name of names) {
     convByName(dense, name, "dense");
     convByName(work, name, "pruned");
   }
-  const denseShapes = inferShapes(dense);
-  const prunedShapes = inferShapes(work);
+  const graphs = { dense, work, denseShapes: inferShapes(dense), prunedShapes: inferShapes(work) };
   const order = waves(work, new Set(names));
   const plans = new Map<string, LayerPlan>();
   order.forEach((wave, w) => {
-    for (const name of wave) {
-      const dGeo = convGeometry(dense, convByName(dense, name, "dense"), "dense");
-      const pGeo = convGeometry(work, convByName(work, name, "pruned"), "pruned");
-      if (dGeo.kh !== pGeo.kh || dGeo.kw !== pGeo.kw) throw new Error(`Conv "${name}": kernel differs between dense and pruned graphs`);
-      const kept = opts.outputChannels?.get(name) ?? matchOutputChannels(dGeo, pGeo);
-      if (kept.length !== pGeo.outC || kept.some((k) => !(k >= 0 && k < dGeo.outC))) {
-        throw new Error(`Conv "${name}": outputChannels lists ${kept.length} channels in 0..${dGeo.outC - 1}, the pruned Conv has ${pGeo.outC}`);
-      }
-      const inDims = prunedShapes.get(pGeo.node.inputs[0])?.dims;
-      const outDims = prunedShapes.get(pGeo.node.outputs[0])?.dims;
-      const denseOut = denseShapes.get(dGeo.node.outputs[0])?.dims;
-      if (!inDims || inDims.length !== 4 || inDims[0] !== 1 || !outDims || !denseOut) {
-        throw new Error(`Conv "${name}": recovery needs a batch-1 NCHW input of known shape`);
-      }
-      if (denseOut[2] !== outDims[2] || denseOut[3] !== outDims[3]) throw new Error(`Conv "${name}": output size differs between dense and pruned graphs`);
-      plans.set(name, {
-        name,
-        dense: dGeo,
-        pruned: pGeo,
-        kept,
-        inShape: [inDims[1], inDims[2], inDims[3]],
-        outSpatial: [outDims[2], outDims[3]],
-        targets: [],
-        positions: [],
-        valTargets: [],
-        valPositions: [],
-        // at least one held-out sample per unknown over the validation frames
-        valPerFrame: validation.length === 0 ? 0 : Math.min(outDims[2] * outDims[3], Math.max(samplesPerFrame, Math.ceil((pGeo.inC * pGeo.kh * pGeo.kw + 1) / validation.length))),
-        perFrame: Math.min(
-          outDims[2] * outDims[3],
-          Math.max(samplesPerFrame, Math.ceil((oversample * (pGeo.inC * pGeo.kh * pGeo.kw + 1) * HOLD_OUT_EVERY) / ((HOLD_OUT_EVERY - 1) * opts.frames.length))),
-        ),
-        wave: w,
-      });
-    }
+    for (const name of wave) plans.set(name, planLayer(name, w, graphs, opts, s));
   });
+  return { order, plans };
+}
 
-  // Dense targets, once: the same positions are sampled again from the pruned inputs below.
+/**
+ * Runs the dense graph once over `frames` and keeps each plan's targets at positions sampled
+ * for that frame: the fit's (calibration frames) or the held-out ones (validation frames).
+ */
+async function sampleDenseTargets(
+  dense: OnnxGraph,
+  plans: ReadonlyMap<string, LayerPlan>,
+  frames: readonly ModelInputData[],
+  which: "calibration" | "validation",
+  seed: number,
+  capture: CaptureOptions,
+): Promise<void> {
   const denseTensor = new Map([...plans.values()].map((p) => [p.dense.node.outputs[0], p]));
+  const validation = which === "validation";
+  // a seed apart from the calibration frames' (frame numbers count from 0 in both)
+  const frameSeed = validation ? seed + 104729 : seed;
   await forEachActivation(
     dense,
     [...denseTensor.keys()],
-    opts.frames,
+    frames,
     (f, values) => {
       for (const [tensor, plan] of denseTensor) {
         const { data } = values.get(tensor)!;
         const spatial = plan.outSpatial[0] * plan.outSpatial[1];
-        const at = samplePositions(plan.perFrame, spatial, positionSeed(seed, plan.name, f));
+        const at = samplePositions(validation ? plan.valPerFrame : plan.perFrame, spatial, positionSeed(frameSeed, plan.name, f));
         const m = plan.kept.length;
         const rows = new Float32Array(at.length * m);
         at.forEach((p, r) => {
           for (let o = 0; o < m; o++) rows[r * m + o] = data[plan.kept[o] * spatial + p];
         });
-        plan.targets.push(rows);
-        plan.positions.push(at);
+        (validation ? plan.valTargets : plan.targets).push(rows);
+        (validation ? plan.valPositions : plan.positions).push(at);
       }
     },
-    { threads: opts.threads, onProgress: (frame, frames) => opts.onProgress?.({ kind: "dense", frame, frames }) },
+    capture,
   );
-  if (validation.length > 0) {
-    await forEachActivation(
-      dense,
-      [...denseTensor.keys()],
-      validation,
-      (f, values) => {
-        for (const [tensor, plan] of denseTensor) {
-          const { data } = values.get(tensor)!;
-          const spatial = plan.outSpatial[0] * plan.outSpatial[1];
-          // a seed apart from the calibration frames' (frame numbers count from 0 in both)
-          const at = samplePositions(plan.valPerFrame, spatial, positionSeed(seed + 104729, plan.name, f));
-          const m = plan.kept.length;
-          const rows = new Float32Array(at.length * m);
-          at.forEach((p, r) => {
-            for (let o = 0; o < m; o++) rows[r * m + o] = data[plan.kept[o] * spatial + p];
-          });
-          plan.valTargets.push(rows);
-          plan.valPositions.push(at);
-        }
-      },
-      { threads: opts.threads },
-    );
+}
+
+/** Normal equations of one wave's layers, from the pruned graph with the earlier waves refitted. */
+async function accumulateWave(
+  work: OnnxGraph,
+  wave: readonly LayerPlan[],
+  progress: { wave: number; waves: number; layers: readonly string[] },
+  opts: RecoverOptions,
+  s: RecoverSettings,
+): Promise<Map<string, NormalEquations>> {
+  const eqs = new Map(wave.map((p) => [p.name, new NormalEquations(p.pruned.inC * p.pruned.kh * p.pruned.kw + 1, p.pruned.outC, weightsAsZ(p.pruned))]));
+  const inputs = [...new Set(wave.map((p) => p.pruned.node.inputs[0]))];
+  if (inputs.some((i) => work.inputs.some((v) => v.name === i))) {
+    throw new Error(`recoverLeastSquares: a Conv reading the graph input directly has no pruned input channels to recover from`);
   }
+  const add = (use: "split" | "fit" | "held") => (f: number, values: ReadonlyMap<string, Activation>) => {
+    for (const p of wave) eqs.get(p.name)!.addFrame(p, f, values.get(p.pruned.node.inputs[0])!.data, use);
+  };
+  await forEachActivation(work, inputs, opts.frames, add(s.fitUse), {
+    threads: opts.threads,
+    onProgress: (frame, frames) => opts.onProgress?.({ kind: "wave", ...progress, frame, frames }),
+  });
+  if (s.validation.length > 0) await forEachActivation(work, inputs, s.validation, add("held"), { threads: opts.threads });
+  return eqs;
+}
+
+/** Solves one layer for each ridge of the grid, writes the best into `work` when it beats the incoming weights on held-out samples. */
+function refitLayer(work: OnnxGraph, p: LayerPlan, eq: NormalEquations, s: RecoverSettings, namer: (base: string) => string): LayerRecovery {
+  eq.flush();
+  eq.symmetrise();
+  const total = eq.yy > 0 ? eq.yy : 1;
+  const before = eq.before / total;
+  const heldBefore = eq.heldOutError(eq.z0);
+  const prior = s.toward === "original" ? eq.z0 : null;
+  let best: { z: Float64Array; ridge: number; lambda: number; held: number } | null = null;
+  for (const r of s.grid) {
+    const sol = solveRidge(eq, r, prior);
+    const held = eq.heldOutError(sol.z);
+    if (best === null || held < best.held) best = { ...sol, held };
+  }
+  // A refit that does worse on samples it did not see than the pruned weights is not kept.
+  const keep = best !== null && (eq.heldOut === 0 || best.held < heldBefore);
+  const after = keep ? eq.residualOfSolution(best!.z, best!.lambda, prior) / total : before;
+  if (keep) writeWeights(work, p.pruned, best!.z, namer);
+  return {
+    node: p.name,
+    inputChannels: [p.dense.inC, p.pruned.inC],
+    outputChannels: [p.dense.outC, p.pruned.outC],
+    kernel: [p.pruned.kh, p.pruned.kw],
+    samples: eq.count,
+    heldOutSamples: eq.heldOut,
+    unknowns: eq.n,
+    wave: p.wave,
+    relMseBefore: before,
+    relMseAfter: after,
+    heldOutBefore: heldBefore,
+    heldOutAfter: keep ? best!.held : heldBefore,
+    refitted: keep,
+    ridge: keep ? best!.ridge : null,
+    ridgeToward: s.toward,
+    heldOutFrom: s.validation.length > 0 ? "validation" : "calibration",
+  };
+}
+
+/** Refits the chosen Convs of `pruned` to reproduce the dense graph's outputs; see the file comment. */
+export async function recoverLeastSquares(opts: RecoverOptions): Promise<RecoverResult> {
+  const s = recoverSettings(opts);
+  const { dense } = opts;
+  const work = cloneGraph(opts.pruned);
+  const names = opts.convNodes ?? changedConvs(dense, work);
+  if (names.length === 0) return { graph: work, layers: [] };
+  const { order, plans } = planLayers(dense, work, names, opts, s);
+
+  // Dense targets, once: the same positions are sampled again from the pruned inputs below.
+  await sampleDenseTargets(dense, plans, opts.frames, "calibration", s.seed, {
+    threads: opts.threads,
+    onProgress: (frame, frames) => opts.onProgress?.({ kind: "dense", frame, frames }),
+  });
+  if (s.validation.length > 0) await sampleDenseTargets(dense, plans, s.validation, "validation", s.seed, { threads: opts.threads });
 
   const namer = uniqueNamer(work);
   const layers: LayerRecovery[] = [];
   for (let w = 0; w < order.length; w++) {
     const wave = order[w].map((n) => plans.get(n)!);
-    const eqs = new Map(wave.map((p) => [p.name, new NormalEquations(p.pruned.inC * p.pruned.kh * p.pruned.kw + 1, p.pruned.outC, weightsAsZ(p.pruned))]));
-    const inputs = [...new Set(wave.map((p) => p.pruned.node.inputs[0]))];
-    if (inputs.some((i) => work.inputs.some((v) => v.name === i))) {
-      throw new Error(`recoverLeastSquares: a Conv reading the graph input directly has no pruned input channels to recover from`);
-    }
-    await forEachActivation(
-      work,
-      inputs,
-      opts.frames,
-      (f, values) => {
-        for (const p of wave) eqs.get(p.name)!.addFrame(p, f, values.get(p.pruned.node.inputs[0])!.data, fitUse);
-      },
-      {
-        threads: opts.threads,
-        onProgress: (frame, frames) => opts.onProgress?.({ kind: "wave", wave: w, waves: order.length, layers: order[w], frame, frames }),
-      },
-    );
-    if (validation.length > 0) {
-      await forEachActivation(
-        work,
-        inputs,
-        validation,
-        (f, values) => {
-          for (const p of wave) eqs.get(p.name)!.addFrame(p, f, values.get(p.pruned.node.inputs[0])!.data, "held");
-        },
-        { threads: opts.threads },
-      );
-    }
+    const eqs = await accumulateWave(work, wave, { wave: w, waves: order.length, layers: order[w] }, opts, s);
     for (const p of wave) {
-      const eq = eqs.get(p.name)!;
-      eq.flush();
-      eq.symmetrise();
-      const total = eq.yy > 0 ? eq.yy : 1;
-      const before = eq.before / total;
-      const heldBefore = eq.heldOutError(eq.z0);
-      const prior = toward === "original" ? eq.z0 : null;
-      let best: { z: Float64Array; ridge: number; lambda: number; held: number } | null = null;
-      for (const r of grid) {
-        const sol = solveRidge(eq, r, prior);
-        const held = eq.heldOutError(sol.z);
-        if (best === null || held < best.held) best = { ...sol, held };
-      }
-      // A refit that does worse on samples it did not see than the pruned weights is not kept.
-      const keep = best !== null && (eq.heldOut === 0 || best.held < heldBefore);
-      const after = keep ? eq.residualOfSolution(best!.z, best!.lambda, prior) / total : before;
-      if (keep) writeWeights(work, p.pruned, best!.z, namer);
-      const layer: LayerRecovery = {
-        node: p.name,
-        inputChannels: [p.dense.inC, p.pruned.inC],
-        outputChannels: [p.dense.outC, p.pruned.outC],
-        kernel: [p.pruned.kh, p.pruned.kw],
-        samples: eq.count,
-        heldOutSamples: eq.heldOut,
-        unknowns: eq.n,
-        wave: w,
-        relMseBefore: before,
-        relMseAfter: after,
-        heldOutBefore: heldBefore,
-        heldOutAfter: keep ? best!.held : heldBefore,
-        refitted: keep,
-        ridge: keep ? best!.ridge : null,
-        ridgeToward: toward,
-        heldOutFrom: validation.length > 0 ? "validation" : "calibration",
-      };
+      const layer = refitLayer(work, p, eqs.get(p.name)!, s, namer);
       layers.push(layer);
       opts.onProgress?.({ kind: "layer", layer });
     }
