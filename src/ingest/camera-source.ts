@@ -326,7 +326,7 @@ export class CameraSource {
     if (cameraFaults === null) return;
     const asked = cameraFaults.take(faultTriggerName.cameraStall(this.id));
     if (asked !== null) this.stalledUntilMs = Math.max(this.stalledUntilMs, this.nowMs() + asked);
-    while (!run.closed && this.stalledUntilMs > this.nowMs()) await new Promise((r) => setTimeout(r, Math.min(50, this.stalledUntilMs - this.nowMs())));
+    while (!run.closed && this.stalledUntilMs > this.nowMs()) await new Promise((r) => setTimeout(r, Math.max(1, Math.min(50, this.stalledUntilMs - this.nowMs()))));
   }
 
   private noteFrame(run: Run): void {

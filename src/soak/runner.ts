@@ -168,7 +168,8 @@ class Soak {
       const end = this.ended();
       if (end) return end;
       this.progress("warm-up");
-      await sleep(Math.min(1000, until - performance.now()), this.o.signal);
+      // Clamped: time passes between the loop test and here, and Node 24 warns on a negative delay.
+      await sleep(Math.max(1, Math.min(1000, until - performance.now())), this.o.signal);
     }
     this.t0 = performance.now();
     return null;
