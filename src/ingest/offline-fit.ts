@@ -9,7 +9,8 @@
 // when its caps change between pictures of different sizes.
 import type { LetterboxTransform } from "../core/types.ts";
 import type { FitTarget } from "./frame-fit.ts";
-import type { GstElementHandle } from "./gst/binding.ts";
+import type { GstAppSrcHandle } from "./gst/binding.ts";
+import { appSrcOf, pushRgb } from "./gst/appsrc.ts";
 import { GstRunner, packRgb, reserveGstThreads } from "./gst/pipeline-runner.ts";
 import { describePipeline, ELEMENTS, tailTransform } from "./pipeline-description.ts";
 import { assertRgbImage, type RgbImage } from "../core/rgb-image.ts";
@@ -23,35 +24,14 @@ export interface FittedPicture {
 
 const FEED = "perceptd_feed";
 
-interface AppSrcHandle extends GstElementHandle {
-  push(buf: Buffer): void;
-}
-
-function isAppSrc(el: GstElementHandle | undefined): el is AppSrcHandle {
-  return el !== undefined && typeof el.push === "function";
-}
-
 function capsOf(img: RgbImage): string {
   return `video/x-raw,format=RGB,width=${img.width},height=${img.height},framerate=0/1,pixel-aspect-ratio=1/1`;
-}
-
-/**
- * The picture as GStreamer lays out RGB: rows padded to a multiple of 4 bytes. Packed rows
- * of an odd width would be read shifted.
- */
-function strided(img: RgbImage): Buffer {
-  const row = img.width * 3;
-  const stride = (row + 3) & ~3;
-  if (stride === row) return Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
-  const out = Buffer.alloc(stride * img.height);
-  for (let y = 0; y < img.height; y++) out.set(img.data.subarray(y * row, (y + 1) * row), y * stride);
-  return out;
 }
 
 export class PictureFitter {
   readonly target: FitTarget;
   private readonly runner: GstRunner;
-  private readonly feed: AppSrcHandle;
+  private readonly feed: GstAppSrcHandle;
   private readonly releaseThreads: () => void;
   private caps: string;
   private failure: string | null = null;
@@ -70,9 +50,7 @@ export class PictureFitter {
     try {
       const d = describePipeline({ type: "pipeline", pipeline: `appsrc name=${FEED} format=time caps=${this.caps}`, live: false }, target);
       this.runner = new GstRunner(d.description, "picture fitter", ELEMENTS.sink, d.properties);
-      const feed = this.runner.findChild(FEED);
-      if (!isAppSrc(feed)) throw new Error(`picture fitter: GStreamer pipeline has no appsrc named ${FEED}`);
-      this.feed = feed;
+      this.feed = appSrcOf(this.runner, FEED);
       this.runner.start({ onEos: () => undefined, onError: (text) => (this.failure = text) });
     } catch (err) {
       this.releaseThreads();
@@ -98,7 +76,7 @@ export class PictureFitter {
         this.feed.caps = caps;
         this.caps = caps;
       }
-      this.feed.push(strided(img));
+      pushRgb(this.feed, img);
       const sample = await this.runner.pull();
       if (sample === null) {
         // An error reaches onError in a later macrotask than the pull's null.

@@ -6,17 +6,10 @@ import * as ort from "onnxruntime-node";
 import { attr, type OnnxGraph, type OnnxNode } from "../../../src/model/onnx/ir.ts";
 import { encodeModel } from "../../../src/model/onnx/serialize.ts";
 import { floatTensor, int64Tensor, sizeOf, type Tensor } from "../../../src/model/onnx/tensor.ts";
+import { mulberry32 as prng } from "../../../src/util/prng.ts";
 
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The toolchain's own generator (mulberry32), for the tests' pseudo-random weights. */
+export { prng };
 
 export class GraphBuilder {
   readonly g: OnnxGraph;
