@@ -312,7 +312,9 @@ export class GstRunner {
 
   /** See WAKE_AFTER_MS: wakes a bus poll that missed the messages of the stop. */
   private wakeBusIfParked(attempt: number): void {
-    setTimeout(() => {
+    // Unref'd: a parked poll keeps the event loop alive by itself, and a released one must
+    // not hold a finished process open for the wait.
+    const timer = setTimeout(() => {
       if (!this.busHeld) return;
       if (attempt > WAKE_ATTEMPTS) {
         process.emitWarning(`${this.where}: GStreamer bus poll still parked ${WAKE_ATTEMPTS} wake-ups after stop; one libuv threadpool thread stays held`);
@@ -321,6 +323,7 @@ export class GstRunner {
       this.pipeline.pause();
       this.wakeBusIfParked(attempt + 1);
     }, WAKE_AFTER_MS);
+    timer.unref();
   }
 
   /** Pipeline to NULL (synchronous) and no more events. Safe to call more than once. */
