@@ -15,7 +15,10 @@
 // run. Nothing newer could have replaced them there, so latest-wins loses nothing, and a
 // worker goes from one frame to the next without a round trip through the main thread.
 // A live camera never does: its frame would age in that queue where a newer one could have
-// replaced it.
+// replaced it. And a lane that also serves a live camera queues nothing ahead at all: the
+// live camera takes only an idle worker, and a replay that always has its next frame queued
+// keeps the worker from ever being idle, so the live camera would wait for the whole replay.
+// There the cameras take turns frame by frame like any others.
 //
 // Cameras of one lane take turns (round-robin over the cameras that have a waiting frame),
 // so a fast camera cannot starve a slow one. A lane with several workers (replay workers)
@@ -124,6 +127,8 @@ interface Lane<F, W> {
   workers: WorkerSlot<F, W>[];
   /** slot index served last; the search for the next frame starts after it */
   cursor: number;
+  /** whether frames may queue behind a running one: only where every camera's policy allows it */
+  queueAhead: boolean;
 }
 
 interface WorkerSlot<F, W> {
@@ -144,7 +149,7 @@ export class FrameScheduler<F extends ScheduledFrame, R, W extends SchedulerWork
   constructor(opts: FrameSchedulerOptions<F, R, W>) {
     this.opts = opts;
     this.lanes = opts.lanes.map(({ cameras, workers }) => {
-      const lane: Lane<F, W> = { slots: [], workers: [], cursor: -1 };
+      const lane: Lane<F, W> = { slots: [], workers: [], cursor: -1, queueAhead: true };
       for (const worker of workers) {
         const w = { index: this.workerSlots.length, worker, lane, running: new Set<Promise<void>>() };
         this.workerSlots.push(w);
@@ -171,6 +176,7 @@ export class FrameScheduler<F extends ScheduledFrame, R, W extends SchedulerWork
         };
         this.slots.set(camera, slot);
         lane.slots.push(slot);
+        lane.queueAhead &&= policy.queueAhead;
       }
       return lane;
     });
@@ -271,10 +277,11 @@ export class FrameScheduler<F extends ScheduledFrame, R, W extends SchedulerWork
 
   /**
    * Hands the lane's workers what they may take now: a frame to each idle one first, so a
-   * replay's frames spread over its sessions, then a queued-ahead one behind a running frame.
+   * replay's frames spread over its sessions, then (on a lane without a live camera) a
+   * queued-ahead one behind a running frame.
    */
   private dispatch(lane: Lane<F, W>): void {
-    for (const ahead of [false, true]) {
+    for (const ahead of lane.queueAhead ? [false, true] : [false]) {
       for (const w of lane.workers) {
         const { worker } = w;
         while (worker.alive && !this.closed && (ahead ? worker.inFlight < worker.depth : worker.inFlight === 0)) {
