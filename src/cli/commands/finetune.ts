@@ -15,6 +15,18 @@ function positiveNumber(value: string): number {
   return n;
 }
 
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (!(Number.isFinite(n) && n >= 0)) throw new InvalidArgumentError(`expected a number >= 0, got "${value}"`);
+  return n;
+}
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a whole number >= 0, got "${value}"`);
+  return n;
+}
+
 function clock(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   const h = Math.floor(s / 3600);
@@ -33,6 +45,10 @@ interface FinetuneFlags {
   lr?: number;
   seed?: number;
   evalEvery?: number;
+  confidenceWeight?: number;
+  keepBy?: "loss" | "recall";
+  warmup?: number;
+  augment?: string[];
   device: "cpu" | "cuda";
   threads?: number;
   checkpoint?: string;
@@ -59,6 +75,13 @@ export function register(program: Command): void {
     .option("--lr <x>", "Adam learning rate, cosine decay to 0 (default 3e-4)", positiveNumber)
     .option("--seed <n>", "seed of the batch order and augmentation (default 1)", positiveInt)
     .option("--eval-every <n>", "validation loss and checkpoint every n steps (default once per epoch)", positiveInt)
+    .option("--confidence-weight <x>", "a class score's loss counts 1 + x times the larger of the two scores, so anchors with an object outweigh background (default 20; 0 weighs every score alike)", nonNegativeNumber)
+    .option("--keep-by <loss|recall>", "kept step: highest validation recall of the teacher's scores >= 0.5 (student >= 0.3; ties: lower loss), or lowest validation loss (default recall)", (v) => {
+      if (v !== "loss" && v !== "recall") throw new InvalidArgumentError(`expected loss or recall, got "${v}"`);
+      return v;
+    })
+    .option("--augment <key=value>", "change one augmentation setting, repeatable: flip=true|false, minScale, zoomOut, jitter, grayscale, blur, noise (defaults in docs/fine-tuning.md)", (v: string, prev: string[] = []) => [...prev, v])
+    .option("--warmup <steps>", "linear learning-rate warm-up before the cosine decay (default 20)", nonNegativeInt)
     .option("--device <cpu|cuda>", "where PyTorch trains", (v) => {
       if (v !== "cpu" && v !== "cuda") throw new InvalidArgumentError(`expected cpu or cuda, got "${v}"`);
       return v;
@@ -69,6 +92,8 @@ export function register(program: Command): void {
     .option("--manifest <path>", "model manifest")
     .action(async (student: string, flags: FinetuneFlags) => {
       const { runFinetune } = await import("../../model/finetune/finetune.ts");
+      const { parseAugment } = await import("../../model/finetune/distill.ts");
+      const augment = parseAugment(flags.augment ?? []);
       const tty = process.stderr.isTTY === true;
       let last = 0;
       const result = await runFinetune({
@@ -83,6 +108,10 @@ export function register(program: Command): void {
         lr: flags.lr,
         seed: flags.seed,
         evalEvery: flags.evalEvery,
+        confidenceWeight: flags.confidenceWeight,
+        keepBy: flags.keepBy,
+        warmup: flags.warmup,
+        augment,
         device: flags.device,
         threads: flags.threads,
         checkpoint: flags.checkpoint,
@@ -100,7 +129,7 @@ export function register(program: Command): void {
             }
           } else {
             if (tty) process.stderr.write("\r\x1b[2K");
-            if (e.type === "validation") process.stderr.write(`finetune: step ${e.step}: validation loss ${e.loss === null ? "-" : e.loss.toFixed(4)}\n`);
+            if (e.type === "validation") process.stderr.write(`finetune: step ${e.step}: validation loss ${e.loss === null ? "-" : e.loss.toFixed(4)}, recall ${e.recall === null ? "-" : e.recall.toFixed(3)}\n`);
             else if (e.type === "checkpoint") process.stderr.write(`finetune: checkpoint ${e.path} (step ${e.step})\n`);
             else process.stderr.write(`finetune: resumed at step ${e.step}/${e.steps}\n`);
           }
@@ -108,7 +137,7 @@ export function register(program: Command): void {
       });
       process.stderr.write(
         `finetune: wrote ${result.out}: ${result.steps} steps in ${clock(result.seconds)}, weights of step ${result.keptStep}; ` +
-          `validation loss ${result.validationLoss.start?.toFixed(4) ?? "-"} -> ${result.validationLoss.best?.toFixed(4) ?? "-"}\n`,
+          `validation loss ${result.validationLoss.start?.toFixed(4) ?? "-"} -> ${result.validationLoss.best?.toFixed(4) ?? "-"}, recall ${result.validationRecall?.toFixed(3) ?? "-"}\n`,
       );
     });
 }

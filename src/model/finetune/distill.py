@@ -16,7 +16,10 @@ for teacher and student.
 Loss per detection level: the KL divergence of the student's class scores from the teacher's
 (binary cross-entropy with the teacher's scores as soft targets, less their own entropy), plus the KL divergence of each box side's distribution (GFL bins)
 from the teacher's, weighted by the teacher's best class score at that anchor so that boxes
-count where the teacher sees something.
+count where the teacher sees something. With a confidence weight, each class score's term
+also counts more where either model sees an object. The step kept is the one with the lowest
+validation loss or, with keepBy "recall", the highest share of the teacher's confident scores
+the student also gives.
 """
 import argparse
 import json
@@ -261,6 +264,15 @@ def augment(img, gen, aug):
             ch, cw = max(8, int(h * s)), max(8, int(w * s))
             y0, x0 = int((h - ch) * u()), int((w - cw) * u())
             t = F.interpolate(t[:, :, y0 : y0 + ch, x0 : x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
+        zo = aug.get("zoomOut", 1.0)
+        if zo < 1 and u() < 0.3:
+            # smaller on black borders, as the daemon letterboxes: far and small objects
+            s = zo + (1 - zo) * u()
+            ch, cw = max(8, int(h * s)), max(8, int(w * s))
+            y0, x0 = int((h - ch) * u()), int((w - cw) * u())
+            canvas = torch.zeros_like(t)
+            canvas[:, :, y0 : y0 + ch, x0 : x0 + cw] = F.interpolate(t, size=(ch, cw), mode="bilinear", align_corners=False)
+            t = canvas
         j = aug.get("jitter", 0.3)
         if j > 0:
             t = t * (1 + j * (2 * u() - 1))  # brightness
@@ -294,7 +306,7 @@ def model_input(img, spec):
     return x.permute(0, 3, 1, 2).contiguous()
 
 
-def distill_loss(s_out, t_out, heads, weights):
+def distill_loss(s_out, t_out, heads, weights, confidence=0.0):
     cls_total = 0.0
     box_total = 0.0
     for level in heads:
@@ -302,7 +314,12 @@ def distill_loss(s_out, t_out, heads, weights):
         ss = s_out[level["scores"]].clamp(1e-6, 1 - 1e-6)
         # cross-entropy less the teacher's own entropy: the KL divergence per score, 0 when they agree
         tc = ts.clamp(1e-6, 1 - 1e-6)
-        kl_scores = F.binary_cross_entropy(ss, ts, reduction="sum") - F.binary_cross_entropy(tc, ts, reduction="sum")
+        # Every score of every anchor counts once; with `confidence` > 0 a score counts
+        # 1 + confidence x (the larger of the two scores) times, so that the few anchors where
+        # either model sees an object are not outweighed by the many background ones: a
+        # missed object (teacher high, student low) and an invented one (the reverse) cost more.
+        w = 1 + confidence * torch.maximum(ts, ss.detach()) if confidence > 0 else None
+        kl_scores = F.binary_cross_entropy(ss, ts, weight=w, reduction="sum") - F.binary_cross_entropy(tc, ts, weight=w, reduction="sum")
         cls_total = cls_total + kl_scores / ts.shape[0]
         bins = level["bins"]
         tb = t_out[level["boxes"]]
@@ -316,6 +333,20 @@ def distill_loss(s_out, t_out, heads, weights):
     cls_total = cls_total * weights["cls"]
     box_total = box_total * weights["box"]
     return cls_total + box_total, cls_total, box_total
+
+
+def confident_hits(s_out, t_out, heads):
+    """(teacher scores >= 0.5 that the student scores >= 0.3, teacher scores >= 0.5): the
+    bar's recall line counted per anchor and class instead of per decoded box."""
+    hit = 0
+    confident = 0
+    for level in heads:
+        ts = t_out[level["scores"]]
+        ss = s_out[level["scores"]]
+        sure = ts >= 0.5
+        confident += int(sure.sum())
+        hit += int((sure & (ss >= 0.3)).sum())
+    return hit, confident
 
 
 def atomic_save(obj, path):
@@ -377,12 +408,21 @@ def run(cfg):
     val = Frames(cfg["validation"]) if cfg.get("validation") else None
     heads = cfg["heads"]
     weights = cfg.get("lossWeights", {"cls": 1.0, "box": 1.0})
+    confidence = float(cfg.get("confidenceWeight") or 0.0)
+    keep_by = cfg.get("keepBy") or "loss"
+    if keep_by not in ("loss", "recall"):
+        raise Failure("keepBy must be loss or recall, got %s" % keep_by)
+    warmup = int(cfg.get("warmup") or 0)
     batch = int(cfg["batch"])
     steps_per_epoch = max(1, train.count // batch)
     total = int(cfg["steps"]) if cfg.get("steps") else int(cfg["epochs"]) * steps_per_epoch
     aug = cfg.get("augment", {})
     opt = torch.optim.Adam(student.parameters(), lr=float(cfg["lr"]))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    # a linear warm-up first: full-size Adam steps on a pretrained student disturb what it
+    # knows before the moments are estimated (the validation loss rose in the first steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup if warmup > 0 else 1.0) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    )
     gen = torch.Generator().manual_seed(seed)
     step = 0
     history = []
@@ -404,25 +444,38 @@ def run(cfg):
         val_start = state["valStart"]
         emit("resumed", step=step, steps=total)
 
-    def val_loss():
+    def validate():
+        """(loss, recall of the teacher's confident scores) on the validation frames."""
         if val is None:
-            return None
+            return None, None
         student.eval()
         tot = 0.0
+        hit = confident = 0
         with torch.no_grad():
             for i in range(0, val.count, batch):
                 img = val.batch(range(i, min(val.count, i + batch))).float().to(device)
                 t = teacher(model_input(img, cfg["teacherInput"]))
                 s = student(model_input(img, cfg["studentInput"]))
-                tot += float(distill_loss(s, t, heads, weights)[0]) * img.shape[0]
+                tot += float(distill_loss(s, t, heads, weights, confidence)[0]) * img.shape[0]
+                h, c = confident_hits(s, t, heads)
+                hit += h
+                confident += c
         student.train()
-        return tot / val.count
+        return tot / val.count, (hit / confident if confident else None)
+
+    def better(v, r):
+        """Whether a validation result beats the best so far by the chosen criterion."""
+        if v is None or best["val"] is None:
+            return True
+        if keep_by == "recall" and r is not None and best.get("recall") is not None and r != best["recall"]:
+            return r > best["recall"]
+        return v < best["val"]
 
     if best is None:
-        v0 = val_loss()
-        best = {"step": 0, "val": v0, "weights": student.trained_initializers()}
+        v0, r0 = validate()
+        best = {"step": 0, "val": v0, "recall": r0, "weights": student.trained_initializers()}
         val_start = v0
-        emit("validation", step=0, loss=v0)
+        emit("validation", step=0, loss=v0, recall=r0)
     order = None
     t0 = time.time()
     done_at_start = step
@@ -438,7 +491,7 @@ def run(cfg):
         with torch.no_grad():
             t = teacher(model_input(img, cfg["teacherInput"]))
         s = student(model_input(img, cfg["studentInput"]))
-        loss, lc, lb = distill_loss(s, t, heads, weights)
+        loss, lc, lb = distill_loss(s, t, heads, weights, confidence)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -448,10 +501,10 @@ def run(cfg):
         rate = (time.time() - t0) / (step - done_at_start)
         emit("progress", epoch=epoch + 1, epochs=math.ceil(total / steps_per_epoch), step=step, steps=total, loss=float(loss), cls=float(lc), box=float(lb), eta=rate * (total - step))
         if step % eval_every == 0 or step == total:
-            v = val_loss()
-            emit("validation", step=step, loss=v)
-            if v is None or best["val"] is None or v < best["val"]:
-                best = {"step": step, "val": v, "weights": student.trained_initializers()}
+            v, r = validate()
+            emit("validation", step=step, loss=v, recall=r)
+            if better(v, r):
+                best = {"step": step, "val": v, "recall": r, "weights": student.trained_initializers()}
             atomic_save(
                 {
                     "total": total,
@@ -469,7 +522,7 @@ def run(cfg):
                 ckpt,
             )
             emit("checkpoint", step=step, path=ckpt)
-    # the weights of the step with the lowest validation loss (the last ones without validation)
+    # the weights of the best validation step (the last ones without validation)
     final = best["weights"] if val is not None else student.trained_initializers()
     write_onnx(student_proto, final, cfg["out"])
     first = history[: max(1, len(history) // 20)]
@@ -480,6 +533,7 @@ def run(cfg):
         steps=total,
         keptStep=best["step"] if val is not None else total,
         validationLoss={"start": val_start, "best": best["val"]},
+        validationRecall=best.get("recall"),
         trainLoss={"first": sum(h[1] for h in first) / len(first) if history else None, "last": sum(h[1] for h in last) / len(last) if history else None},
         seconds=time.time() - t0,
     )

@@ -28,6 +28,8 @@ export interface AugmentSettings {
   flip: boolean;
   /** random crop of this much of each side or more (then scaled back), with probability 0.8 */
   minScale: number;
+  /** shrink the picture to this much of each side or more and place it on black, as the letterbox borders are (1: never), with probability 0.3 */
+  zoomOut: number;
   /** brightness, contrast and saturation each scaled by 1 ± this */
   jitter: number;
   /** probability of grayscale */
@@ -38,7 +40,43 @@ export interface AugmentSettings {
   noise: number;
 }
 
-export const DEFAULT_AUGMENT: AugmentSettings = { flip: true, minScale: 0.6, jitter: 0.3, grayscale: 0.1, blur: 0.1, noise: 4 };
+export const DEFAULT_AUGMENT: AugmentSettings = { flip: true, minScale: 0.6, zoomOut: 1, jitter: 0.3, grayscale: 0.1, blur: 0.1, noise: 4 };
+
+/**
+ * Augmentation settings from `key=value` overrides of the defaults (the command line's
+ * --augment), e.g. ["minScale=0.3", "flip=false"]; an unknown key or a bad value is an error
+ * naming it.
+ */
+export function parseAugment(overrides: readonly string[], base: AugmentSettings = DEFAULT_AUGMENT): AugmentSettings {
+  const out: AugmentSettings = { ...base };
+  const ranges: Record<Exclude<keyof AugmentSettings, "flip">, [number, number]> = {
+    minScale: [0.05, 1],
+    zoomOut: [0.05, 1],
+    jitter: [0, 1],
+    grayscale: [0, 1],
+    blur: [0, 1],
+    noise: [0, 64],
+  };
+  for (const o of overrides) {
+    const eq = o.indexOf("=");
+    const key = eq > 0 ? o.slice(0, eq) : o;
+    const value = eq > 0 ? o.slice(eq + 1) : "";
+    if (key === "flip") {
+      if (value !== "true" && value !== "false") throw new Error(`augment ${o}: flip takes true or false`);
+      out.flip = value === "true";
+      continue;
+    }
+    if (!Object.hasOwn(ranges, key)) throw new Error(`augment ${o}: unknown setting "${key}"; known: flip, ${Object.keys(ranges).join(", ")}`);
+    const k = key as keyof typeof ranges;
+    const [lo, hi] = ranges[k];
+    const n = Number(value);
+    if (value === "" || !Number.isFinite(n) || n < lo || n > hi) throw new Error(`augment ${o}: ${key} takes a number from ${lo} to ${hi}`);
+    out[k] = n;
+  }
+  return out;
+}
+
+export type KeepBy = "loss" | "recall";
 
 export interface DistillRun {
   student: string;
@@ -61,6 +99,12 @@ export interface DistillRun {
   evalEvery?: number;
   augment: AugmentSettings;
   lossWeights?: { cls: number; box: number };
+  /** each class score's loss counts 1 + this x the larger of the two scores (0: every score alike) */
+  confidenceWeight?: number;
+  /** what picks the kept step: lowest validation loss, or highest recall of the teacher's confident scores (ties: loss) */
+  keepBy?: KeepBy;
+  /** steps of linear learning-rate warm-up before the cosine decay */
+  warmup?: number;
   device: "cpu" | "cuda";
   threads?: number;
   checkpoint: string;
@@ -72,16 +116,19 @@ export interface DistillRun {
 
 export type DistillEvent =
   | { type: "progress"; epoch: number; epochs: number; step: number; steps: number; loss: number; cls: number; box: number; eta: number }
-  | { type: "validation"; step: number; loss: number | null }
+  /** recall: share of the teacher's class scores >= 0.5 that the student scores >= 0.3, over every anchor of the validation frames */
+  | { type: "validation"; step: number; loss: number | null; recall: number | null }
   | { type: "checkpoint"; step: number; path: string }
   | { type: "resumed"; step: number; steps: number };
 
 export interface DistillSummary {
   out: string;
   steps: number;
-  /** the step whose weights were written (lowest validation loss) */
+  /** the step whose weights were written (best validation by keepBy) */
   keptStep: number;
   validationLoss: { start: number | null; best: number | null };
+  /** the kept step's validation recall of the teacher's confident scores */
+  validationRecall: number | null;
   trainLoss: { first: number | null; last: number | null };
   seconds: number;
 }
@@ -113,6 +160,8 @@ export async function runDistillation(run: DistillRun): Promise<DistillSummary> 
     if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new RangeError(`fine-tuning: ${k} must be a positive integer, got ${String(v)}`);
   }
   if (!(run.lr > 0)) throw new RangeError(`fine-tuning: learning rate must be > 0, got ${run.lr}`);
+  if (run.confidenceWeight !== undefined && !(run.confidenceWeight >= 0)) throw new RangeError(`fine-tuning: confidence weight must be >= 0, got ${run.confidenceWeight}`);
+  if (run.warmup !== undefined && !(Number.isInteger(run.warmup) && run.warmup >= 0)) throw new RangeError(`fine-tuning: warm-up must be a whole number of steps >= 0, got ${run.warmup}`);
   if (run.heads.length === 0) throw new Error("fine-tuning: no outputs to distil (heads)");
   if (!run.out.endsWith(".onnx")) throw new Error(`fine-tuning: --out ${run.out}: expected a path ending in .onnx`);
   const train = await openChecked(run.train, "training");
@@ -142,6 +191,9 @@ export async function runDistillation(run: DistillRun): Promise<DistillSummary> 
     evalEvery: run.evalEvery ?? null,
     augment: run.augment,
     lossWeights: run.lossWeights ?? { cls: 1, box: 1 },
+    confidenceWeight: run.confidenceWeight ?? 0,
+    keepBy: run.keepBy ?? "loss",
+    warmup: run.warmup ?? 0,
     device: run.device,
     threads: run.threads ?? null,
     checkpoint: resolve(run.checkpoint),

@@ -15,10 +15,10 @@ import { prepareFrames } from "../data/build.ts";
 import { resolveModelArg } from "../eval/model-arg.ts";
 import { DEFAULT_MANIFEST_PATH, readManifest, type ResolvedModel } from "../../infer/manifest.ts";
 import { checkOnnx } from "../onnx-checker.ts";
-import { DEFAULT_AUGMENT, runDistillation, type AugmentSettings, type DistillEvent, type DistillHead, type DistillSummary } from "./distill.ts";
+import { DEFAULT_AUGMENT, runDistillation, type AugmentSettings, type KeepBy, type DistillEvent, type DistillHead, type DistillSummary } from "./distill.ts";
 
 /** The default recipe; `perceptd models build-pruned` records what each shipped variant used. */
-export const FINETUNE_DEFAULTS = { batch: 8, lr: 3e-4, seed: 1, validation: ["corpus:validation"] as readonly string[] };
+export const FINETUNE_DEFAULTS = { batch: 8, lr: 3e-4, seed: 1, confidenceWeight: 20, keepBy: "recall" as KeepBy, warmup: 20, validation: ["corpus:validation"] as readonly string[] };
 
 export interface FinetuneOptions {
   /** manifest name or ONNX file: the pruned model trained */
@@ -36,6 +36,9 @@ export interface FinetuneOptions {
   lr?: number;
   seed?: number;
   evalEvery?: number;
+  confidenceWeight?: number;
+  keepBy?: KeepBy;
+  warmup?: number;
   augment?: AugmentSettings;
   device?: "cpu" | "cuda";
   threads?: number;
@@ -106,8 +109,10 @@ export async function runFinetune(opts: FinetuneOptions): Promise<FinetuneResult
     schedule: "Adam, cosine decay to 0",
     seed: opts.seed ?? FINETUNE_DEFAULTS.seed,
     augment: opts.augment ?? DEFAULT_AUGMENT,
-    loss: "per level: KL divergence of class scores (as Bernoulli) from the teacher's + KL of box-side distributions weighted by the teacher's best class score",
-    keptStep: "lowest validation loss",
+    warmup: opts.warmup ?? FINETUNE_DEFAULTS.warmup,
+    confidenceWeight: opts.confidenceWeight ?? FINETUNE_DEFAULTS.confidenceWeight,
+    loss: "per level: KL divergence of class scores (as Bernoulli, each weighted 1 + confidenceWeight x the larger score) from the teacher's + KL of box-side distributions weighted by the teacher's best class score",
+    keptStep: (opts.keepBy ?? FINETUNE_DEFAULTS.keepBy) === "recall" ? "highest validation recall of the teacher's confident scores" : "lowest validation loss",
   };
   try {
     const trained = join(work, "student.onnx");
@@ -128,6 +133,9 @@ export async function runFinetune(opts: FinetuneOptions): Promise<FinetuneResult
       seed: recipe.seed,
       evalEvery: opts.evalEvery,
       augment: recipe.augment,
+      confidenceWeight: recipe.confidenceWeight,
+      keepBy: opts.keepBy ?? FINETUNE_DEFAULTS.keepBy,
+      warmup: recipe.warmup,
       device: opts.device ?? "cpu",
       threads: opts.threads,
       checkpoint: opts.checkpoint ?? `${out}.ckpt`,

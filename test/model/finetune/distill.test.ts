@@ -9,7 +9,7 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FrameCacheWriter } from "../../../src/model/data/frame-cache.ts";
-import { findTrainingPython, runDistillation, DEFAULT_AUGMENT, type DistillEvent } from "../../../src/model/finetune/distill.ts";
+import { findTrainingPython, parseAugment, runDistillation, DEFAULT_AUGMENT, type DistillEvent } from "../../../src/model/finetune/distill.ts";
 import { checkOnnx } from "../../../src/model/onnx-checker.ts";
 import { attr, type OnnxGraph } from "../../../src/model/onnx/ir.ts";
 import { decodeModel, encodeModel } from "../../../src/model/onnx/serialize.ts";
@@ -153,7 +153,42 @@ describe.skipIf(reason !== "")("runDistillation on a tiny detector", () => {
     expect(events[0]).toMatchObject({ type: "resumed", step: 20, steps: 20 });
   });
 
+  it("keeps the step with the best validation recall when asked to (confidence-weighted loss, warm-up, zoom-out)", async () => {
+    const out = join(dir, "by-recall.onnx");
+    const events: DistillEvent[] = [];
+    const summary = await run(out, { keepBy: "recall", confidenceWeight: 10, warmup: 10, augment: { ...DEFAULT_AUGMENT, zoomOut: 0.5 }, onEvent: (e) => events.push(e) });
+    const validations = events.filter((e): e is Extract<DistillEvent, { type: "validation" }> => e.type === "validation");
+    expect(validations.map((v) => v.step)).toEqual([0, 20, 40, 60]);
+    for (const v of validations) {
+      expect(v.recall, `validation recall at step ${v.step} (the teacher's tiny head has confident scores on these frames)`).not.toBeNull();
+      expect(v.recall!).toBeGreaterThanOrEqual(0);
+      expect(v.recall!).toBeLessThanOrEqual(1);
+    }
+    // the first validation with the highest recall, unless a later one ties it with a lower loss
+    const bestRecall = Math.max(...validations.map((v) => v.recall!));
+    const tied = validations.filter((v) => v.recall === bestRecall);
+    const expected = tied.reduce((a, b) => (b.loss! < a.loss! ? b : a));
+    expect(summary.keptStep, `kept step with validations ${JSON.stringify(validations)}`).toBe(expected.step);
+    expect(summary.validationRecall).toBe(bestRecall);
+    const [check] = await checkOnnx([out]);
+    expect(check.ok, check.ok ? "" : check.error).toBe(true);
+  });
+
   it("refuses a cache that holds no frame-cache index, naming it", async () => {
     await expect(run(join(dir, "x.onnx"), { train: [join(dir, "nowhere")] })).rejects.toThrow(/nowhere: no frame cache here/);
+  });
+});
+
+describe("parseAugment", () => {
+  it("overrides the named settings and keeps the others", () => {
+    expect(parseAugment(["minScale=0.3", "flip=false", "zoomOut=0.5"])).toEqual({ ...DEFAULT_AUGMENT, minScale: 0.3, flip: false, zoomOut: 0.5 });
+    expect(parseAugment([])).toEqual(DEFAULT_AUGMENT);
+  });
+
+  it("names an unknown setting, a value out of range and a missing value", () => {
+    expect(() => parseAugment(["scale=0.5"])).toThrow(/augment scale=0.5: unknown setting "scale"; known: flip, minScale/);
+    expect(() => parseAugment(["minScale=0"])).toThrow(/augment minScale=0: minScale takes a number from 0.05 to 1/);
+    expect(() => parseAugment(["noise"])).toThrow(/augment noise: noise takes a number from 0 to 64/);
+    expect(() => parseAugment(["flip=yes"])).toThrow(/augment flip=yes: flip takes true or false/);
   });
 });
