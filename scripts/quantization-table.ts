@@ -14,6 +14,8 @@
 //
 // Default models: nanodet-u8 and every manifest model with an INT8 descendant, plus those
 // descendants; any ONNX file perceptd can run (an INT8 build under .cache/) may be named too.
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatFixed, formatRatio, markdownTable } from "../src/cli/bench/table.ts";
 import { commandLineOf } from "../src/cli/bench/model-bench.ts";
@@ -99,7 +101,18 @@ async function main(): Promise<void> {
   }
 
   const p50 = (threads: number, name: string): number => latency[threads].rows.find((r) => r.label === name)!.stats.p50Ms;
-  const parentOf = (m: ResolvedModel): ResolvedModel | undefined => models.find((x) => x.name === m.entry.parent);
+  // A quantized file outside the manifest is run as its manifest look-alike (nanodet-u8), so its
+  // entry's parent is the dense model; its quantize report names the file it was made from.
+  const reportedSource = (m: ResolvedModel): string | undefined => {
+    const report = m.path.replace(/\.onnx$/, ".report.json");
+    if (report === m.path || !existsSync(report)) return undefined;
+    const source = (JSON.parse(readFileSync(report, "utf8")) as { model?: { source?: unknown } }).model?.source;
+    return typeof source === "string" ? resolve(source) : undefined;
+  };
+  const parentOf = (m: ResolvedModel): ResolvedModel | undefined => {
+    const source = reportedSource(m);
+    return models.find((x) => source !== undefined && resolve(x.path) === source) ?? models.find((x) => x.name === m.entry.parent);
+  };
   const rows: string[][] = [];
   const verdicts: { model: string; checks: { name: string; value: number | null; threshold: number; pass: boolean }[]; holds: boolean }[] = [];
   for (const m of models) {
