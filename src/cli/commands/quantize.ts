@@ -55,6 +55,7 @@ interface QuantizeFlags {
   percentile?: number;
   activations: string;
   perChannel?: boolean;
+  reduceRange?: boolean;
   exclude?: string[];
   sweep?: boolean;
   sweepTarget?: number;
@@ -93,6 +94,7 @@ export function register(program: Command): void {
     )
     .option("--per-channel", "one weight scale per output channel (the default)")
     .option("--no-per-channel", "one weight scale per weight tensor")
+    .option("--reduce-range", "7-bit weights ([-63, 63]) for x86 CPUs without VNNI, whose u8 x s8 kernels saturate 16-bit pair sums with 8-bit weights (docs/quantization.md)")
     .option("--exclude <nodes>", "node names or regular expressions of layers to keep float (repeatable, comma-separated)", collect)
     .option("--sweep", `per-layer sensitivity sweep: screen every layer alone, then keep the worst float until agreement on ${VALIDATION_SET} holds (the stem is a candidate)`)
     .option("--sweep-target <a>", `--sweep: agreement to reach, min of mAP@0.5 and recall (default ${DEFAULT_SWEEP_TARGET})`, inRange("--sweep-target", 0, 1))
@@ -118,6 +120,7 @@ export function register(program: Command): void {
           percentile: flags.percentile,
           activations: flags.activations,
           perChannel: flags.perChannel,
+          reduceRange: flags.reduceRange,
           exclude: flags.exclude,
           sweep: flags.sweep,
           sweepTarget: flags.sweepTarget,

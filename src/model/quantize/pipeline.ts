@@ -48,6 +48,8 @@ export interface QuantizeRunOptions {
   /** activation type: int8 (symmetric, default) or uint8 (asymmetric) */
   activations?: string;
   perChannel?: boolean;
+  /** 7-bit weights, for x86 CPUs without VNNI */
+  reduceRange?: boolean;
   exclude?: readonly string[];
   sweep?: boolean;
   sweepTarget?: number;
@@ -137,7 +139,7 @@ export async function runQuantize(opts: QuantizeRunOptions): Promise<QuantizeOut
     threads: opts.threads,
     onProgress: (pass, d, t) => log(`quantize: ${pass} ${d}/${t} frames`, true),
   });
-  const qdqOpts = { scheme, perChannel: opts.perChannel ?? true };
+  const qdqOpts = { scheme, perChannel: opts.perChannel ?? true, reduceRange: opts.reduceRange ?? false };
 
   const tmp = await mkdtemp(join(tmpdir(), "perceptd-quantize-"));
   try {
@@ -189,7 +191,7 @@ export async function runQuantize(opts: QuantizeRunOptions): Promise<QuantizeOut
         method,
         percentile: method === "percentile" ? (opts.percentile ?? DEFAULT_PERCENTILE) : null,
         activations: scheme,
-        weights: `int8 symmetric, ${qdqOpts.perChannel ? "per output channel" : "per tensor"}`,
+        weights: `int8 symmetric, ${qdqOpts.perChannel ? "per output channel" : "per tensor"}${qdqOpts.reduceRange ? ", 7-bit range [-63, 63]" : ""}`,
         calibration: { specs, cache: relative(process.cwd(), cal.cacheDir), set: cal.set, frames: cal.inputs.length, of: cal.of },
         exclude,
         quantizeStem,
@@ -232,7 +234,7 @@ async function runSweep(
   widest: QuantPlan,
   ranges: Map<string, { min: number; max: number }>,
   inputs: readonly ModelInputData[],
-  qdqOpts: { scheme: ActivationScheme; perChannel: boolean },
+  qdqOpts: { scheme: ActivationScheme; perChannel: boolean; reduceRange: boolean },
   exclude: readonly string[],
   tmp: string,
   opts: QuantizeRunOptions,

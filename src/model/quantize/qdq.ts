@@ -7,12 +7,14 @@
 import { attr, cloneGraph, type AttrValue, consumers, producers, topoSort, uniqueNamer, type OnnxGraph, type OnnxNode } from "../onnx/ir.ts";
 import type { Tensor } from "../onnx/tensor.ts";
 import type { QuantPlan } from "./plan.ts";
-import { activationParams, fitWeightScalesToBias, quantizeBias, quantizeWeights, weightScales, type ActivationScheme, type QuantParams, type Range } from "./scales.ts";
+import { activationParams, fitWeightScalesToBias, quantizeBias, quantizeWeights, REDUCED_WEIGHT_MAX, weightScales, type ActivationScheme, type QuantParams, type Range } from "./scales.ts";
 
 export interface QdqOptions {
   scheme: ActivationScheme;
   /** one weight scale per output channel (default) or one per tensor */
   perChannel: boolean;
+  /** 7-bit weights, for x86 CPUs without VNNI (scales.ts, REDUCED_WEIGHT_MAX) */
+  reduceRange?: boolean;
 }
 
 export interface QuantizedLayer {
@@ -105,9 +107,10 @@ export function insertQdq(source: OnnxGraph, plan: QuantPlan, ranges: ReadonlyMa
     if (biasName && (biasT === undefined || biasT.dtype !== "float32" || biasT.dims.length !== 1)) {
       throw new Error(`node ${nodeName} (${n.opType}): bias ${biasName} is not a float32 vector constant`);
     }
-    let scales = weightScales(w, opts.perChannel, axis);
+    const qmax = opts.reduceRange === true ? REDUCED_WEIGHT_MAX : undefined;
+    let scales = weightScales(w, opts.perChannel, axis, qmax);
     if (biasT !== undefined) scales = fitWeightScalesToBias(scales, biasT.data as Float32Array, p.scale);
-    const q = quantizeWeights(w, scales, axis);
+    const q = quantizeWeights(w, scales, axis, qmax);
     layers.push({
       node: nodeName,
       opType: n.opType,
@@ -145,7 +148,7 @@ export function insertQdq(source: OnnxGraph, plan: QuantPlan, ranges: ReadonlyMa
   g.nodes.push(...added);
   dropUnused(g);
   topoSort(g);
-  g.metadata = { ...g.metadata, quantization: JSON.stringify({ format: "QDQ", activations: opts.scheme, weights: `int8 symmetric ${opts.perChannel ? "per channel" : "per tensor"}` }) };
+  g.metadata = { ...g.metadata, quantization: JSON.stringify({ format: "QDQ", activations: opts.scheme, weights: `int8 symmetric ${opts.perChannel ? "per channel" : "per tensor"}${opts.reduceRange === true ? ", 7-bit range" : ""}` }) };
   return { graph: g, layers, activations };
 }
 

@@ -14,6 +14,8 @@ export interface QuantizeOptions {
   scheme?: ActivationScheme;
   /** per-channel weight scales (default true) */
   perChannel?: boolean;
+  /** 7-bit weights, for x86 CPUs without VNNI (default false) */
+  reduceRange?: boolean;
   percentile?: number;
   exclude?: readonly string[];
   quantizeStem?: boolean;
@@ -43,5 +45,5 @@ export async function quantizeGraph(graph: OnnxGraph, inputs: readonly ModelInpu
   const plan = planQuantization(graph, { exclude: opts.exclude, quantizeStem: opts.quantizeStem });
   const ranges = await calibrateRanges(graph, plan.tensors, inputs, { method, scheme, percentile: opts.percentile, threads: opts.threads, onProgress: opts.onProgress });
   const perChannel = opts.perChannel ?? true;
-  return { ...insertQdq(graph, plan, ranges, { scheme, perChannel }), plan, ranges, scheme, perChannel };
+  return { ...insertQdq(graph, plan, ranges, { scheme, perChannel, reduceRange: opts.reduceRange ?? false }), plan, ranges, scheme, perChannel };
 }
