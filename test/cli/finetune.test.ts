@@ -13,7 +13,7 @@ describe("perceptd finetune, bad flags", () => {
     const cases: [string[], RegExp, number][] = [
       [["--keep-by", "accuracy"], /option '--keep-by <loss\|recall>' argument 'accuracy' is invalid\. expected loss or recall/, 2],
       [["--confidence-weight", "-1"], /option '--confidence-weight <x>' argument '-1' is invalid\. expected a number >= 0/, 2],
-      [["--warmup", "2.5"], /option '--warmup <steps>' argument '2.5' is invalid\. expected a whole number >= 0/, 2],
+      [["--warmup", "2.5"], /option '--warmup <steps>' argument '2.5' is invalid\. expected an integer >= 0/, 2],
       [["--augment", "scale=0.5"], /augment scale=0.5: unknown setting "scale"; known: flip, minScale, zoomOut/, 1],
       [["--augment", "minScale=2"], /augment minScale=2: minScale takes a number from 0.05 to 1/, 1],
     ];

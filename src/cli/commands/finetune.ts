@@ -2,30 +2,7 @@
 // fine-tuning of a pruned model (src/model/finetune/). Progress on stderr: epoch, step, loss,
 // time left; a checkpoint after every validation, picked up again with --resume.
 import { InvalidArgumentError, type Command } from "commander";
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
-  return n;
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError(`expected a number > 0, got "${value}"`);
-  return n;
-}
-
-function nonNegativeNumber(value: string): number {
-  const n = Number(value);
-  if (!(Number.isFinite(n) && n >= 0)) throw new InvalidArgumentError(`expected a number >= 0, got "${value}"`);
-  return n;
-}
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a whole number >= 0, got "${value}"`);
-  return n;
-}
+import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from "../option-parsers.ts";
 
 function clock(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));

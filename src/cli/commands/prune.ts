@@ -2,6 +2,7 @@
 // (magnitude, storage only) pruning of an ONNX detector, with a JSON + Markdown report next to
 // the output. The work is in src/model/prune/pipeline.ts; this file parses and prints.
 import { InvalidArgumentError, type Command } from "commander";
+import { nonNegativeInt, positiveInt, positiveNumber } from "../option-parsers.ts";
 import { statusWriter } from "../status-writer.ts";
 import { IMPORTANCE_KINDS, type ImportanceKind } from "../../model/prune/importance.ts";
 import { RECOVER_LAYERS, type RecoverLayers } from "../../model/prune/recover-layers.ts";
@@ -19,24 +20,6 @@ function fraction(name: string, openHigh = true): (value: string) => number {
     }
     return n;
   };
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`expected an integer >= 1, got "${value}"`);
-  return n;
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a number > 0, got "${value}"`);
-  return n;
-}
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`expected an integer >= 0, got "${value}"`);
-  return n;
 }
 
 function minChannels(value: string): number {

@@ -2,6 +2,7 @@
 // detector with calibration frames, a per-layer report next to the output. The work is in
 // src/model/quantize/pipeline.ts; this file parses and prints.
 import { InvalidArgumentError, type Command } from "commander";
+import { nonNegativeInt, positiveInt } from "../option-parsers.ts";
 import { statusWriter } from "../status-writer.ts";
 import { CALIBRATION_METHODS } from "../../model/quantize/calibration.ts";
 import {
@@ -16,18 +17,6 @@ import { ACTIVATION_SCHEMES } from "../../model/quantize/scales.ts";
 
 function commandLineOf(argv: readonly string[]): string {
   return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" ");
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`expected an integer >= 1, got "${value}"`);
-  return n;
-}
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`expected an integer >= 0, got "${value}"`);
-  return n;
 }
 
 function inRange(name: string, lo: number, hi: number): (v: string) => number {
