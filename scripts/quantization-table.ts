@@ -109,10 +109,13 @@ async function main(): Promise<void> {
     const source = (JSON.parse(readFileSync(report, "utf8")) as { model?: { source?: unknown } }).model?.source;
     return typeof source === "string" ? resolve(source) : undefined;
   };
-  const parentOf = (m: ResolvedModel): ResolvedModel | undefined => {
-    const source = reportedSource(m);
-    return models.find((x) => source !== undefined && resolve(x.path) === source) ?? models.find((x) => x.name === m.entry.parent);
-  };
+  const parents = new Map<ResolvedModel, ResolvedModel | undefined>(
+    models.map((m) => {
+      const source = reportedSource(m);
+      return [m, models.find((x) => source !== undefined && resolve(x.path) === source) ?? models.find((x) => x.name === m.entry.parent)];
+    }),
+  );
+  const parentOf = (m: ResolvedModel): ResolvedModel | undefined => parents.get(m);
   const rows: string[][] = [];
   const verdicts: { model: string; checks: { name: string; value: number | null; threshold: number; pass: boolean }[]; holds: boolean }[] = [];
   for (const m of models) {

@@ -318,8 +318,8 @@ def distill_loss(s_out, t_out, heads, weights, confidence=0.0):
         # 1 + confidence x (the larger of the two scores) times, so that the few anchors where
         # either model sees an object are not outweighed by the many background ones: a
         # missed object (teacher high, student low) and an invented one (the reverse) cost more.
-        w = 1 + confidence * torch.maximum(ts, ss.detach()) if confidence > 0 else None
-        kl_scores = F.binary_cross_entropy(ss, ts, weight=w, reduction="sum") - F.binary_cross_entropy(tc, ts, weight=w, reduction="sum")
+        score_w = 1 + confidence * torch.maximum(ts, ss.detach()) if confidence > 0 else None
+        kl_scores = F.binary_cross_entropy(ss, ts, weight=score_w, reduction="sum") - F.binary_cross_entropy(tc, ts, weight=score_w, reduction="sum")
         cls_total = cls_total + kl_scores / ts.shape[0]
         bins = level["bins"]
         tb = t_out[level["boxes"]]

@@ -98,6 +98,7 @@ export async function runFinetune(opts: FinetuneOptions): Promise<FinetuneResult
   const out = resolve(opts.out);
   await mkdir(dirname(out), { recursive: true });
   const work = await mkdtemp(join(tmpdir(), "perceptd-finetune-"));
+  const keepBy = opts.keepBy ?? FINETUNE_DEFAULTS.keepBy;
   const recipe = {
     teacher: teacher.name,
     data: [...opts.calibration],
@@ -106,13 +107,14 @@ export async function runFinetune(opts: FinetuneOptions): Promise<FinetuneResult
     epochs: opts.epochs ?? null,
     batch: opts.batch ?? FINETUNE_DEFAULTS.batch,
     lr: opts.lr ?? FINETUNE_DEFAULTS.lr,
-    schedule: "Adam, cosine decay to 0",
+    schedule: "Adam, linear warm-up, cosine decay to 0",
     seed: opts.seed ?? FINETUNE_DEFAULTS.seed,
     augment: opts.augment ?? DEFAULT_AUGMENT,
     warmup: opts.warmup ?? FINETUNE_DEFAULTS.warmup,
     confidenceWeight: opts.confidenceWeight ?? FINETUNE_DEFAULTS.confidenceWeight,
     loss: "per level: KL divergence of class scores (as Bernoulli, each weighted 1 + confidenceWeight x the larger score) from the teacher's + KL of box-side distributions weighted by the teacher's best class score",
-    keptStep: (opts.keepBy ?? FINETUNE_DEFAULTS.keepBy) === "recall" ? "highest validation recall of the teacher's confident scores" : "lowest validation loss",
+    // the criterion by name: the summary's keptStep (the step number) would overwrite a "keptStep" here
+    keepBy: keepBy === "recall" ? "highest validation recall of the teacher's confident scores" : "lowest validation loss",
   };
   try {
     const trained = join(work, "student.onnx");
@@ -134,7 +136,7 @@ export async function runFinetune(opts: FinetuneOptions): Promise<FinetuneResult
       evalEvery: opts.evalEvery,
       augment: recipe.augment,
       confidenceWeight: recipe.confidenceWeight,
-      keepBy: opts.keepBy ?? FINETUNE_DEFAULTS.keepBy,
+      keepBy,
       warmup: recipe.warmup,
       device: opts.device ?? "cpu",
       threads: opts.threads,
