@@ -14,8 +14,6 @@
 //
 // Default models: nanodet-u8 and every manifest model with an INT8 descendant, plus those
 // descendants; any ONNX file perceptd can run (an INT8 build under .cache/) may be named too.
-import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatFixed, formatRatio, markdownTable } from "../src/cli/bench/table.ts";
 import { commandLineOf } from "../src/cli/bench/model-bench.ts";
@@ -25,6 +23,7 @@ import { resolveModelArg } from "../src/model/eval/model-arg.ts";
 import { evaluateOnSets, type SetAgreement } from "../src/model/eval/set-agreement.ts";
 import { DEFAULT_MANIFEST_PATH, readManifest, readVerifiedModel, type ResolvedModel } from "../src/infer/manifest.ts";
 import { decodeModel } from "../src/model/onnx/serialize.ts";
+import { findQuantizeParent } from "../src/model/quantize/source.ts";
 import { measureSideBySide, type LatencyResult } from "../src/model/prune/latency.ts";
 import { writeFileAtomic } from "../src/util/atomic-write.ts";
 import { int8Features, machineInfo } from "../src/util/machine-info.ts";
@@ -102,18 +101,10 @@ async function main(): Promise<void> {
 
   const p50 = (threads: number, name: string): number => latency[threads].rows.find((r) => r.label === name)!.stats.p50Ms;
   // A quantized file outside the manifest is run as its manifest look-alike (nanodet-u8), so its
-  // entry's parent is the dense model; its quantize report names the file it was made from.
-  const reportedSource = (m: ResolvedModel): string | undefined => {
-    const report = m.path.replace(/\.onnx$/, ".report.json");
-    if (report === m.path || !existsSync(report)) return undefined;
-    const source = (JSON.parse(readFileSync(report, "utf8")) as { model?: { source?: unknown } }).model?.source;
-    return typeof source === "string" ? resolve(source) : undefined;
-  };
+  // entry's parent is the dense model; its quantize report says which file it was made from.
+  const candidates = models.map((m) => ({ model: m, name: m.name, path: m.path, sha256: m.entry.sha256 }));
   const parents = new Map<ResolvedModel, ResolvedModel | undefined>(
-    models.map((m) => {
-      const source = reportedSource(m);
-      return [m, models.find((x) => source !== undefined && resolve(x.path) === source) ?? models.find((x) => x.name === m.entry.parent)];
-    }),
+    models.map((m) => [m, findQuantizeParent(m.path, candidates)?.model ?? models.find((x) => x.name === m.entry.parent)]),
   );
   const parentOf = (m: ResolvedModel): ResolvedModel | undefined => parents.get(m);
   const rows: string[][] = [];

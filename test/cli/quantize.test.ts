@@ -5,7 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeModel } from "../../src/model/onnx/serialize.ts";
+import { DEFAULT_MANIFEST_PATH, readManifest, resolveModel } from "../../src/infer/manifest.ts";
 import type { QuantizeReport } from "../../src/model/quantize/pipeline.ts";
+import { findQuantizeParent } from "../../src/model/quantize/source.ts";
 import { perceptd } from "./run-cli.ts";
 
 let dir: string;
@@ -32,6 +34,12 @@ describe("perceptd quantize", () => {
     expect(report.keptFloat.map((k) => k.reason).sort()).toEqual(["head tail", "head tail", "head tail", "stem"]);
     expect(report.settings.calibration).toMatchObject({ specs: ["corpus:calibration"], frames: 4 });
     expect(report.latency!.threads).toBe(1);
+    // the report identifies its parent by bytes, and the table finds it from there
+    const manifest = await readManifest(DEFAULT_MANIFEST_PATH);
+    const parent = resolveModel(manifest, DEFAULT_MANIFEST_PATH, "nanodet-u8");
+    expect(report.model).toMatchObject({ source: "nanodet-u8", sourceSha256: parent.entry.sha256 });
+    const candidates = [{ name: parent.name, path: parent.path, sha256: parent.entry.sha256 }];
+    expect(findQuantizeParent(out, candidates)).toBe(candidates[0]);
     expect(await readFile(join(dir, "n-int8.report.md"), "utf8")).toMatch(/## Layers kept float/);
 
     const again = await perceptd("quantize", out, "--out", join(dir, "twice.onnx"), "--calibration-frames", "1");

@@ -14,6 +14,7 @@ import { prepareFrames } from "../data/build.ts";
 import { PREDICTION_SCORE_FLOOR } from "../eval/agreement.ts";
 import { resolveModelArg } from "../eval/model-arg.ts";
 import { detectOnCache, REFERENCE_THRESHOLD, setAgreementMetrics, type SetAgreement } from "../eval/set-agreement.ts";
+import { quantizeReportPrefix } from "./source.ts";
 import { DEFAULT_MANIFEST_PATH, readManifest, sha256Hex, type ResolvedModel } from "../../infer/manifest.ts";
 import { checkOnnx } from "../onnx-checker.ts";
 import type { OnnxGraph } from "../onnx/ir.ts";
@@ -69,7 +70,8 @@ export interface QuantizeReport {
   command: string;
   createdAt: string;
   machine: ReturnType<typeof machineInfo> & { int8: ReturnType<typeof int8Features> };
-  model: { source: string; output: string; bytesBefore: number; bytesAfter: number };
+  /** source: as the command named it; sourceSha256: its bytes, which identify the parent wherever it is (./source.ts) */
+  model: { source: string; sourceSha256: string; output: string; bytesBefore: number; bytesAfter: number };
   settings: {
     method: CalibrationMethod;
     percentile: number | null;
@@ -186,7 +188,7 @@ export async function runQuantize(opts: QuantizeRunOptions): Promise<QuantizeOut
       command: opts.command ?? `perceptd quantize ${opts.model} --out ${opts.out}`,
       createdAt: new Date().toISOString(),
       machine: { ...machineInfo(), int8: int8Features() },
-      model: { source: model.name, output: relative(process.cwd(), out), bytesBefore: sourceBytes.length, bytesAfter: bytes.length },
+      model: { source: model.name, sourceSha256: sha256Hex(sourceBytes), output: relative(process.cwd(), out), bytesBefore: sourceBytes.length, bytesAfter: bytes.length },
       settings: {
         method,
         percentile: method === "percentile" ? (opts.percentile ?? DEFAULT_PERCENTILE) : null,
@@ -205,7 +207,7 @@ export async function runQuantize(opts: QuantizeRunOptions): Promise<QuantizeOut
       agreement,
       checks: { onnxChecker: "passed (full check, strict shape inference)", onnxRuntime: "loaded (CPU)" },
     };
-    const prefix = opts.report ?? out.replace(/\.onnx$/i, "") + ".report";
+    const prefix = opts.report ?? quantizeReportPrefix(out);
     await writeFileAtomic(`${prefix}.json`, JSON.stringify(report, null, 2) + "\n");
     await writeFileAtomic(`${prefix}.md`, renderQuantizeMarkdown(report));
     return { graph: result.graph, report, reportFiles: [`${prefix}.json`, `${prefix}.md`] };
