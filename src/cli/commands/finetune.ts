@@ -23,6 +23,7 @@ interface FinetuneFlags {
   seed?: number;
   evalEvery?: number;
   confidenceWeight?: number;
+  featureWeight?: number;
   keepBy?: "loss" | "recall";
   warmup?: number;
   augment?: string[];
@@ -53,6 +54,7 @@ export function register(program: Command): void {
     .option("--seed <n>", "seed of the batch order and augmentation (default 1)", positiveInt)
     .option("--eval-every <n>", "validation loss and checkpoint every n steps (default once per epoch)", positiveInt)
     .option("--confidence-weight <x>", "a class score's loss counts 1 + x times the larger of the two scores, so anchors with an object outweigh background (default 20; 0 weighs every score alike)", nonNegativeNumber)
+    .option("--feature-weight <x>", "also match the head inputs (each FPN level) to the teacher channels they were pruned from, with this weight (default 0: outputs only)", nonNegativeNumber)
     .option("--keep-by <loss|recall>", "kept step: highest validation recall of the teacher's scores >= 0.5 (student >= 0.3; ties: lower loss), or lowest validation loss (default recall)", (v) => {
       if (v !== "loss" && v !== "recall") throw new InvalidArgumentError(`expected loss or recall, got "${v}"`);
       return v;
@@ -86,6 +88,7 @@ export function register(program: Command): void {
         seed: flags.seed,
         evalEvery: flags.evalEvery,
         confidenceWeight: flags.confidenceWeight,
+        featureWeight: flags.featureWeight,
         keepBy: flags.keepBy,
         warmup: flags.warmup,
         augment,
@@ -97,7 +100,7 @@ export function register(program: Command): void {
         onProgress: (t) => process.stderr.write(`${t}\n`),
         onEvent: (e) => {
           if (e.type === "progress") {
-            const line = `finetune: epoch ${e.epoch}/${e.epochs} step ${e.step}/${e.steps} loss ${e.loss.toFixed(4)} (scores ${e.cls.toFixed(4)}, boxes ${e.box.toFixed(4)}) ${clock(e.eta)} left`;
+            const line = `finetune: epoch ${e.epoch}/${e.epochs} step ${e.step}/${e.steps} loss ${e.loss.toFixed(4)} (scores ${e.cls.toFixed(4)}, boxes ${e.box.toFixed(4)}${e.feat > 0 ? `, features ${e.feat.toFixed(4)}` : ""}) ${clock(e.eta)} left`;
             // a live line on a terminal; in a log, one line every 30 s
             if (tty) process.stderr.write(`\r\x1b[2K${line}`);
             else if (Date.now() - last > 30_000 || e.step === e.steps) {
@@ -107,7 +110,9 @@ export function register(program: Command): void {
           } else {
             if (tty) process.stderr.write("\r\x1b[2K");
             if (e.type === "validation") process.stderr.write(`finetune: step ${e.step}: validation loss ${e.loss === null ? "-" : e.loss.toFixed(4)}, recall ${e.recall === null ? "-" : e.recall.toFixed(3)}\n`);
-            else if (e.type === "checkpoint") process.stderr.write(`finetune: checkpoint ${e.path} (step ${e.step})\n`);
+            else if (e.type === "features") {
+              process.stderr.write(`finetune: features ${e.tensor}: ${e.student} of ${e.teacher} channels matched, correlation mean ${e.meanCorrelation.toFixed(3)}, least ${e.minCorrelation.toFixed(3)}\n`);
+            } else if (e.type === "checkpoint") process.stderr.write(`finetune: checkpoint ${e.path} (step ${e.step})\n`);
             else process.stderr.write(`finetune: resumed at step ${e.step}/${e.steps}\n`);
           }
         },

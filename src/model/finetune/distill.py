@@ -17,7 +17,9 @@ Loss per detection level: the KL divergence of the student's class scores from t
 (binary cross-entropy with the teacher's scores as soft targets, less their own entropy), plus the KL divergence of each box side's distribution (GFL bins)
 from the teacher's, weighted by the teacher's best class score at that anchor so that boxes
 count where the teacher sees something. With a confidence weight, each class score's term
-also counts more where either model sees an object. The step kept is the one with the lowest
+also counts more where either model sees an object. With a feature weight, the tensors the
+heads read are matched too: each student channel against the teacher channel it was pruned
+from (paired by correlation), in units of that channel's spread. The step kept is the one with the lowest
 validation loss or, with keepBy "recall", the highest share of the teacher's confident scores
 the student also gives.
 """
@@ -349,6 +351,81 @@ def confident_hits(s_out, t_out, heads):
     return hit, confident
 
 
+# Ops a detection head's tower is made of: from a score output back through these to the tensor the head reads.
+HEAD_TOWER_OPS = ("Conv", "LeakyRelu", "Relu")
+
+
+def head_inputs(model, heads):
+    """The tensors the detection heads read (NanoDet: each FPN level's output), one per level:
+    from the level's score output back past reshapes to its last Conv, then back through the
+    head's Convs and activations to the first tensor that something else made or that other
+    nodes read too."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    readers = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers[i] = readers.get(i, 0) + 1
+    graph_inputs = {i.name for i in model.graph.input}
+    found = []
+    for level in heads:
+        n = producer.get(level["scores"])
+        while n is not None and n.op_type not in HEAD_TOWER_OPS:
+            n = producer.get(n.input[0])
+        name = None
+        while n is not None and n.op_type in HEAD_TOWER_OPS:
+            name = n.input[0]
+            n = producer.get(name)
+            if readers.get(name, 0) > 1:
+                break
+        if name is None or name in graph_inputs or n is None:
+            raise Failure("feature distillation: found no head input behind output %s (the head should read a feature map the network computes)" % level["scores"])
+        if name not in found:
+            found.append(name)
+    return found
+
+
+def match_channels(s, t):
+    """For features s (B x Cs x H x W) of the student and t (B x Ct x H x W) of the teacher, the
+    teacher channel each student channel stands for: structured pruning keeps a subset of the
+    channels and recovery refits each toward its original response, so each kept channel
+    correlates best with the one it was. Greedy one-to-one on the correlation matrix; returns the
+    indices and the correlation of each pair."""
+    cs, ct = s.shape[1], t.shape[1]
+    if s.shape[2:] != t.shape[2:] or cs > ct:
+        raise Failure("feature distillation: the student's head input is %s, the teacher's %s: not a pruned copy" % (tuple(s.shape[1:]), tuple(t.shape[1:])))
+    a = s.transpose(0, 1).reshape(cs, -1).double()
+    b = t.transpose(0, 1).reshape(ct, -1).double()
+    a = (a - a.mean(1, keepdim=True)) / a.std(1, unbiased=False, keepdim=True).clamp_min(1e-9)
+    b = (b - b.mean(1, keepdim=True)) / b.std(1, unbiased=False, keepdim=True).clamp_min(1e-9)
+    corr = (a @ b.T) / a.shape[1]
+    index = [-1] * cs
+    paired = [0.0] * cs
+    used = set()
+    for flat in torch.argsort(corr.reshape(-1), descending=True).tolist():
+        i, j = divmod(flat, ct)
+        if index[i] >= 0 or j in used:
+            continue
+        index[i] = j
+        paired[i] = float(corr[i, j])
+        used.add(j)
+        if len(used) == cs:
+            break
+    return torch.tensor(index, dtype=torch.long), paired
+
+
+def feature_loss(s_out, t_out, features):
+    """Per head input: the student's channels against the teacher's they stand for, each in units
+    of the teacher channel's spread; squared error averaged over channels, summed over positions
+    (one per anchor, as the score loss is summed), averaged over the batch."""
+    total = 0.0
+    for f in features:
+        s = s_out[f["name"]]
+        t = t_out[f["name"]].index_select(1, f["index"])
+        err = ((s - t) / f["scale"].view(1, -1, 1, 1)) ** 2
+        total = total + err.mean(1).sum() / s.shape[0]
+    return total
+
+
 def atomic_save(obj, path):
     tmp = path + ".tmp%d" % os.getpid()
     torch.save(obj, tmp)
@@ -409,6 +486,7 @@ def run(cfg):
     heads = cfg["heads"]
     weights = cfg.get("lossWeights", {"cls": 1.0, "box": 1.0})
     confidence = float(cfg.get("confidenceWeight") or 0.0)
+    feature_weight = float(cfg.get("featureWeight") or 0.0)
     keep_by = cfg.get("keepBy") or "loss"
     if keep_by not in ("loss", "recall"):
         raise Failure("keepBy must be loss or recall, got %s" % keep_by)
@@ -443,6 +521,21 @@ def run(cfg):
         best = state["best"]
         val_start = state["valStart"]
         emit("resumed", step=step, steps=total)
+
+    features = []
+    if feature_weight > 0:
+        # matched on the first training frames as they are (no augmentation): the same pairs on a resumed run
+        names = head_inputs(student_proto, heads)
+        with torch.no_grad():
+            img = train.batch(range(min(train.count, 32))).float().to(device)
+            t = teacher(model_input(img, cfg["teacherInput"]), keep=names)
+            s = student(model_input(img, cfg["studentInput"]), keep=names)
+        for name in names:
+            index, paired = match_channels(s[name], t[name])
+            scale = t[name].transpose(0, 1).reshape(t[name].shape[1], -1).std(1).clamp_min(1e-6)[index]
+            features.append({"name": name, "index": index.to(device), "scale": scale.to(device)})
+            emit("features", tensor=name, student=int(s[name].shape[1]), teacher=int(t[name].shape[1]), meanCorrelation=sum(paired) / len(paired), minCorrelation=min(paired))
+    keep = [f["name"] for f in features]
 
     def validate():
         """(loss, recall of the teacher's confident scores) on the validation frames."""
@@ -489,17 +582,19 @@ def run(cfg):
         idx = order[pos * batch : (pos + 1) * batch]
         img = augment(train.batch(idx).float(), gen, aug).to(device)
         with torch.no_grad():
-            t = teacher(model_input(img, cfg["teacherInput"]))
-        s = student(model_input(img, cfg["studentInput"]))
+            t = teacher(model_input(img, cfg["teacherInput"]), keep=keep)
+        s = student(model_input(img, cfg["studentInput"]), keep=keep)
         loss, lc, lb = distill_loss(s, t, heads, weights, confidence)
+        lf = feature_weight * feature_loss(s, t, features) if features else 0.0
+        loss = loss + lf
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         step += 1
-        history.append([step, float(loss), float(lc), float(lb)])
+        history.append([step, float(loss), float(lc), float(lb), float(lf)])
         rate = (time.time() - t0) / (step - done_at_start)
-        emit("progress", epoch=epoch + 1, epochs=math.ceil(total / steps_per_epoch), step=step, steps=total, loss=float(loss), cls=float(lc), box=float(lb), eta=rate * (total - step))
+        emit("progress", epoch=epoch + 1, epochs=math.ceil(total / steps_per_epoch), step=step, steps=total, loss=float(loss), cls=float(lc), box=float(lb), feat=float(lf), eta=rate * (total - step))
         if step % eval_every == 0 or step == total:
             v, r = validate()
             emit("validation", step=step, loss=v, recall=r)

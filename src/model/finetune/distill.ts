@@ -101,6 +101,12 @@ export interface DistillRun {
   lossWeights?: { cls: number; box: number };
   /** each class score's loss counts 1 + this x the larger of the two scores (0: every score alike) */
   confidenceWeight?: number;
+  /**
+   * weight of the feature term: the student's head inputs (each FPN level) against the teacher
+   * channels they were pruned from, in units of each teacher channel's spread, summed over
+   * positions like the score loss (0: outputs only)
+   */
+  featureWeight?: number;
   /** what picks the kept step: lowest validation loss, or highest recall of the teacher's confident scores (ties: loss) */
   keepBy?: KeepBy;
   /** steps of linear learning-rate warm-up before the cosine decay */
@@ -115,7 +121,9 @@ export interface DistillRun {
 }
 
 export type DistillEvent =
-  | { type: "progress"; epoch: number; epochs: number; step: number; steps: number; loss: number; cls: number; box: number; eta: number }
+  | { type: "progress"; epoch: number; epochs: number; step: number; steps: number; loss: number; cls: number; box: number; feat: number; eta: number }
+  /** a head input distilled as features: its student and teacher channel counts and how well the matched pairs correlate on the first training frames */
+  | { type: "features"; tensor: string; student: number; teacher: number; meanCorrelation: number; minCorrelation: number }
   /** recall: share of the teacher's class scores >= 0.5 that the student scores >= 0.3, over every anchor of the validation frames */
   | { type: "validation"; step: number; loss: number | null; recall: number | null }
   | { type: "checkpoint"; step: number; path: string }
@@ -161,6 +169,7 @@ export async function runDistillation(run: DistillRun): Promise<DistillSummary> 
   }
   if (!(run.lr > 0)) throw new RangeError(`fine-tuning: learning rate must be > 0, got ${run.lr}`);
   if (run.confidenceWeight !== undefined && !(run.confidenceWeight >= 0)) throw new RangeError(`fine-tuning: confidence weight must be >= 0, got ${run.confidenceWeight}`);
+  if (run.featureWeight !== undefined && !(run.featureWeight >= 0)) throw new RangeError(`fine-tuning: feature weight must be >= 0, got ${run.featureWeight}`);
   if (run.warmup !== undefined && !(Number.isInteger(run.warmup) && run.warmup >= 0)) throw new RangeError(`fine-tuning: warm-up must be a whole number of steps >= 0, got ${run.warmup}`);
   if (run.heads.length === 0) throw new Error("fine-tuning: no outputs to distil (heads)");
   if (!run.out.endsWith(".onnx")) throw new Error(`fine-tuning: --out ${run.out}: expected a path ending in .onnx`);
@@ -192,6 +201,7 @@ export async function runDistillation(run: DistillRun): Promise<DistillSummary> 
     augment: run.augment,
     lossWeights: run.lossWeights ?? { cls: 1, box: 1 },
     confidenceWeight: run.confidenceWeight ?? 0,
+    featureWeight: run.featureWeight ?? 0,
     keepBy: run.keepBy ?? "loss",
     warmup: run.warmup ?? 0,
     device: run.device,

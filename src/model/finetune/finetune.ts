@@ -18,7 +18,7 @@ import { checkOnnx } from "../onnx-checker.ts";
 import { DEFAULT_AUGMENT, runDistillation, type AugmentSettings, type KeepBy, type DistillEvent, type DistillHead, type DistillSummary } from "./distill.ts";
 
 /** The default recipe; `perceptd models build-pruned` records what each shipped variant used. */
-export const FINETUNE_DEFAULTS = { batch: 8, lr: 3e-4, seed: 1, confidenceWeight: 20, keepBy: "recall" as KeepBy, warmup: 20, validation: ["corpus:validation"] as readonly string[] };
+export const FINETUNE_DEFAULTS = { batch: 8, lr: 3e-4, seed: 1, confidenceWeight: 20, featureWeight: 0, keepBy: "recall" as KeepBy, warmup: 20, validation: ["corpus:validation"] as readonly string[] };
 
 export interface FinetuneOptions {
   /** manifest name or ONNX file: the pruned model trained */
@@ -37,6 +37,7 @@ export interface FinetuneOptions {
   seed?: number;
   evalEvery?: number;
   confidenceWeight?: number;
+  featureWeight?: number;
   keepBy?: KeepBy;
   warmup?: number;
   augment?: AugmentSettings;
@@ -112,7 +113,10 @@ export async function runFinetune(opts: FinetuneOptions): Promise<FinetuneResult
     augment: opts.augment ?? DEFAULT_AUGMENT,
     warmup: opts.warmup ?? FINETUNE_DEFAULTS.warmup,
     confidenceWeight: opts.confidenceWeight ?? FINETUNE_DEFAULTS.confidenceWeight,
-    loss: "per level: KL divergence of class scores (as Bernoulli, each weighted 1 + confidenceWeight x the larger score) from the teacher's + KL of box-side distributions weighted by the teacher's best class score",
+    featureWeight: opts.featureWeight ?? FINETUNE_DEFAULTS.featureWeight,
+    loss:
+      "per level: KL divergence of class scores (as Bernoulli, each weighted 1 + confidenceWeight x the larger score) from the teacher's + KL of box-side distributions weighted by the teacher's best class score" +
+      " + featureWeight x squared error of the head inputs against the teacher channels they were pruned from (in teacher standard deviations, mean over channels, summed over positions)",
     // the criterion by name: the summary's keptStep (the step number) would overwrite a "keptStep" here
     keepBy: keepBy === "recall" ? "highest validation recall of the teacher's confident scores" : "lowest validation loss",
   };
@@ -136,6 +140,7 @@ export async function runFinetune(opts: FinetuneOptions): Promise<FinetuneResult
       evalEvery: opts.evalEvery,
       augment: recipe.augment,
       confidenceWeight: recipe.confidenceWeight,
+      featureWeight: recipe.featureWeight,
       keepBy,
       warmup: recipe.warmup,
       device: opts.device ?? "cpu",

@@ -14,6 +14,7 @@ import { checkOnnx } from "../../../src/model/onnx-checker.ts";
 import { attr, type OnnxGraph } from "../../../src/model/onnx/ir.ts";
 import { decodeModel, encodeModel } from "../../../src/model/onnx/serialize.ts";
 import { int64Tensor } from "../../../src/model/onnx/tensor.ts";
+import { pruneStructured } from "../../../src/model/prune/structured.ts";
 import { GraphBuilder, prng } from "../prune/graphs.ts";
 
 const SIZE = 32;
@@ -21,8 +22,11 @@ const CLASSES = 3;
 const BINS = 5;
 const CELLS = (SIZE / 4) ** 2;
 
-/** x [1,3,32,32] -> Conv 3x3 s2 -> LeakyRelu -> Conv 3x3 s2 -> LeakyRelu -> Conv 1x1 -> Split -> scores [1,64,3], boxes [1,64,20]. */
-function detector(seed: number): OnnxGraph {
+/**
+ * x [1,3,32,32] -> Conv 3x3 s2 -> LeakyRelu -> Conv 3x3 s2 -> LeakyRelu -> Conv 1x1 -> Split -> scores [1,64,3], boxes [1,64,20].
+ * With a neck, the second stage is two parallel Convs added (as NanoDet's FPN levels are sums), and the head reads the sum.
+ */
+function detector(seed: number, neck = false): OnnxGraph {
   const b = new GraphBuilder("tiny-detector", [1, 3, SIZE, SIZE], seed);
   const conv = (name: string, x: string, cin: number, cout: number): string => {
     const c = b.conv(name, x, cin, cout, 3);
@@ -30,7 +34,7 @@ function detector(seed: number): OnnxGraph {
     return b.node("LeakyRelu", `${name}/act`, [c], { alpha: attr.float(0.1) });
   };
   const h = conv("c1", "x", 3, 8);
-  const h2 = conv("c2", h, 8, 16);
+  const h2 = neck ? b.node("Add", "neck", [conv("c2", h, 8, 16), conv("c2b", h, 8, 16)]) : conv("c2", h, 8, 16);
   const head = b.conv("head", h2, 16, CLASSES + 4 * BINS);
   b.node("Split", "split", [head, b.splitSizes("split/sizes", [CLASSES, 4 * BINS])], { axis: attr.int(1) }, ["cls_raw", "box_raw"]);
   const sig = b.node("Sigmoid", "sigmoid", ["cls_raw"]);
@@ -172,6 +176,39 @@ describe.skipIf(reason !== "")("runDistillation on a tiny detector", () => {
     expect(summary.validationRecall).toBe(bestRecall);
     const [check] = await checkOnnx([out]);
     expect(check.ok, check.ok ? "" : check.error).toBe(true);
+  });
+
+  it("distils the head inputs against the teacher channels they were pruned from (feature weight)", async () => {
+    // half the channels of the neck's sum pruned (both Convs feeding it), no recovery: each kept
+    // channel is an exact copy of a teacher channel, which the matching must find
+    const teacher = detector(5, true);
+    const pruned = pruneStructured(teacher, { ratios: { c2: 0.5 }, round: 1, minChannels: 1 });
+    expect(pruned.keptOutputChannels.get("c2")).toHaveLength(8);
+    await writeFile(join(dir, "neck-teacher.onnx"), encodeModel(teacher));
+    await writeFile(join(dir, "neck-student.onnx"), encodeModel(pruned.graph));
+    const out = join(dir, "neck-trained.onnx");
+    const events: DistillEvent[] = [];
+    const summary = await run(out, { student: join(dir, "neck-student.onnx"), teacher: join(dir, "neck-teacher.onnx"), featureWeight: 1, onEvent: (e) => events.push(e) });
+    const features = events.filter((e) => e.type === "features");
+    expect(features).toEqual([{ type: "features", tensor: "neck", student: 8, teacher: 16, meanCorrelation: expect.any(Number), minCorrelation: expect.any(Number) }]);
+    const f = features[0] as Extract<DistillEvent, { type: "features" }>;
+    expect(f.minCorrelation, "every kept channel paired with the teacher channel it is a copy of").toBeGreaterThan(0.9999);
+    const feats = events.flatMap((e) => (e.type === "progress" ? [e.feat] : []));
+    expect(feats).toHaveLength(60);
+    expect(Math.max(...feats), "the feature term is counted once training moves the student's features").toBeGreaterThan(0);
+    expect(summary.validationLoss.best!).toBeLessThan(summary.validationLoss.start!);
+    const [check] = await checkOnnx([out]);
+    expect(check.ok, check.ok ? "" : check.error).toBe(true);
+  });
+
+  it("refuses feature distillation where the head reads the picture itself, naming the output", async () => {
+    const flat = new GraphBuilder("flat", [1, 3, SIZE, SIZE], 1);
+    const head = flat.conv("head", "x", 3, CLASSES + 4 * BINS);
+    flat.node("Split", "split", [head, flat.splitSizes("split/sizes", [CLASSES, 4 * BINS])], { axis: attr.int(1) }, ["cls_raw", "box_raw"]);
+    await writeFile(join(dir, "flat.onnx"), encodeModel(flat.g));
+    await expect(run(join(dir, "flat-out.onnx"), { student: join(dir, "flat.onnx"), teacher: join(dir, "flat.onnx"), heads: [{ scores: "cls_raw", boxes: "box_raw", bins: BINS }], featureWeight: 1 })).rejects.toThrow(
+      /feature distillation: found no head input behind output cls_raw/,
+    );
   });
 
   it("refuses a cache that holds no frame-cache index, naming it", async () => {
