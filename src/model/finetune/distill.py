@@ -106,7 +106,9 @@ class OnnxModule(torch.nn.Module):
         return {k: env[k] for k in list(self.output_names) + list(keep)}
 
     def trained_initializers(self):
-        return {name: self.params[key].detach().cpu().numpy() for name, key in self.param_keys.items()}
+        """A snapshot of the trained weights. On the CPU, .numpy() shares the parameter's memory, so
+        without the copy a kept "best step" would follow every later optimizer step."""
+        return {name: self.params[key].detach().cpu().numpy().copy() for name, key in self.param_keys.items()}
 
 
 def _pads4(pads):

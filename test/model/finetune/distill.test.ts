@@ -211,6 +211,20 @@ describe.skipIf(reason !== "")("runDistillation on a tiny detector", () => {
     );
   });
 
+  it("writes the weights of the kept step, not those of the last step", async () => {
+    // a learning rate far too high: every step makes the student worse, so the lowest
+    // validation loss is the one before training and the written graph must be the student itself
+    const out = join(dir, "kept-step-0.onnx");
+    const summary = await run(out, { lr: 1, steps: 20, evalEvery: 10, keepBy: "loss", warmup: 0 });
+    expect(summary.keptStep, `kept step (validation loss ${JSON.stringify(summary.validationLoss)})`).toBe(0);
+    const student = decodeModel(await readFile(join(dir, "student.onnx")), "student");
+    const written = decodeModel(await readFile(out), "written");
+    for (const [name, t] of student.initializers) {
+      if (t.dtype !== "float32") continue;
+      expect(Array.from(written.initializers.get(name)!.data as Float32Array), `initializer ${name} of the written graph`).toEqual(Array.from(t.data as Float32Array));
+    }
+  });
+
   it("refuses a cache that holds no frame-cache index, naming it", async () => {
     await expect(run(join(dir, "x.onnx"), { train: [join(dir, "nowhere")] })).rejects.toThrow(/nowhere: no frame cache here/);
   });
