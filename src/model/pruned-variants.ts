@@ -40,6 +40,8 @@ export interface FinetuneRecipe {
   warmup: number;
   /** a class score's loss counts 1 + this x the larger of the teacher's and student's scores */
   confidenceWeight: number;
+  /** weight of the head inputs' match to the teacher channels they were pruned from (0: outputs only) */
+  featureWeight: number;
   keepBy: KeepBy;
   augment: AugmentSettings;
 }
@@ -50,8 +52,10 @@ export interface PrunedVariantSpec {
   /** dense float parent (manifest name) and its baked sibling, whose input spec the -u8 variant takes */
   parent: string;
   bakedParent: string;
-  /** share of each prunable channel group removed */
+  /** share of each prunable channel group removed (of the groups `ratios` does not name) */
   ratio: number;
+  /** per-group shares by Conv node name, fixed once from a sensitivity sweep so that every build prunes the same channels */
+  ratios?: Readonly<Record<string, number>>;
   importance: ImportanceKind;
   /** kept channel counts round to a multiple of this (default DEFAULT_ROUND) */
   round?: number;
@@ -79,42 +83,58 @@ const VALIDATION: readonly string[] = ["corpus:validation"];
  * nanodet-p40 that found about twice as many of the dense model's objects out of scene as 120
  * steps of the plain loss, and 1,000 steps no more than 300 (docs/fine-tuning.md).
  */
-const FINETUNE: FinetuneRecipe = { teacher: "nanodet-u8", steps: 400, batch: 8, lr: 3e-4, seed: 1, evalEvery: 50, warmup: 20, confidenceWeight: 20, keepBy: "recall", augment: DEFAULT_AUGMENT };
+const FINETUNE: FinetuneRecipe = { teacher: "nanodet-u8", steps: 400, batch: 8, lr: 3e-4, seed: 1, evalEvery: 50, warmup: 20, confidenceWeight: 20, featureWeight: 0, keepBy: "recall", augment: DEFAULT_AUGMENT };
+
+const conv = (i: number): string => `PartitionedCall/convolution_${i}/Conv`;
+/**
+ * Per-group shares for nanodet-s42, picked once by the sensitivity sweep of
+ * `perceptd prune nanodet --target-latency 0.6 --importance reconstruction --round 16 --sweep-frames 16
+ * --calibration corpus:calibration --calibration vtest:calibration --calibration-frames 96` (2026-12-08):
+ * each group pruned alone at 1/8 to 1/2 and priced by the output error per millisecond saved.
+ * Fixed here so every build prunes the same channels; the groups not named lose half.
+ */
+const SWEPT_RATIOS: Readonly<Record<string, number>> = Object.fromEntries([
+  ...[4, 6, 7, 8, 9].map((i) => [conv(i), 0.25] as const),
+  ...[1, 5, 12, 18, 23, 32].map((i) => [conv(i), 0.375] as const),
+]);
+
+/** What every NanoDet recipe shares: parent, channel selection, rounding, recovery, data and fine-tuning. */
+const NANODET_RECIPE = {
+  parent: "nanodet",
+  bakedParent: "nanodet-u8",
+  importance: "reconstruction",
+  round: 16,
+  recoverLayers: "all",
+  calibration: CALIBRATION,
+  calibrationFrames: 96,
+  ridge: "auto",
+  validation: VALIDATION,
+  finetune: FINETUNE,
+} as const satisfies Partial<PrunedVariantSpec>;
+const AFTER_PRUNING =
+  "least-squares recovery regularised toward the original weights, then distillation fine-tuning from nanodet-u8, on the calibration corpus and vtest.avi's first quarter";
 
 export const PRUNED_VARIANTS: readonly PrunedVariantSpec[] = [
   {
+    ...NANODET_RECIPE,
     name: "nanodet-p25",
-    parent: "nanodet",
-    bakedParent: "nanodet-u8",
     ratio: 0.25,
-    importance: "reconstruction",
-    round: 16,
-    recoverLayers: "all",
-    calibration: CALIBRATION,
-    calibrationFrames: 96,
-    ridge: "auto",
-    validation: VALIDATION,
-    finetune: FINETUNE,
-    description:
-      "NanoDet, 25 % of each prunable channel group removed (reconstruction-aware selection, kept counts in multiples of 16), " +
-      "least-squares recovery regularised toward the original weights, then distillation fine-tuning from nanodet-u8, on the calibration corpus and vtest.avi's first quarter",
+    description: `NanoDet, 25 % of each prunable channel group removed (reconstruction-aware selection, kept counts in multiples of 16), ${AFTER_PRUNING}`,
   },
   {
+    ...NANODET_RECIPE,
     name: "nanodet-p40",
-    parent: "nanodet",
-    bakedParent: "nanodet-u8",
     ratio: 0.4,
-    importance: "reconstruction",
-    round: 16,
-    recoverLayers: "all",
-    calibration: CALIBRATION,
-    calibrationFrames: 96,
-    ridge: "auto",
-    validation: VALIDATION,
-    finetune: FINETUNE,
+    description: `NanoDet, 40 % of each prunable channel group removed (reconstruction-aware selection, kept counts in multiples of 16), ${AFTER_PRUNING}`,
+  },
+  {
+    ...NANODET_RECIPE,
+    name: "nanodet-s42",
+    ratio: 0.5,
+    ratios: SWEPT_RATIOS,
     description:
-      "NanoDet, 40 % of each prunable channel group removed (reconstruction-aware selection, kept counts in multiples of 16), " +
-      "least-squares recovery regularised toward the original weights, then distillation fine-tuning from nanodet-u8, on the calibration corpus and vtest.avi's first quarter",
+      "NanoDet pruned unevenly to 42 % of its FLOPs (per-group shares from a sensitivity sweep priced in measured milliseconds, " +
+      `reconstruction-aware selection, kept counts in multiples of 16), ${AFTER_PRUNING}`,
   },
 ];
 
@@ -183,6 +203,7 @@ async function reusablePrune(spec: PrunedVariantSpec, recovered: string, reportJ
   const cal = s.calibration as { data?: string[]; frames?: number } | null;
   const same =
     s.ratio === spec.ratio &&
+    JSON.stringify(s.ratios ?? null) === JSON.stringify(spec.ratios ?? null) &&
     s.importance === spec.importance &&
     s.round === (spec.round ?? DEFAULT_ROUND) &&
     s.recoverLayers === spec.recoverLayers &&
@@ -221,7 +242,7 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<{ b
     const command = `perceptd models build-pruned --only ${spec.name}`;
     // 1. prune and recover (ridge toward the original weights)
     const recovered = join(workDir, `${spec.name}-recovered.onnx`);
-    log(`${spec.name}: pruning ${spec.parent} (ratio ${spec.ratio}, ${spec.importance}, recovery with ridge ${spec.ridge} toward the original weights)`);
+    log(`${spec.name}: pruning ${spec.parent} (ratio ${spec.ratio}${spec.ratios === undefined ? "" : `, ${Object.keys(spec.ratios).length} groups with their own`}, ${spec.importance}, recovery with ridge ${spec.ridge} toward the original weights)`);
     const reused = opts.resume === true ? await reusablePrune(spec, recovered, `${workPrefix}.json`) : null;
     if (reused !== null) log(`${spec.name}: --resume: reusing ${relative(process.cwd(), recovered)} and its report (same pruning and recovery settings)`);
     const pruneReport: PruneReport =
@@ -233,6 +254,7 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<{ b
           manifestPath,
           method: "structured",
           ratio: spec.ratio,
+          ratios: spec.ratios === undefined ? undefined : { ...spec.ratios },
           importance: spec.importance,
           round: spec.round,
           recover: true,
@@ -265,6 +287,7 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<{ b
       evalEvery: ft.evalEvery,
       warmup: ft.warmup,
       confidenceWeight: ft.confidenceWeight,
+      featureWeight: ft.featureWeight,
       keepBy: ft.keepBy,
       augment: ft.augment,
       device: opts.device ?? "cpu",
@@ -324,6 +347,7 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<{ b
       command,
       method: "structured",
       ratio: spec.ratio,
+      ...(spec.ratios === undefined ? {} : { ratios: spec.ratios }),
       importance: spec.importance,
       round: spec.round ?? DEFAULT_ROUND,
       recovery: "least squares, ridge toward the original weights",

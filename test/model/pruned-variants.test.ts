@@ -6,6 +6,7 @@
 // objects: the bar's third line, which a variant must hold to ship at all. Loading, the checker
 // and checksums are covered for every manifest entry by test/model/importer.test.ts.
 import { existsSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Detector } from "../../src/infer/detector.ts";
@@ -16,6 +17,8 @@ import { buildPrunedVariants, PRUNED_VARIANTS } from "../../src/model/pruned-var
 import { COLLAPSE_RECALL, evaluateOnSets } from "../../src/model/eval/set-agreement.ts";
 import { BAR } from "../../src/model/eval/bar.ts";
 import { localPath, readDatasets } from "../../src/model/data/datasets.ts";
+import { decodeModel } from "../../src/model/onnx/serialize.ts";
+import { pruneStructured } from "../../src/model/prune/structured.ts";
 
 const VIDEO = ".cache/fixtures/vtest.avi";
 let manifest: Manifest;
@@ -69,10 +72,24 @@ describe("the default model", () => {
   });
 });
 
+describe("recipes with per-group shares", () => {
+  for (const spec of PRUNED_VARIANTS.filter((s) => s.ratios !== undefined)) {
+    it(`${spec.name}: every share names a Conv of ${spec.parent}, and together they prune it to the sweep's 1.77 GFLOPs`, async () => {
+      const parent = resolveModel(manifest, DEFAULT_MANIFEST_PATH, spec.parent);
+      const graph = decodeModel(await readFile(parent.path), parent.path);
+      const convs = new Set(graph.nodes.filter((n) => n.opType === "Conv").map((n) => n.name));
+      // a misspelt name would fall back to the default share without a word
+      expect(Object.keys(spec.ratios!).filter((k) => !convs.has(k)), "shares naming no Conv").toEqual([]);
+      const r = pruneStructured(graph, { ratio: spec.ratio, ratios: spec.ratios, round: spec.round });
+      expect((2 * r.after.macs) / 1e9, "GFLOPs after pruning (the sweep's pick was 1.771)").toBeCloseTo(1.771, 3);
+    });
+  }
+});
+
 describe("perceptd models build-pruned", () => {
   it("refuses an unknown variant by name, listing the known ones, before any work", async () => {
     await expect(buildPrunedVariants({ only: ["nanodet-p25", "nanodet-p99"] })).rejects.toThrow(
-      /^unknown pruned variant\(s\) nanodet-p99; known: nanodet-p25, nanodet-p40$/,
+      /^unknown pruned variant\(s\) nanodet-p99; known: nanodet-p25, nanodet-p40, nanodet-s42$/,
     );
   });
 });
