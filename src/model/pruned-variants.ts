@@ -14,7 +14,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.ts";
 import { evaluateAgainstBar, findsOutOfScene, type BarVerdict } from "./eval/bar.ts";
 import { DEFAULT_AUGMENT, type AugmentSettings, type KeepBy } from "./finetune/distill.ts";
-import { runFinetune } from "./finetune/finetune.ts";
+import { FINETUNE_DEFAULTS, runFinetune } from "./finetune/finetune.ts";
 import { resolveModelArg } from "./eval/model-arg.ts";
 import { DEFAULT_MANIFEST_PATH, formatZodIssues, ManifestSchema, readManifest, resolveModel, sha256Hex, type Manifest, type ModelEntry } from "../infer/manifest.ts";
 import { decodeModel, encodeModel } from "./onnx/serialize.ts";
@@ -77,13 +77,15 @@ export interface PrunedVariantSpec {
 const CALIBRATION: readonly string[] = ["corpus:calibration", "vtest:calibration"];
 const VALIDATION: readonly string[] = ["corpus:validation"];
 /**
- * 400 steps of 8 pictures (under 6 epochs of the 558 frames, about 10 minutes on a free 2-core
- * machine), with the class-score loss weighted toward the anchors where either model sees an
- * object and the step kept by validation recall of the teacher's confident scores: on
- * nanodet-p40 that found about twice as many of the dense model's objects out of scene as 120
- * steps of the plain loss, and 1,000 steps no more than 300 (docs/fine-tuning.md).
+ * `perceptd finetune`'s defaults (FINETUNE_DEFAULTS: batch, learning rate, seed, warm-up,
+ * confidence weight, feature weight off, step kept by validation recall) for 400 steps of 8
+ * pictures (under 6 epochs of the 558 frames, 8-10 minutes on a free 2-core machine). The
+ * confidence-weighted loss with 300-1,000 steps found about twice as many of the dense model's
+ * objects out of scene on nanodet-p40 as 120 steps of the plain loss, and 1,000 steps no more
+ * than 300 (docs/fine-tuning.md).
  */
-const FINETUNE: FinetuneRecipe = { teacher: "nanodet-u8", steps: 400, batch: 8, lr: 3e-4, seed: 1, evalEvery: 50, warmup: 20, confidenceWeight: 20, featureWeight: 0, keepBy: "recall", augment: DEFAULT_AUGMENT };
+const { validation: _finetuneValidation, ...TRAINING_DEFAULTS } = FINETUNE_DEFAULTS;
+const FINETUNE: FinetuneRecipe = { ...TRAINING_DEFAULTS, teacher: "nanodet-u8", steps: 400, evalEvery: 50, augment: DEFAULT_AUGMENT };
 
 const conv = (i: number): string => `PartitionedCall/convolution_${i}/Conv`;
 /**

@@ -391,14 +391,16 @@ def match_channels(s, t):
     teacher channel each student channel stands for: structured pruning keeps a subset of the
     channels and recovery refits each toward its original response, so each kept channel
     correlates best with the one it was. Greedy one-to-one on the correlation matrix; returns the
-    indices and the correlation of each pair."""
+    indices, the correlation of each pair, and the spread (standard deviation) of each paired
+    teacher channel."""
     cs, ct = s.shape[1], t.shape[1]
     if s.shape[2:] != t.shape[2:] or cs > ct:
         raise Failure("feature distillation: the student's head input is %s, the teacher's %s: not a pruned copy" % (tuple(s.shape[1:]), tuple(t.shape[1:])))
     a = s.transpose(0, 1).reshape(cs, -1).double()
     b = t.transpose(0, 1).reshape(ct, -1).double()
     a = (a - a.mean(1, keepdim=True)) / a.std(1, unbiased=False, keepdim=True).clamp_min(1e-9)
-    b = (b - b.mean(1, keepdim=True)) / b.std(1, unbiased=False, keepdim=True).clamp_min(1e-9)
+    spread = b.std(1, unbiased=False)
+    b = (b - b.mean(1, keepdim=True)) / spread.unsqueeze(1).clamp_min(1e-9)
     corr = (a @ b.T) / a.shape[1]
     index = [-1] * cs
     paired = [0.0] * cs
@@ -412,7 +414,8 @@ def match_channels(s, t):
         used.add(j)
         if len(used) == cs:
             break
-    return torch.tensor(index, dtype=torch.long), paired
+    index = torch.tensor(index, dtype=torch.long)
+    return index, paired, spread[index].float()
 
 
 def feature_loss(s_out, t_out, features):
@@ -533,8 +536,8 @@ def run(cfg):
             t = teacher(model_input(img, cfg["teacherInput"]), keep=names)
             s = student(model_input(img, cfg["studentInput"]), keep=names)
         for name in names:
-            index, paired = match_channels(s[name], t[name])
-            scale = t[name].transpose(0, 1).reshape(t[name].shape[1], -1).std(1).clamp_min(1e-6)[index]
+            index, paired, spread = match_channels(s[name], t[name])
+            scale = spread.clamp_min(1e-6)
             features.append({"name": name, "index": index.to(device), "scale": scale.to(device)})
             emit("features", tensor=name, student=int(s[name].shape[1]), teacher=int(t[name].shape[1]), meanCorrelation=sum(paired) / len(paired), minCorrelation=min(paired))
     keep = [f["name"] for f in features]

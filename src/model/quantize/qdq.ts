@@ -93,6 +93,7 @@ export function insertQdq(source: OnnxGraph, plan: QuantPlan, ranges: ReadonlyMa
   }
 
   const layers: QuantizedLayer[] = [];
+  const qmax = opts.reduceRange === true ? REDUCED_WEIGHT_MAX : undefined;
   const byName = new Map(g.nodes.map((n) => [n.name, n]));
   for (const nodeName of plan.weighted) {
     const n = byName.get(nodeName)!;
@@ -107,7 +108,6 @@ export function insertQdq(source: OnnxGraph, plan: QuantPlan, ranges: ReadonlyMa
     if (biasName && (biasT === undefined || biasT.dtype !== "float32" || biasT.dims.length !== 1)) {
       throw new Error(`node ${nodeName} (${n.opType}): bias ${biasName} is not a float32 vector constant`);
     }
-    const qmax = opts.reduceRange === true ? REDUCED_WEIGHT_MAX : undefined;
     let scales = weightScales(w, opts.perChannel, axis, qmax);
     if (biasT !== undefined) scales = fitWeightScalesToBias(scales, biasT.data as Float32Array, p.scale);
     const q = quantizeWeights(w, scales, axis, qmax);
