@@ -14,8 +14,20 @@ export const DATASETS_CACHE = resolve(MODELS_DIR, "..", ".cache", "datasets");
 const SHA256 = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 in lower-case hex");
 
 const DebPackage = z
-  .object({ kind: z.literal("deb"), name: z.string().min(1), version: z.string().min(1), sha256: SHA256, root: z.string(), licence: z.string().min(1) })
-  .strict();
+  .object({
+    kind: z.literal("deb"),
+    name: z.string().min(1),
+    version: z.string().min(1),
+    sha256: SHA256,
+    /** For a package built per architecture: the one pinned (its .deb differs on every other). */
+    arch: z.string().regex(/^[a-z0-9-]+$/).optional(),
+    /** The .deb's path in the Debian archive, for hosts of another architecture (see fetch.ts). */
+    pool: z.string().regex(/^pool\/[^\s]+\.deb$/, "pool/<component>/<prefix>/<source>/<file>.deb").optional(),
+    root: z.string(),
+    licence: z.string().min(1),
+  })
+  .strict()
+  .refine((p) => (p.arch === undefined) === (p.pool === undefined), "arch and pool go together: a package pinned to one architecture names its .deb in the archive");
 const NpmPackage = z
   .object({ kind: z.literal("npm"), name: z.string().min(1), version: z.string().min(1), integrity: z.string().regex(/^sha512-/), root: z.string(), licence: z.string().min(1) })
   .strict();

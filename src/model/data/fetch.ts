@@ -37,10 +37,33 @@ async function writeChecked(ref: DataFileRef, bytes: Uint8Array, cacheDir: strin
   await rename(`${dest}.tmp`, dest);
 }
 
+/** Debian's archive, where `apt-get download` finds the packages of a stock Debian 12. */
+export const DEBIAN_ARCHIVE = "http://deb.debian.org/debian";
+
+/** What `apt-get download` is asked for: NAME=VERSION, or NAME:ARCH=VERSION for a package pinned to one architecture. */
+export function debSpec(pkg: Pick<Extract<DataPackage, { kind: "deb" }>, "name" | "version" | "arch">): string {
+  return `${pkg.name}${pkg.arch === undefined ? "" : `:${pkg.arch}`}=${pkg.version}`;
+}
+
+async function downloadFromArchive(key: string, pool: string, dir: string, aptReason: string): Promise<void> {
+  const url = `${DEBIAN_ARCHIVE}/${pool}`;
+  let bytes: Uint8Array;
+  try {
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`);
+    bytes = new Uint8Array(await res.arrayBuffer());
+  } catch (err) {
+    throw new Error(`package ${key}: apt-get download failed (${aptReason}), and so did ${url}: ${(err as Error).message}`, { cause: err });
+  }
+  const name = pool.slice(pool.lastIndexOf("/") + 1);
+  await writeFile(join(dir, `${name}.part`), bytes);
+  await rename(join(dir, `${name}.part`), join(dir, name));
+}
+
 async function fetchDeb(key: string, pkg: Extract<DataPackage, { kind: "deb" }>, refs: DataFileRef[], cacheDir: string): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), "perceptd-deb-"));
   try {
-    const spec = `${pkg.name}=${pkg.version}`;
+    const spec = debSpec(pkg);
     const download = (): Promise<unknown> => run("apt-get", ["download", spec], { cwd: tmp });
     try {
       await download();
@@ -50,7 +73,11 @@ async function fetchDeb(key: string, pkg: Extract<DataPackage, { kind: "deb" }>,
         await run("apt-get", ["update", "-qq"]);
         await download();
       } catch (err) {
-        throw new Error(`package ${key}: apt-get download ${spec} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`, { cause: err });
+        const reason = (err as { stderr?: string }).stderr?.trim() || (err as Error).message;
+        if (pkg.pool === undefined) throw new Error(`package ${key}: apt-get download ${spec} failed: ${reason}`, { cause: err });
+        // A host of another architecture has no lists for the pinned one: the archive has the
+        // same file, and the sha256 below pins its bytes whichever way it came.
+        await downloadFromArchive(key, pkg.pool, tmp, reason);
       }
     }
     const debs = (await readdir(tmp)).filter((f) => f.endsWith(".deb"));

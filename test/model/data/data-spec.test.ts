@@ -193,4 +193,39 @@ describe("fetching the data sets", () => {
     const missing = { ...fake, sets: { only: { ...fake.sets.only, items: [{ package: key, path: "assets/no-such.jpg", sha256: wrong }] } } };
     await expect(fetchDatasets({ datasets: missing, cacheDir })).rejects.toThrow(/package @vladmandic\/human: @vladmandic\/human@3\.3\.6 has no package\/assets\/no-such\.jpg/);
   });
+  it("a package pinned to another architecture comes from Debian's archive when apt cannot get it, checked by its sha256", async () => {
+    const { DEBIAN_ARCHIVE, debSpec, fetchDatasets } = await import("../../../src/model/data/fetch.ts");
+    // hostname is 10 kB; its arm64 build is foreign on an amd64 host, whose apt has no lists for it
+    const key = "hostname-arm64";
+    const pkg = {
+      kind: "deb" as const,
+      name: "hostname",
+      version: "3.23+nmu1",
+      sha256: "bca52b7f2e41ce01e28036be755442f04b6795885c361ed4f8d28648622c399e",
+      arch: "arm64",
+      pool: "pool/main/h/hostname/hostname_3.23+nmu1_arm64.deb",
+      root: "usr/share/doc/hostname",
+      licence: "GPL-2+",
+    };
+    expect(debSpec(pkg), "apt-get download is asked for the pinned architecture").toBe("hostname:arm64=3.23+nmu1");
+    expect(DEBIAN_ARCHIVE).toBe("http://deb.debian.org/debian");
+    const cacheDir = join(dir, "datasets-arch");
+    const item = { package: key, path: "copyright", sha256: "94189fc5a9a7b7224d96e1a0cfdfe9be0df2018b04bf21d591627ab96b30cad1" };
+    const defs = { ...datasets, packages: { [key]: pkg }, sets: { only: { purpose: "calibration" as const, description: "", items: [item] } }, reserved: [] };
+    const got = await fetchDatasets({ datasets: defs, cacheDir });
+    expect(got.fetched).toEqual([key]);
+    expect(await readFile(localPath(item, cacheDir), "utf8")).toMatch(/^Format: /);
+    const wrongDeb = { ...defs, packages: { [key]: { ...pkg, sha256: "0".repeat(64) } } };
+    await expect(fetchDatasets({ datasets: wrongDeb, cacheDir: join(dir, "datasets-arch-2") })).rejects.toThrow(
+      /package hostname-arm64: hostname_3\.23\+nmu1_arm64\.deb has sha256 bca52b7f[0-9a-f]+, models\/datasets\.json pins 0{64}/,
+    );
+  });
+
+  it("a package pinned to one architecture must name its .deb in the archive", async () => {
+    const raw = JSON.parse(await readFile("models/datasets.json", "utf8")) as { packages: Record<string, Record<string, unknown>> };
+    delete raw.packages.kphotoalbum.pool;
+    const path = join(dir, "datasets-no-pool.json");
+    await writeFile(path, JSON.stringify(raw));
+    expect(() => readDatasets(path)).toThrow(/packages\.kphotoalbum.*arch and pool go together/s);
+  });
 });
