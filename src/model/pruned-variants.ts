@@ -79,7 +79,7 @@ const VALIDATION: readonly string[] = ["corpus:validation"];
 /**
  * `perceptd finetune`'s defaults (FINETUNE_DEFAULTS: batch, learning rate, seed, warm-up,
  * confidence weight, feature weight off, step kept by validation recall) for 400 steps of 8
- * pictures (under 6 epochs of the 558 frames, 8-10 minutes on a free 2-core machine). The
+ * pictures (under 5 epochs of the 682 frames, 8-10 minutes on a free 2-core machine). The
  * confidence-weighted loss with 300-1,000 steps found about twice as many of the dense model's
  * objects out of scene on nanodet-p40 as 120 steps of the plain loss, and 1,000 steps no more
  * than 300 (docs/fine-tuning.md).
