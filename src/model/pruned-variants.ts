@@ -21,6 +21,8 @@ import { decodeModel, encodeModel } from "./onnx/serialize.ts";
 import { graphStats } from "./onnx/shape-inference.ts";
 import type { OnnxGraph } from "./onnx/ir.ts";
 import { bakePreprocessing } from "./preprocess.ts";
+import type { FitTarget } from "../ingest/frame-fit.ts";
+import { prepareFrames } from "./data/build.ts";
 import { runPrune } from "./prune/pipeline.ts";
 import type { PruneReport } from "./prune/report.ts";
 import type { ImportanceKind } from "./prune/importance.ts";
@@ -147,7 +149,7 @@ export interface BuildPrunedOptions {
   workDir?: string;
   /** PyTorch's device for fine-tuning (default cpu) */
   device?: "cpu" | "cuda";
-  /** continue an interrupted build: reuse the recovered graph of the same settings and the fine-tuning checkpoint */
+  /** continue an interrupted build: reuse the recovered graph and the fine-tuning checkpoint while the settings and the data are the same */
   resume?: boolean;
   log?: (msg: string, live?: boolean) => void;
   /** Markdown of a bar verdict for `<name>.bar.md` (the command line's eval rendering); default: the verdict as JSON in a code block. */
@@ -194,15 +196,28 @@ function barRecord(v: BarVerdict): Record<string, unknown> {
   };
 }
 
+/** sha256 of the frames the specs give now (the frame cache, built when the data changed). */
+async function framesSha256(specs: readonly string[], target: FitTarget, purpose: "calibration" | "validation"): Promise<string> {
+  const cache = await prepareFrames(specs, target, { purpose });
+  try {
+    return cache.index.sha256;
+  } finally {
+    await cache.close();
+  }
+}
+
 /**
  * The report of an earlier build's pruning and recovery when its graph is still there and its
- * settings are this spec's (an interrupted build resumed); null otherwise.
+ * settings and data are this spec's (an interrupted build resumed); null otherwise. Data are
+ * compared by the frames they give, so a data set whose files changed under the same name
+ * (models/datasets.json edited) is not taken for the one the graph was refitted on.
  */
-async function reusablePrune(spec: PrunedVariantSpec, recovered: string, reportJson: string): Promise<PruneReport | null> {
+export async function reusablePrune(spec: PrunedVariantSpec, recovered: string, reportJson: string, target: FitTarget): Promise<PruneReport | null> {
   if (!existsSync(recovered) || !existsSync(reportJson)) return null;
   const report = JSON.parse(await readFile(reportJson, "utf8")) as PruneReport;
   const s = report.settings;
-  const cal = s.calibration as { data?: string[]; frames?: number } | null;
+  const cal = s.calibration as { data?: string[]; frames?: number; sha256?: string } | null;
+  const ridge = report.recovery !== undefined && "ridge" in report.recovery ? report.recovery.ridge : undefined;
   const same =
     s.ratio === spec.ratio &&
     JSON.stringify(s.ratios ?? null) === JSON.stringify(spec.ratios ?? null) &&
@@ -212,8 +227,13 @@ async function reusablePrune(spec: PrunedVariantSpec, recovered: string, reportJ
     s.ridge === spec.ridge &&
     cal !== null &&
     JSON.stringify(cal.data) === JSON.stringify(spec.calibration) &&
-    cal.frames === spec.calibrationFrames;
-  return same ? report : null;
+    cal.frames === spec.calibrationFrames &&
+    JSON.stringify(ridge?.validation ?? null) === JSON.stringify(spec.validation);
+  if (!same || cal.sha256 === undefined || ridge?.validationSha256 === undefined) return null;
+  const sameData =
+    cal.sha256 === (await framesSha256(spec.calibration, target, "calibration")) &&
+    ridge.validationSha256 === (await framesSha256(spec.validation, target, "validation"));
+  return sameData ? report : null;
 }
 
 export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<{ built: BuiltVariant[]; verdicts: BarVerdict[] }> {
@@ -245,8 +265,8 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<{ b
     // 1. prune and recover (ridge toward the original weights)
     const recovered = join(workDir, `${spec.name}-recovered.onnx`);
     log(`${spec.name}: pruning ${spec.parent} (ratio ${spec.ratio}${spec.ratios === undefined ? "" : `, ${Object.keys(spec.ratios).length} groups with their own`}, ${spec.importance}, recovery with ridge ${spec.ridge} toward the original weights)`);
-    const reused = opts.resume === true ? await reusablePrune(spec, recovered, `${workPrefix}.json`) : null;
-    if (reused !== null) log(`${spec.name}: --resume: reusing ${relative(process.cwd(), recovered)} and its report (same pruning and recovery settings)`);
+    const reused = opts.resume === true ? await reusablePrune(spec, recovered, `${workPrefix}.json`, parent.input) : null;
+    if (reused !== null) log(`${spec.name}: --resume: reusing ${relative(process.cwd(), recovered)} and its report (same pruning and recovery settings and data)`);
     const pruneReport: PruneReport =
       reused ??
       (
@@ -295,7 +315,9 @@ export async function buildPrunedVariants(opts: BuildPrunedOptions): Promise<{ b
       device: opts.device ?? "cpu",
       threads: availableParallelism(),
       checkpoint: join(workDir, `${spec.name}.ckpt`),
-      resume: opts.resume ?? false,
+      // a checkpoint continues only on the graph it was trained from, with the same data (both
+      // checked by reusablePrune); a graph pruned again starts training afresh
+      resume: reused !== null,
       manifestPath,
       onProgress: (t) => log(`${spec.name}: ${t}`),
       onEvent: (e) => {

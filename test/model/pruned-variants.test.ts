@@ -6,19 +6,22 @@
 // objects: the bar's third line, which a variant must hold to ship at all. Loading, the checker
 // and checksums are covered for every manifest entry by test/model/importer.test.ts.
 import { existsSync, readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Detector } from "../../src/infer/detector.ts";
 import { readVideoFrames } from "../../src/ingest/gst/video-file.ts";
 import type { RgbImage } from "../../src/core/rgb-image.ts";
 import { DEFAULT_MANIFEST_PATH, MODELS_DIR, readManifest, resolveModel, type Manifest } from "../../src/infer/manifest.ts";
-import { buildPrunedVariants, PRUNED_VARIANTS } from "../../src/model/pruned-variants.ts";
+import { buildPrunedVariants, PRUNED_VARIANTS, reusablePrune, type PrunedVariantSpec } from "../../src/model/pruned-variants.ts";
 import { COLLAPSE_RECALL, evaluateOnSets } from "../../src/model/eval/set-agreement.ts";
 import { BAR } from "../../src/model/eval/bar.ts";
 import { localPath, readDatasets } from "../../src/model/data/datasets.ts";
 import { decodeModel } from "../../src/model/onnx/serialize.ts";
 import { pruneStructured } from "../../src/model/prune/structured.ts";
+import { prepareFrames } from "../../src/model/data/build.ts";
+import { writePng } from "../../src/ingest/image-file.ts";
 
 const VIDEO = ".cache/fixtures/vtest.avi";
 let manifest: Manifest;
@@ -91,6 +94,60 @@ describe("perceptd models build-pruned", () => {
     await expect(buildPrunedVariants({ only: ["nanodet-p25", "nanodet-p99"] })).rejects.toThrow(
       /^unknown pruned variant\(s\) nanodet-p99; known: nanodet-p25, nanodet-p40, nanodet-s42$/,
     );
+  });
+});
+
+describe("perceptd models build-pruned --resume", () => {
+  it("reuses a recovered graph only while its data are the same frames, not just the same names", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "perceptd-resume-"));
+    // the frame caches of these ad-hoc specs go where prune puts them (.cache/frames/specs-<hash>/); removed after
+    const caches = new Set<string>();
+    try {
+      const target = { width: 96, height: 64, resize: "stretch" } as const;
+      const picture = (v: number) => ({ width: 40, height: 30, data: new Uint8Array(40 * 30 * 3).map((_, i) => (i * v) % 251) });
+      await mkdir(join(dir, "cal"));
+      await mkdir(join(dir, "val"));
+      await writePng(join(dir, "cal", "a.png"), picture(7));
+      await writePng(join(dir, "val", "b.png"), picture(3));
+      const spec: PrunedVariantSpec = { ...PRUNED_VARIANTS[0], calibration: [join(dir, "cal") + "/"], validation: [join(dir, "val") + "/"] };
+      const sha = async (specs: readonly string[], purpose: "calibration" | "validation") => {
+        const cache = await prepareFrames(specs, target, { purpose });
+        await cache.close();
+        caches.add(dirname(cache.dir));
+        return cache.index.sha256;
+      };
+      const recovered = join(dir, "recovered.onnx");
+      await writeFile(recovered, "a graph");
+      const report = {
+        settings: {
+          ratio: spec.ratio,
+          importance: spec.importance,
+          round: spec.round,
+          recoverLayers: spec.recoverLayers,
+          ridge: spec.ridge,
+          calibration: { data: spec.calibration, frames: spec.calibrationFrames, sha256: await sha(spec.calibration, "calibration") },
+        },
+        recovery: { frames: spec.calibrationFrames, ridge: { toward: "original", strength: "auto", validationFrames: 1, validation: spec.validation, validationSha256: await sha(spec.validation, "validation") }, layers: [] },
+      };
+      const reportJson = join(dir, "report.json");
+      await writeFile(reportJson, JSON.stringify(report));
+      expect(await reusablePrune(spec, recovered, reportJson, target), "same settings and the same frames: the recovered graph is reused").not.toBeNull();
+
+      await writePng(join(dir, "val", "b.png"), picture(5));
+      expect(await reusablePrune(spec, recovered, reportJson, target), "the validation pictures changed under the same folder name: prune again").toBeNull();
+      await writePng(join(dir, "val", "b.png"), picture(3));
+      await writePng(join(dir, "cal", "a.png"), picture(11));
+      expect(await reusablePrune(spec, recovered, reportJson, target), "the calibration pictures changed under the same folder name: prune again").toBeNull();
+      await writePng(join(dir, "cal", "a.png"), picture(7));
+      expect(await reusablePrune(spec, recovered, reportJson, target), "both back as they were: reused again").not.toBeNull();
+
+      const { sha256: _dropped, ...unhashed } = report.settings.calibration;
+      await writeFile(reportJson, JSON.stringify({ ...report, settings: { ...report.settings, calibration: unhashed } }));
+      expect(await reusablePrune(spec, recovered, reportJson, target), "a report that does not say which frames it read (an older build) is not reused").toBeNull();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      for (const c of caches) await rm(c, { recursive: true, force: true });
+    }
   });
 });
 

@@ -36,7 +36,7 @@ export function register(program: Command): void {
     )
     .option("--only <names>", "comma-separated variants to build (e.g. nanodet-p40)")
     .option("--device <cpu|cuda>", "where PyTorch fine-tunes", "cpu")
-    .option("--resume", "continue an interrupted build: reuse its pruned and recovered graph (same settings) and the fine-tuning checkpoint in .cache/build-pruned/")
+    .option("--resume", "continue an interrupted build: reuse its pruned and recovered graph and the fine-tuning checkpoint in .cache/build-pruned/ when the settings and the data (the same frames) are unchanged")
     .option("--manifest <path>", "manifest to enter the variants in; the files go beside it (default models/manifest.json; a copy of models/ checks a rebuild)")
     .action(async (opts: { only?: string; device: string; resume?: boolean; manifest?: string }) => {
       if (opts.device !== "cpu" && opts.device !== "cuda") throw new Error(`--device: expected cpu or cuda, got "${opts.device}"`);

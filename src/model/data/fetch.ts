@@ -45,6 +45,7 @@ export function debSpec(pkg: Pick<Extract<DataPackage, { kind: "deb" }>, "name" 
   return `${pkg.name}${pkg.arch === undefined ? "" : `:${pkg.arch}`}=${pkg.version}`;
 }
 
+/** Into `dir`, the fetch's own temporary folder: the .deb's sha256 is checked before anything is extracted. */
 async function downloadFromArchive(key: string, pool: string, dir: string, aptReason: string): Promise<void> {
   const url = `${DEBIAN_ARCHIVE}/${pool}`;
   let bytes: Uint8Array;
@@ -55,9 +56,7 @@ async function downloadFromArchive(key: string, pool: string, dir: string, aptRe
   } catch (err) {
     throw new Error(`package ${key}: apt-get download failed (${aptReason}), and so did ${url}: ${(err as Error).message}`, { cause: err });
   }
-  const name = pool.slice(pool.lastIndexOf("/") + 1);
-  await writeFile(join(dir, `${name}.part`), bytes);
-  await rename(join(dir, `${name}.part`), join(dir, name));
+  await writeFile(join(dir, pool.slice(pool.lastIndexOf("/") + 1)), bytes);
 }
 
 async function fetchDeb(key: string, pkg: Extract<DataPackage, { kind: "deb" }>, refs: DataFileRef[], cacheDir: string): Promise<void> {

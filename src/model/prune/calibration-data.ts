@@ -30,6 +30,8 @@ export interface CalibrationData {
   cacheDir: string;
   set: string;
   of: number;
+  /** sha256 of the cache's frames: what the data was, whatever its specs are called */
+  sha256: string;
 }
 
 /**
@@ -56,7 +58,7 @@ export async function calibrationInputsFromData(
       const i = Math.floor((k * total) / n);
       inputs.push(toModelInputData({ width: spec.width, height: spec.height, data: await cache.frame(i) }, spec, { consume: true, where: `${cache.dir} frame ${i}` }));
     }
-    return { inputs, cacheDir: cache.dir, set: cache.index.set, of: total };
+    return { inputs, cacheDir: cache.dir, set: cache.index.set, of: total, sha256: cache.index.sha256 };
   } finally {
     await cache.close();
   }

@@ -67,7 +67,7 @@ export interface PruneOptions {
   ridge?: number | "auto";
   /** Validation data specs for --ridge (default corpus:validation); never fitted to. */
   validation?: readonly string[];
-  /** Validation frames read (spread over the data; default all of corpus:validation's 24). */
+  /** Validation frames read (spread over the data; default all of them). */
   validationFrames?: number;
   /**
    * Fold the mean contribution of removed channels into the consumers' biases (needs
@@ -427,7 +427,13 @@ async function recoverStep(run: PruneRun, dense: OnnxGraph, pruned: OnnxGraph, s
     ridge:
       opts.ridge === undefined
         ? { toward: "zero", strength: DEFAULT_RIDGE, validationFrames: 0, validation: null }
-        : { toward: "original", strength: opts.ridge, validationFrames: validation.data?.inputs.length ?? 0, validation: validation.specs.length > 0 ? validation.specs : null },
+        : {
+            toward: "original",
+            strength: opts.ridge,
+            validationFrames: validation.data?.inputs.length ?? 0,
+            validation: validation.specs.length > 0 ? validation.specs : null,
+            ...(validation.data === undefined ? {} : { validationSha256: validation.data.sha256 }),
+          },
     layers: rec.layers.map((l) => ({
       ridge: l.ridge,
       node: l.node,
@@ -551,7 +557,7 @@ function reportSettings(run: PruneRun, base: StructuredOptions, cal: Calibration
       video !== undefined
         ? { video: relative(process.cwd(), video), frames: frames.length, firstOf: split?.boundary ?? null }
         : data !== undefined
-          ? { data: source?.kind === "data" ? source.specs : [], set: data.set, cache: relative(process.cwd(), data.cacheDir), frames: frames.length, of: data.of }
+          ? { data: source?.kind === "data" ? source.specs : [], set: data.set, cache: relative(process.cwd(), data.cacheDir), frames: frames.length, of: data.of, sha256: data.sha256 }
           : null,
   };
 }

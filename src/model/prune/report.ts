@@ -60,7 +60,7 @@ export interface PruneReport {
     | {
         frames: number;
         /** what the ridge pulled toward, its strength ("auto": picked per layer on the validation frames) and those frames */
-        ridge?: { toward: "zero" | "original"; strength: number | "auto"; validationFrames: number; validation: string[] | null };
+        ridge?: { toward: "zero" | "original"; strength: number | "auto"; validationFrames: number; validation: string[] | null; validationSha256?: string };
         layers: RecoveryLayerReport[];
       }
     | { skipped: string };
