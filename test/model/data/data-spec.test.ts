@@ -219,6 +219,11 @@ describe("fetching the data sets", () => {
     await expect(fetchDatasets({ datasets: wrongDeb, cacheDir: join(dir, "datasets-arch-2") })).rejects.toThrow(
       /package hostname-arm64: hostname_3\.23\+nmu1_arm64\.deb has sha256 bca52b7f[0-9a-f]+, models\/datasets\.json pins 0{64}/,
     );
+    if (process.arch === "arm64") return; // there apt itself gets the arm64 package and never asks the archive
+    const wrongPool = { ...defs, packages: { [key]: { ...pkg, pool: "pool/main/h/hostname/no-such_arm64.deb" } } };
+    await expect(fetchDatasets({ datasets: wrongPool, cacheDir: join(dir, "datasets-arch-3") })).rejects.toThrow(
+      /package hostname-arm64: apt-get download failed \(.+\), and so did http:\/\/deb\.debian\.org\/debian\/pool\/main\/h\/hostname\/no-such_arm64\.deb: HTTP 404/s,
+    );
   });
 
   it("a package pinned to one architecture must name its .deb in the archive", async () => {
